@@ -1,0 +1,20 @@
+//! Canonical JSON (spec: appendices § Signing JSON › Canonical JSON).
+//!
+//! Everything signed or hashed in Matrix is first encoded this way, so one
+//! wrong byte here breaks federation. [`parse`] turns bytes into a [`Value`]
+//! (refusing what canonical JSON cannot express rather than altering it) and
+//! [`to_bytes`] / [`write_value`] encode a value back.
+
+mod convert;
+mod parse;
+mod value;
+mod write;
+
+pub use convert::ConvertError;
+pub use parse::{parse, parse_object, ParseError, ParseErrorReason, MAX_DEPTH};
+pub use value::{Object, Value, MAX_SAFE_INTEGER};
+pub use write::{to_bytes, write_object_except, write_value};
+pub(crate) use write::{write_members, write_string};
+
+#[cfg(test)]
+mod tests;

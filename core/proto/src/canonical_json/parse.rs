@@ -1,0 +1,385 @@
+//! A strict JSON parser producing [`Value`]s that are valid canonical JSON.
+//!
+//! It accepts any RFC 8259 JSON text (whitespace, any escape spelling) and
+//! refuses what the spec's canonical JSON forbids instead of silently
+//! changing it: duplicate keys, numbers that are not integers within
+//! ±(2^53−1), lone UTF-16 surrogates, invalid UTF-8, and nesting deeper than
+//! [`MAX_DEPTH`].
+
+use super::value::{Object, Value, MAX_SAFE_INTEGER};
+
+/// How deeply arrays and objects may nest (the top-level value is depth 1).
+///
+/// The spec sets no limit; this bound keeps recursion safe and matches the
+/// default of `serde_json`, which most other Rust homeservers parse with.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why some bytes are not acceptable canonical JSON input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid canonical JSON at byte {offset}: {reason}")]
+pub struct ParseError {
+    /// Byte offset into the input where the problem was found.
+    pub offset: usize,
+    /// What is wrong there.
+    pub reason: ParseErrorReason,
+}
+
+/// The specific rule a [`ParseError`] is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseErrorReason {
+    #[error("input is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("unexpected end of input")]
+    UnexpectedEnd,
+    #[error("unexpected character {0:?}")]
+    UnexpectedChar(char),
+    #[error("trailing characters after the JSON value")]
+    TrailingCharacters,
+    #[error("duplicate key {0:?} in object")]
+    DuplicateKey(String),
+    #[error("nesting deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("number is not an integer")]
+    NotAnInteger,
+    #[error("integer outside ±(2^53-1)")]
+    IntegerOutOfRange,
+    #[error("number has a leading zero")]
+    LeadingZero,
+    #[error("invalid number syntax")]
+    InvalidNumber,
+    #[error("unescaped control character in string")]
+    ControlCharacter,
+    #[error("invalid escape sequence")]
+    InvalidEscape,
+    #[error("unpaired UTF-16 surrogate in \\u escape")]
+    LoneSurrogate,
+    #[error("top-level value is not an object")]
+    NotAnObject,
+}
+
+/// Parses one JSON value, refusing anything canonical JSON cannot hold.
+pub fn parse(input: &[u8]) -> Result<Value, ParseError> {
+    let text = std::str::from_utf8(input).map_err(|e| ParseError {
+        offset: e.valid_up_to(),
+        reason: ParseErrorReason::InvalidUtf8,
+    })?;
+    let mut parser = Parser { text, bytes: input, pos: 0 };
+    parser.skip_whitespace();
+    let value = parser.value(1)?;
+    parser.skip_whitespace();
+    if parser.pos != input.len() {
+        return Err(parser.error(ParseErrorReason::TrailingCharacters));
+    }
+    Ok(value)
+}
+
+/// Parses a JSON object, such as an event or a signed request body.
+pub fn parse_object(input: &[u8]) -> Result<Object, ParseError> {
+    match parse(input)? {
+        Value::Object(object) => Ok(object),
+        _ => Err(ParseError { offset: 0, reason: ParseErrorReason::NotAnObject }),
+    }
+}
+
+struct Parser<'a> {
+    /// The whole input, known to be valid UTF-8.
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn error(&self, reason: ParseErrorReason) -> ParseError {
+        ParseError { offset: self.pos, reason }
+    }
+
+    fn unexpected(&self) -> ParseError {
+        match self.text[self.pos..].chars().next() {
+            Some(c) => self.error(ParseErrorReason::UnexpectedChar(c)),
+            None => self.error(ParseErrorReason::UnexpectedEnd),
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), ParseError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Value) -> Result<Value, ParseError> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
+        match self.peek() {
+            Some(b'{') => self.object(depth).map(Value::Object),
+            Some(b'[') => self.array(depth).map(Value::Array),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Value::Integer),
+            Some(b't') => self.literal("true", Value::Bool(true)),
+            Some(b'f') => self.literal("false", Value::Bool(false)),
+            Some(b'n') => self.literal("null", Value::Null),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn enter(&self, depth: usize) -> Result<(), ParseError> {
+        if depth > MAX_DEPTH {
+            Err(self.error(ParseErrorReason::TooDeep))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Object, ParseError> {
+        self.enter(depth)?;
+        let start = self.pos;
+        self.pos += 1;
+        let mut members = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Object::new());
+        }
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.unexpected());
+            }
+            let key = self.string()?;
+            self.skip_whitespace();
+            self.expect(b':')?;
+            self.skip_whitespace();
+            let value = self.value(depth + 1)?;
+            members.push((key, value));
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+        Object::from_unsorted(members)
+            .map_err(|key| ParseError { offset: start, reason: ParseErrorReason::DuplicateKey(key) })
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Vec<Value>, ParseError> {
+        self.enter(depth)?;
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(items);
+        }
+        loop {
+            self.skip_whitespace();
+            items.push(self.value(depth + 1)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(items);
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, ParseError> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        let mut run_start = self.pos;
+        loop {
+            let Some(&byte) = self.bytes.get(self.pos) else {
+                return Err(self.error(ParseErrorReason::UnexpectedEnd));
+            };
+            match byte {
+                b'"' => {
+                    out.push_str(&self.text[run_start..self.pos]);
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    out.push_str(&self.text[run_start..self.pos]);
+                    self.pos += 1;
+                    out.push(self.escape()?);
+                    run_start = self.pos;
+                }
+                0x00..=0x1f => return Err(self.error(ParseErrorReason::ControlCharacter)),
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// Decodes the escape after a backslash.
+    fn escape(&mut self) -> Result<char, ParseError> {
+        let Some(byte) = self.peek() else {
+            return Err(self.error(ParseErrorReason::UnexpectedEnd));
+        };
+        self.pos += 1;
+        Ok(match byte {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let first = self.hex4()?;
+                match first {
+                    0xD800..=0xDBFF => {
+                        if !self.bytes[self.pos..].starts_with(b"\\u") {
+                            return Err(self.error(ParseErrorReason::LoneSurrogate));
+                        }
+                        self.pos += 2;
+                        let second = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return Err(self.error(ParseErrorReason::LoneSurrogate));
+                        }
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        char::from_u32(code).expect("surrogate pair decodes to a scalar value")
+                    }
+                    0xDC00..=0xDFFF => return Err(self.error(ParseErrorReason::LoneSurrogate)),
+                    _ => char::from_u32(first).expect("non-surrogate BMP code point"),
+                }
+            }
+            _ => {
+                self.pos -= 1;
+                return Err(self.error(ParseErrorReason::InvalidEscape));
+            }
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error(ParseErrorReason::UnexpectedEnd))?;
+        let mut code = 0;
+        for &d in digits {
+            let nibble = (d as char)
+                .to_digit(16)
+                .ok_or_else(|| self.error(ParseErrorReason::InvalidEscape))?;
+            code = code * 16 + nibble;
+        }
+        self.pos += 4;
+        Ok(code)
+    }
+
+    fn digits(&mut self) -> &'a [u8] {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        let bytes = self.bytes;
+        &bytes[start..self.pos]
+    }
+
+    /// Parses a JSON number, accepting it only if its value is an integer in
+    /// range. Spec example: `{"a": -0, "b": 1e10}` canonicalises to
+    /// `{"a":0,"b":10000000000}`, so the written form does not matter, only
+    /// the value.
+    fn number(&mut self) -> Result<i64, ParseError> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_part = self.digits();
+        if int_part.is_empty() {
+            return Err(self.error(ParseErrorReason::InvalidNumber));
+        }
+        if int_part.len() > 1 && int_part[0] == b'0' {
+            return Err(ParseError { offset: start, reason: ParseErrorReason::LeadingZero });
+        }
+        // The common case: a plain integer short enough to not overflow.
+        if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) && int_part.len() <= 16 {
+            let magnitude = int_part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+            return self.in_range(start, negative, magnitude);
+        }
+        let mut frac = &[][..];
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            frac = self.digits();
+            if frac.is_empty() {
+                return Err(self.error(ParseErrorReason::InvalidNumber));
+            }
+        }
+        let mut exponent: i64 = 0;
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            let exp_negative = match self.peek() {
+                Some(b'-') => {
+                    self.pos += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.pos += 1;
+                    false
+                }
+                _ => false,
+            };
+            let exp_digits = self.digits();
+            if exp_digits.is_empty() {
+                return Err(self.error(ParseErrorReason::InvalidNumber));
+            }
+            // Saturate: any exponent this large is out of range or makes a
+            // non-integer unless the mantissa is zero, which is handled below.
+            let magnitude = exp_digits
+                .iter()
+                .fold(0i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(1 << 32));
+            exponent = if exp_negative { -magnitude } else { magnitude };
+        }
+        // value = (int_part ++ frac) × 10^(exponent − frac.len()), computed
+        // exactly on the significant digits.
+        let all_digits = int_part.iter().chain(frac).copied();
+        let significant: Vec<u8> = all_digits.skip_while(|&d| d == b'0').collect();
+        let trailing_zeros = significant.iter().rev().take_while(|&&d| d == b'0').count();
+        let significant = &significant[..significant.len() - trailing_zeros];
+        if significant.is_empty() {
+            return Ok(0);
+        }
+        let scale = exponent - frac.len() as i64 + trailing_zeros as i64;
+        if scale < 0 {
+            return Err(ParseError { offset: start, reason: ParseErrorReason::NotAnInteger });
+        }
+        if significant.len() as i64 + scale > 16 {
+            return Err(ParseError { offset: start, reason: ParseErrorReason::IntegerOutOfRange });
+        }
+        let magnitude = significant.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
+            * 10i64.pow(scale as u32);
+        self.in_range(start, negative, magnitude)
+    }
+
+    fn in_range(&self, start: usize, negative: bool, magnitude: i64) -> Result<i64, ParseError> {
+        if magnitude > MAX_SAFE_INTEGER {
+            return Err(ParseError { offset: start, reason: ParseErrorReason::IntegerOutOfRange });
+        }
+        Ok(if negative { -magnitude } else { magnitude })
+    }
+}

@@ -1,0 +1,173 @@
+use super::*;
+
+fn canonical(input: &str) -> String {
+    String::from_utf8(to_bytes(&parse(input.as_bytes()).unwrap())).unwrap()
+}
+
+fn reason(input: &str) -> ParseErrorReason {
+    parse(input.as_bytes()).unwrap_err().reason
+}
+
+/// Every example from the spec appendix § Canonical JSON › Examples.
+#[test]
+fn matches_every_spec_example() {
+    let examples = [
+        ("{}", "{}"),
+        ("{\n    \"one\": 1,\n    \"two\": \"Two\"\n}", r#"{"one":1,"two":"Two"}"#),
+        ("{\n    \"b\": \"2\",\n    \"a\": \"1\"\n}", r#"{"a":"1","b":"2"}"#),
+        (r#"{"b":"2","a":"1"}"#, r#"{"a":"1","b":"2"}"#),
+        (
+            r#"{
+                "auth": {
+                    "success": true,
+                    "mxid": "@john.doe:example.com",
+                    "profile": {
+                        "display_name": "John Doe",
+                        "three_pids": [
+                            {"medium": "email", "address": "john.doe@example.org"},
+                            {"medium": "msisdn", "address": "123456789"}
+                        ]
+                    }
+                }
+            }"#,
+            r#"{"auth":{"mxid":"@john.doe:example.com","profile":{"display_name":"John Doe","three_pids":[{"address":"john.doe@example.org","medium":"email"},{"address":"123456789","medium":"msisdn"}]},"success":true}}"#,
+        ),
+        ("{\"a\": \"日本語\"}", "{\"a\":\"日本語\"}"),
+        ("{\"本\": 2, \"日\": 1}", "{\"日\":1,\"本\":2}"),
+        (r#"{"a": "\u65E5"}"#, "{\"a\":\"日\"}"),
+        (r#"{"a": null}"#, r#"{"a":null}"#),
+        (r#"{"a": -0, "b": 1e10}"#, r#"{"a":0,"b":10000000000}"#),
+    ];
+    for (input, expected) in examples {
+        assert_eq!(canonical(input), expected, "input: {input}");
+    }
+}
+
+#[test]
+fn escapes_only_what_the_grammar_requires() {
+    assert_eq!(
+        canonical(r#"["\u0000\u0001\b\t\n\u000b\f\r\u001f\u007f \"\\\/é\ud83d\ude00"]"#),
+        "[\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\u{7f} \\\"\\\\/é😀\"]"
+    );
+}
+
+#[test]
+fn sorts_keys_by_code_point_not_utf16() {
+    // U+FF61 sorts before U+1F600 by code point, but after it in UTF-16.
+    assert_eq!(canonical("{\"😀\":1,\"｡\":2,\"Z\":3,\"a\":4}"), "{\"Z\":3,\"a\":4,\"｡\":2,\"😀\":1}");
+}
+
+#[test]
+fn keeps_integer_range_boundaries() {
+    assert_eq!(canonical("[9007199254740991,-9007199254740991]"), "[9007199254740991,-9007199254740991]");
+    assert_eq!(reason("9007199254740992"), ParseErrorReason::IntegerOutOfRange);
+    assert_eq!(reason("-9007199254740992"), ParseErrorReason::IntegerOutOfRange);
+    assert_eq!(reason("123456789012345678901234567890"), ParseErrorReason::IntegerOutOfRange);
+    assert_eq!(reason("1e16"), ParseErrorReason::IntegerOutOfRange);
+}
+
+#[test]
+fn normalises_integral_numbers_written_with_fraction_or_exponent() {
+    assert_eq!(canonical("[1.0, 2.50e1, 100e-2, 0e999999999999, -0.0, 1E+3]"), "[1,25,1,0,0,1000]");
+}
+
+#[test]
+fn rejects_non_integer_numbers() {
+    for input in ["1.5", "1e-1", "0.1", "-2.25e1"] {
+        assert_eq!(reason(input), ParseErrorReason::NotAnInteger, "{input}");
+    }
+}
+
+#[test]
+fn rejects_malformed_numbers() {
+    assert_eq!(reason("01"), ParseErrorReason::LeadingZero);
+    assert_eq!(reason("-01"), ParseErrorReason::LeadingZero);
+    for input in ["-", "1.", "1e", "1e+", ".5"] {
+        assert!(
+            matches!(reason(input), ParseErrorReason::InvalidNumber | ParseErrorReason::UnexpectedChar(_)),
+            "{input}"
+        );
+    }
+}
+
+#[test]
+fn rejects_duplicate_keys() {
+    assert_eq!(reason(r#"{"a":1,"b":2,"a":3}"#), ParseErrorReason::DuplicateKey("a".into()));
+    // The same key spelled with an escape is still the same key.
+    assert_eq!(reason(r#"{"a":1,"\u0061":1}"#), ParseErrorReason::DuplicateKey("a".into()));
+}
+
+#[test]
+fn rejects_nesting_beyond_the_limit() {
+    let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+    assert!(parse(ok.as_bytes()).is_ok());
+    let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+    assert_eq!(reason(&deep), ParseErrorReason::TooDeep);
+    let deep_objects = "{\"a\":".repeat(MAX_DEPTH + 1) + "1" + &"}".repeat(MAX_DEPTH + 1);
+    assert_eq!(reason(&deep_objects), ParseErrorReason::TooDeep);
+}
+
+#[test]
+fn rejects_lone_surrogates() {
+    assert_eq!(reason(r#""\ud800""#), ParseErrorReason::LoneSurrogate);
+    assert_eq!(reason(r#""\udc00""#), ParseErrorReason::LoneSurrogate);
+    assert_eq!(reason(r#""\ud800\u0041""#), ParseErrorReason::LoneSurrogate);
+}
+
+#[test]
+fn rejects_invalid_utf8() {
+    assert_eq!(parse(b"\"\xff\"").unwrap_err().reason, ParseErrorReason::InvalidUtf8);
+}
+
+#[test]
+fn rejects_raw_control_characters_in_strings() {
+    assert_eq!(reason("\"a\nb\""), ParseErrorReason::ControlCharacter);
+}
+
+#[test]
+fn rejects_trailing_garbage_and_truncation() {
+    assert_eq!(reason("{} {}"), ParseErrorReason::TrailingCharacters);
+    assert_eq!(reason(r#"{"a":"#), ParseErrorReason::UnexpectedEnd);
+    assert_eq!(reason(r#""abc"#), ParseErrorReason::UnexpectedEnd);
+    assert_eq!(reason("[1,]"), ParseErrorReason::UnexpectedChar(']'));
+    assert_eq!(reason("tru"), ParseErrorReason::UnexpectedChar('t'));
+    assert_eq!(reason(r#""\x""#), ParseErrorReason::InvalidEscape);
+}
+
+#[test]
+fn parse_object_rejects_non_objects() {
+    assert_eq!(parse_object(b"[]").unwrap_err().reason, ParseErrorReason::NotAnObject);
+}
+
+#[test]
+fn converts_from_serde_json_and_rejects_floats() {
+    let value = Value::try_from(serde_json::json!({"b": [1, "x"], "a": {"c": null}})).unwrap();
+    assert_eq!(to_bytes(&value), br#"{"a":{"c":null},"b":[1,"x"]}"#);
+    assert!(matches!(
+        Value::try_from(serde_json::json!({"a": 1.5})),
+        Err(ConvertError::NotAnInteger(_))
+    ));
+    assert!(matches!(
+        Value::try_from(serde_json::json!(u64::MAX)),
+        Err(ConvertError::IntegerOutOfRange(_))
+    ));
+    assert_eq!(serde_json::Value::from(value), serde_json::json!({"b": [1, "x"], "a": {"c": null}}));
+}
+
+#[test]
+fn object_insert_and_remove_keep_canonical_order() {
+    let mut object = Object::new();
+    object.insert("b", "2");
+    object.insert("a", "1");
+    object.insert("c", "3");
+    assert_eq!(object.remove("c"), Some(Value::from("3")));
+    assert_eq!(to_bytes(&object.into()), br#"{"a":"1","b":"2"}"#);
+}
+
+#[test]
+fn write_object_except_skips_only_top_level_members() {
+    let object = parse_object(br#"{"unsigned":{"unsigned":1},"x":{"unsigned":2}}"#).unwrap();
+    let mut out = Vec::new();
+    write_object_except(&object, &["unsigned"], &mut out);
+    assert_eq!(out, br#"{"x":{"unsigned":2}}"#);
+}

@@ -1,0 +1,129 @@
+//! Encoding [`Value`]s as canonical JSON bytes.
+//!
+//! Spec, appendices § Canonical JSON: "the shortest UTF-8 JSON encoding with
+//! dictionary keys lexicographically sorted by Unicode codepoint". Objects
+//! are already sorted ([`Object`] keeps them so), so encoding is one pass.
+
+use super::value::{Object, Value};
+
+/// Encodes `value` as canonical JSON.
+pub fn to_bytes(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, &mut out);
+    out
+}
+
+/// Appends the canonical JSON encoding of `value` to `out`.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Integer(i) => write_integer(*i, out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(object) => write_object_except(object, &[], out),
+    }
+}
+
+/// Appends `object` without the top-level members named in `skip`, as the
+/// signing and hashing algorithms need (e.g. without `signatures` and
+/// `unsigned`), without copying the object first.
+pub fn write_object_except(object: &Object, skip: &[&str], out: &mut Vec<u8>) {
+    write_members(object.iter().filter(|(key, _)| !skip.contains(key)), out, |value, out| {
+        write_value(value, out)
+    });
+}
+
+/// Appends an object made of `members`, which must be in canonical order,
+/// encoding each value with `write`.
+pub(crate) fn write_members<'a>(
+    members: impl Iterator<Item = (&'a str, &'a Value)>,
+    out: &mut Vec<u8>,
+    mut write: impl FnMut(&'a Value, &mut Vec<u8>),
+) {
+    out.push(b'{');
+    for (i, (key, value)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write(value, out);
+    }
+    out.push(b'}');
+}
+
+fn write_integer(i: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    out.extend_from_slice(&buf[pos..]);
+}
+
+/// What a byte becomes inside a canonical JSON string: `0` means "as is",
+/// `u` means `\u00XX`, anything else is the letter after a backslash.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Appends `s` as a JSON string with the grammar's escapes: only `"`, `\`
+/// and ASCII control characters are escaped, the five with short forms as
+/// `\b \t \n \f \r`, the rest as lowercase `\u00XX`; everything else,
+/// including non-ASCII, is copied as UTF-8.
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run_start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPES[byte as usize];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run_start..i]);
+        if escape == b'u' {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 0xf) as usize]]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+        run_start = i + 1;
+    }
+    out.extend_from_slice(&bytes[run_start..]);
+    out.push(b'"');
+}
