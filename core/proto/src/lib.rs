@@ -14,3 +14,4 @@
 //!   the `/_matrix/key/v2/server` response.
 
 pub mod canonical_json;
+pub mod identifiers;
