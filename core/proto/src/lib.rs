@@ -15,3 +15,8 @@
 
 pub mod canonical_json;
 pub mod identifiers;
+pub mod hashes;
+pub mod keys;
+pub mod redaction;
+pub mod room_version;
+pub mod signatures;

@@ -39,17 +39,15 @@ pub fn write_value(value: &Value, out: &mut Vec<u8>) {
 /// signing and hashing algorithms need (e.g. without `signatures` and
 /// `unsigned`), without copying the object first.
 pub fn write_object_except(object: &Object, skip: &[&str], out: &mut Vec<u8>) {
-    write_members(object.iter().filter(|(key, _)| !skip.contains(key)), out, |value, out| {
-        write_value(value, out)
-    });
+    write_members(object.iter().filter(|(key, _)| !skip.contains(key)), out, write_value);
 }
 
 /// Appends an object made of `members`, which must be in canonical order,
 /// encoding each value with `write`.
-pub(crate) fn write_members<'a>(
-    members: impl Iterator<Item = (&'a str, &'a Value)>,
+pub(crate) fn write_members<'a, T>(
+    members: impl Iterator<Item = (&'a str, T)>,
     out: &mut Vec<u8>,
-    mut write: impl FnMut(&'a Value, &mut Vec<u8>),
+    mut write: impl FnMut(T, &mut Vec<u8>),
 ) {
     out.push(b'{');
     for (i, (key, value)) in members.enumerate() {
@@ -105,7 +103,7 @@ const ESCAPES: [u8; 256] = {
 /// and ASCII control characters are escaped, the five with short forms as
 /// `\b \t \n \f \r`, the rest as lowercase `\u00XX`; everything else,
 /// including non-ASCII, is copied as UTF-8.
-pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
+fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);

@@ -1,0 +1,219 @@
+//! Server signing keys (spec: server-server API § Retrieving server keys,
+//! § Publishing Keys) and the key file format Synapse uses, so operators can
+//! bring their server's identity along when migrating.
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD_NO_PAD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use ed25519_dalek::Signer;
+
+use crate::canonical_json::{to_bytes, Object, Value, MAX_SAFE_INTEGER};
+use crate::identifiers::{IdError, KeyId, ServerName};
+use crate::signatures::sign_json;
+
+/// Standard-alphabet base64 that, like the Python decoder Synapse reads key
+/// files with, accepts input with or without `=` padding and ignores unused
+/// trailing bits (the spec's own `SIGNING_KEY_SEED` has some set).
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Why a key, key file or key response could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the operating system's random number generator failed: {0}")]
+    Randomness(String),
+    #[error("invalid key ID: {0}")]
+    InvalidKeyId(#[from] IdError),
+    #[error("unsupported key algorithm {0:?} (only ed25519 is supported)")]
+    UnsupportedAlgorithm(String),
+    #[error("key is not valid unpadded base64")]
+    InvalidBase64,
+    #[error("key is {0} bytes long, not 32")]
+    WrongLength(usize),
+    #[error("ed25519 public key is not a valid curve point")]
+    InvalidPublicKey,
+    #[error("line {line} of the key file: expected `ed25519 <version> <base64 seed>`, found {found} fields")]
+    MalformedLine { line: usize, found: usize },
+    #[error("line {line} of the key file: {source}")]
+    Line { line: usize, source: Box<KeyError> },
+    #[error("timestamp {0} is beyond what canonical JSON can carry (2^53-1)")]
+    TimestampOutOfRange(u64),
+    #[error("a key response must be signed by at least one current key")]
+    NoCurrentKey,
+}
+
+/// An ed25519 key this server signs with, and its key ID.
+#[derive(Clone)]
+pub struct SigningKey {
+    id: KeyId,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .field("public_key", &self.public_key().to_base64())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new key from the operating system's randomness, with a version of
+    /// the form `a_XXXX` like Synapse generates.
+    pub fn generate() -> Result<Self, KeyError> {
+        const LETTERS: &[u8; 52] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| KeyError::Randomness(e.to_string()))?;
+        let mut version = String::from("a_");
+        while version.len() < 6 {
+            let mut byte = [0u8; 1];
+            getrandom::getrandom(&mut byte).map_err(|e| KeyError::Randomness(e.to_string()))?;
+            // Rejection sampling keeps the letters uniformly distributed.
+            if usize::from(byte[0]) < 4 * LETTERS.len() {
+                version.push(char::from(LETTERS[usize::from(byte[0]) % LETTERS.len()]));
+            }
+        }
+        Self::from_seed(&version, seed)
+    }
+
+    /// The key with ID `ed25519:<version>` derived from a 32-byte seed.
+    pub fn from_seed(version: &str, seed: [u8; 32]) -> Result<Self, KeyError> {
+        Ok(Self { id: KeyId::ed25519(version)?, key: ed25519_dalek::SigningKey::from_bytes(&seed) })
+    }
+
+    /// `ed25519:<version>`.
+    pub fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// The public half, published in `verify_keys`.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.key.verifying_key())
+    }
+
+    /// The 32-byte seed, as stored in key files.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// Signs `message`, returning the 64-byte ed25519 signature.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+}
+
+/// An ed25519 public (verify) key, already decompressed so verifying with it
+/// repeatedly does not redo that work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(pub(crate) ed25519_dalek::VerifyingKey);
+
+impl PublicKey {
+    /// Parses the unpadded base64 form found in `verify_keys`.
+    pub fn from_base64(encoded: &str) -> Result<Self, KeyError> {
+        let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| KeyError::InvalidBase64)?;
+        let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::WrongLength(bytes.len()))?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| KeyError::InvalidPublicKey)
+    }
+
+    /// The unpadded base64 form published in `verify_keys`.
+    pub fn to_base64(&self) -> String {
+        STANDARD_NO_PAD.encode(self.0.as_bytes())
+    }
+}
+
+/// Parses a Synapse signing key file: one `ed25519 <version> <base64 seed>`
+/// line per key; blank lines and lines starting with `#` are ignored.
+pub fn parse_key_file(text: &str) -> Result<Vec<SigningKey>, KeyError> {
+    let mut keys = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [algorithm, version, seed] = fields[..] else {
+            return Err(KeyError::MalformedLine { line: line_number, found: fields.len() });
+        };
+        let key = parse_key_line(algorithm, version, seed)
+            .map_err(|e| KeyError::Line { line: line_number, source: Box::new(e) })?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+fn parse_key_line(algorithm: &str, version: &str, seed: &str) -> Result<SigningKey, KeyError> {
+    if algorithm != "ed25519" {
+        return Err(KeyError::UnsupportedAlgorithm(algorithm.to_owned()));
+    }
+    let seed = LENIENT_BASE64.decode(seed).map_err(|_| KeyError::InvalidBase64)?;
+    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| KeyError::WrongLength(seed.len()))?;
+    SigningKey::from_seed(version, seed)
+}
+
+/// Formats keys as a Synapse signing key file, one line per key.
+pub fn format_key_file(keys: &[SigningKey]) -> String {
+    keys.iter()
+        .map(|key| format!("ed25519 {} {}\n", key.id.version(), STANDARD_NO_PAD.encode(key.seed())))
+        .collect()
+}
+
+/// A key the server no longer signs with, still published so that events it
+/// signed can be verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldVerifyKey {
+    pub key_id: KeyId,
+    pub key: PublicKey,
+    /// POSIX milliseconds when the key stopped being used.
+    pub expired_ts: u64,
+}
+
+fn timestamp(ts: u64) -> Result<Value, KeyError> {
+    i64::try_from(ts)
+        .ok()
+        .filter(|&ts| ts <= MAX_SAFE_INTEGER)
+        .map(Value::Integer)
+        .ok_or(KeyError::TimestampOutOfRange(ts))
+}
+
+/// The body of `GET /_matrix/key/v2/server` (spec: server-server API §
+/// Publishing Keys): `server_name`, `verify_keys` (the `current` keys),
+/// `old_verify_keys` with their `expired_ts`, and `valid_until_ts`, signed by
+/// every current key, as canonical JSON.
+pub fn server_keys_response(
+    server_name: &ServerName,
+    current: &[SigningKey],
+    old: &[OldVerifyKey],
+    valid_until_ts: u64,
+) -> Result<Vec<u8>, KeyError> {
+    if current.is_empty() {
+        return Err(KeyError::NoCurrentKey);
+    }
+    let mut verify_keys = Object::new();
+    for key in current {
+        let mut entry = Object::new();
+        entry.insert("key", key.public_key().to_base64());
+        verify_keys.insert(key.id.as_str(), entry);
+    }
+    let mut old_verify_keys = Object::new();
+    for key in old {
+        let mut entry = Object::new();
+        entry.insert("expired_ts", timestamp(key.expired_ts)?);
+        entry.insert("key", key.key.to_base64());
+        old_verify_keys.insert(key.key_id.as_str(), entry);
+    }
+    let mut response = Object::new();
+    response.insert("old_verify_keys", old_verify_keys);
+    response.insert("server_name", server_name.as_str());
+    response.insert("valid_until_ts", timestamp(valid_until_ts)?);
+    response.insert("verify_keys", verify_keys);
+    for key in current {
+        sign_json(&mut response, server_name.as_str(), key);
+    }
+    Ok(to_bytes(&Value::Object(response)))
+}

@@ -1,0 +1,166 @@
+//! The redaction algorithm of every room version (spec: client-server API §
+//! Redactions; room versions 1, 6, 8, 9 and 11 § Redactions).
+//!
+//! Redaction keeps a fixed set of top-level keys and, for a few event types,
+//! some `content` keys. The sets are written below as data, one table per
+//! algorithm, and a single walker applies them: [`redact`] builds the
+//! redacted copy, and [`write_redacted`] encodes it straight to canonical JSON
+//! for hashing and signing without building it.
+
+use crate::canonical_json::{write_members, write_value, Object, Value};
+use crate::room_version::{RedactionRules, RoomVersionRules};
+
+/// Which members of an object survive.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// The whole value.
+    All,
+    /// Only these members of an object (each with its own rule); a value
+    /// that is not an object is dropped.
+    Only(&'static [(&'static str, Keep)]),
+}
+
+use Keep::{All, Only};
+
+/// Rooms v1–10: "strip off any keys not in the following list".
+const TOP_LEVEL_V1: &[&str] = &[
+    "auth_events", "content", "depth", "event_id", "hashes", "membership", "origin", "origin_server_ts",
+    "prev_events", "prev_state", "room_id", "sender", "signatures", "state_key", "type",
+];
+/// Room v11: "The top-level `origin`, `membership`, and `prev_state`
+/// properties are no longer protected from redaction."
+const TOP_LEVEL_V11: &[&str] = &[
+    "auth_events", "content", "depth", "event_id", "hashes", "origin_server_ts", "prev_events", "room_id",
+    "sender", "signatures", "state_key", "type",
+];
+
+const POWER_LEVELS_V1: Keep = Only(&[
+    ("ban", All), ("events", All), ("events_default", All), ("kick", All), ("redact", All),
+    ("state_default", All), ("users", All), ("users_default", All),
+]);
+const POWER_LEVELS_V11: Keep = Only(&[
+    ("ban", All), ("events", All), ("events_default", All), ("invite", All), ("kick", All), ("redact", All),
+    ("state_default", All), ("users", All), ("users_default", All),
+]);
+
+/// The `content` keys an event of `event_type` keeps under `rules`.
+fn content_rule(rules: RedactionRules, event_type: &str) -> Keep {
+    use RedactionRules::*;
+    const NOTHING: Keep = Only(&[]);
+    match (event_type, rules) {
+        ("m.room.member", V1 | V6 | V8) => Only(&[("membership", All)]),
+        ("m.room.member", V9) => Only(&[("join_authorised_via_users_server", All), ("membership", All)]),
+        ("m.room.member", V11) => Only(&[
+            ("join_authorised_via_users_server", All),
+            ("membership", All),
+            ("third_party_invite", Only(&[("signed", All)])),
+        ]),
+        ("m.room.create", V11) => All,
+        ("m.room.create", _) => Only(&[("creator", All)]),
+        ("m.room.join_rules", V1 | V6) => Only(&[("join_rule", All)]),
+        ("m.room.join_rules", _) => Only(&[("allow", All), ("join_rule", All)]),
+        ("m.room.power_levels", V11) => POWER_LEVELS_V11,
+        ("m.room.power_levels", _) => POWER_LEVELS_V1,
+        ("m.room.aliases", V1) => Only(&[("aliases", All)]),
+        ("m.room.history_visibility", _) => Only(&[("history_visibility", All)]),
+        ("m.room.redaction", V11) => Only(&[("redacts", All)]),
+        _ => NOTHING,
+    }
+}
+
+/// Decides, for each top-level key of one event, whether and how it is kept.
+struct EventRule {
+    top_level: &'static [&'static str],
+    content: Keep,
+}
+
+impl EventRule {
+    fn new(event: &Object, rules: &RoomVersionRules) -> Self {
+        let event_type = event.get("type").and_then(Value::as_str).unwrap_or("");
+        let top_level = match rules.redaction {
+            RedactionRules::V11 => TOP_LEVEL_V11,
+            _ => TOP_LEVEL_V1,
+        };
+        Self { top_level, content: content_rule(rules.redaction, event_type) }
+    }
+
+    fn member(&self, key: &str) -> Option<Keep> {
+        if !self.top_level.contains(&key) {
+            None
+        } else if key == "content" {
+            Some(self.content)
+        } else {
+            Some(All)
+        }
+    }
+}
+
+/// The members of `object` that survive, each with the rule for its value.
+fn surviving<'a>(
+    object: &'a Object,
+    rule: impl Fn(&str) -> Option<Keep> + 'a,
+) -> impl Iterator<Item = (&'a str, &'a Value, Keep)> + 'a {
+    object.iter().filter_map(move |(key, value)| match rule(key)? {
+        Only(_) if value.as_object().is_none() => None,
+        keep => Some((key, value, keep)),
+    })
+}
+
+fn nested_rule(members: &'static [(&'static str, Keep)]) -> impl Fn(&str) -> Option<Keep> {
+    move |key| members.iter().find(|(k, _)| *k == key).map(|(_, keep)| *keep)
+}
+
+fn redact_value(value: &Value, keep: Keep) -> Value {
+    match (keep, value) {
+        (Only(members), Value::Object(object)) => Value::Object(redact_object(object, nested_rule(members))),
+        _ => value.clone(),
+    }
+}
+
+fn redact_object(object: &Object, rule: impl Fn(&str) -> Option<Keep>) -> Object {
+    let mut redacted = Object::new();
+    for (key, value, keep) in surviving(object, rule) {
+        redacted.insert(key, redact_value(value, keep));
+    }
+    redacted
+}
+
+/// Returns the redacted copy of `event` under the room version's algorithm.
+///
+/// `unsigned` is in no version's list of kept keys, so it is removed; when
+/// serving the result to clients, add the redaction event back with
+/// [`set_redacted_because`].
+pub fn redact(event: &Object, rules: &RoomVersionRules) -> Object {
+    let rule = EventRule::new(event, rules);
+    redact_object(event, |key| rule.member(key))
+}
+
+/// Stores `redaction_event` as `unsigned.redacted_because` on a redacted
+/// event. Spec: "Servers should include a copy of the `m.room.redaction`
+/// event under `unsigned` as `redacted_because` when serving the redacted
+/// event to clients."
+pub fn set_redacted_because(redacted_event: &mut Object, redaction_event: Object) {
+    let mut unsigned = Object::new();
+    unsigned.insert("redacted_because", redaction_event);
+    redacted_event.insert("unsigned", unsigned);
+}
+
+fn write_kept(value: &Value, keep: Keep, out: &mut Vec<u8>) {
+    match (keep, value) {
+        (Only(members), Value::Object(object)) => write_surviving(surviving(object, nested_rule(members)), out),
+        _ => write_value(value, out),
+    }
+}
+
+/// Appends the canonical JSON of `redact(event, rules)` minus the top-level
+/// keys in `skip`, without building the redacted copy.
+pub(crate) fn write_redacted(event: &Object, rules: &RoomVersionRules, skip: &[&str], out: &mut Vec<u8>) {
+    let rule = EventRule::new(event, rules);
+    write_surviving(surviving(event, |key| rule.member(key)).filter(|(key, _, _)| !skip.contains(key)), out);
+}
+
+fn write_surviving<'a>(members: impl Iterator<Item = (&'a str, &'a Value, Keep)>, out: &mut Vec<u8>) {
+    write_members(members.map(|(key, value, keep)| (key, (value, keep))), out, |(value, keep), out| {
+        write_kept(value, keep, out)
+    });
+}
