@@ -158,9 +158,7 @@ fn parse_key_line(algorithm: &str, version: &str, seed: &str) -> Result<SigningK
 
 /// Formats keys as a Synapse signing key file, one line per key.
 pub fn format_key_file(keys: &[SigningKey]) -> String {
-    keys.iter()
-        .map(|key| format!("ed25519 {} {}\n", key.id.version(), STANDARD_NO_PAD.encode(key.seed())))
-        .collect()
+    keys.iter().map(|key| format!("ed25519 {} {}\n", key.id.version(), STANDARD_NO_PAD.encode(key.seed()))).collect()
 }
 
 /// A key the server no longer signs with, still published so that events it
@@ -216,4 +214,114 @@ pub fn server_keys_response(
         sign_json(&mut response, server_name.as_str(), key);
     }
     Ok(to_bytes(&Value::Object(response)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical_json::parse_object;
+    use crate::signatures::{verify_json, KnownKey, KnownKeys};
+
+    #[test]
+    fn generated_keys_have_synapse_style_versions_and_differ() {
+        let a = SigningKey::generate().unwrap();
+        let b = SigningKey::generate().unwrap();
+        assert_ne!(a.seed(), b.seed());
+        let version = a.key_id().version();
+        assert!(version.starts_with("a_") && version.len() == 6, "{version}");
+        assert!(version[2..].bytes().all(|c| c.is_ascii_alphabetic()), "{version}");
+        assert_eq!(a.key_id().algorithm(), "ed25519");
+    }
+
+    #[test]
+    fn key_file_round_trips() {
+        let keys = vec![SigningKey::generate().unwrap(), SigningKey::from_seed("old_1", [7; 32]).unwrap()];
+        let text = format_key_file(&keys);
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with("\ned25519 old_1 BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\n"), "{text}");
+        let parsed = parse_key_file(&text).unwrap();
+        assert_eq!(parsed.len(), 2);
+        for (a, b) in keys.iter().zip(&parsed) {
+            assert_eq!((a.key_id(), a.seed()), (b.key_id(), b.seed()));
+        }
+    }
+
+    #[test]
+    fn key_file_skips_comments_and_blank_lines_and_accepts_padding() {
+        let text = "# our key\n\n  ed25519 a_AbCd BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=  \n";
+        let keys = parse_key_file(text).unwrap();
+        assert_eq!((keys.len(), keys[0].key_id().as_str(), keys[0].seed()), (1, "ed25519:a_AbCd", [7; 32]));
+    }
+
+    #[test]
+    fn key_file_errors_name_the_line() {
+        assert_eq!(
+            parse_key_file("# c\ned25519 a_b\n").map(|_| ()),
+            Err(KeyError::MalformedLine { line: 2, found: 2 })
+        );
+        let line = |source| Err(KeyError::Line { line: 1, source: Box::new(source) });
+        assert_eq!(
+            parse_key_file("curve25519 a x").map(|_| ()),
+            line(KeyError::UnsupportedAlgorithm("curve25519".into()))
+        );
+        assert_eq!(parse_key_file("ed25519 a !!!").map(|_| ()), line(KeyError::InvalidBase64));
+        assert_eq!(parse_key_file("ed25519 a AAAA").map(|_| ()), line(KeyError::WrongLength(3)));
+        assert_eq!(
+            parse_key_file("ed25519 a-b BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc").map(|_| ()),
+            line(KeyError::InvalidKeyId(IdError::InvalidKeyVersion))
+        );
+    }
+
+    #[test]
+    fn public_keys_reject_bad_encodings() {
+        assert_eq!(PublicKey::from_base64("AAAA"), Err(KeyError::WrongLength(3)));
+        assert_eq!(PublicKey::from_base64("not base64!"), Err(KeyError::InvalidBase64));
+    }
+
+    #[test]
+    fn server_keys_response_is_self_signed_by_every_current_key() {
+        let server = ServerName::parse("example.org").unwrap();
+        let current = [SigningKey::from_seed("a", [1; 32]).unwrap(), SigningKey::from_seed("b", [2; 32]).unwrap()];
+        let old = SigningKey::from_seed("old", [3; 32]).unwrap();
+        let old = [OldVerifyKey { key_id: old.key_id().clone(), key: old.public_key(), expired_ts: 1_532_645_052_628 }];
+        let body = server_keys_response(&server, &current, &old, 1_652_262_000_000).unwrap();
+        let response = parse_object(&body).unwrap();
+        assert_eq!(to_bytes(&Value::Object(response.clone())), body, "body is canonical JSON");
+
+        let text = String::from_utf8(body).unwrap();
+        let expected_prefix = format!(
+            r#"{{"old_verify_keys":{{"ed25519:old":{{"expired_ts":1532645052628,"key":"{}"}}}},"server_name":"example.org","signatures":{{"example.org":{{"ed25519:a":"#,
+            old[0].key.to_base64()
+        );
+        assert!(text.starts_with(&expected_prefix), "{text}");
+        assert!(text.ends_with(&format!(
+            r#""valid_until_ts":1652262000000,"verify_keys":{{"ed25519:a":{{"key":"{}"}},"ed25519:b":{{"key":"{}"}}}}}}"#,
+            current[0].public_key().to_base64(),
+            current[1].public_key().to_base64()
+        )));
+        for key in &current {
+            let mut known = KnownKeys::new();
+            known.insert(
+                "example.org",
+                key.key_id().as_str(),
+                KnownKey { key: key.public_key(), valid_until_ts: None },
+            );
+            verify_json(&response, "example.org", &known).unwrap();
+        }
+    }
+
+    #[test]
+    fn server_keys_response_needs_a_current_key_and_safe_timestamps() {
+        let server = ServerName::parse("example.org").unwrap();
+        assert_eq!(server_keys_response(&server, &[], &[], 0), Err(KeyError::NoCurrentKey));
+        let key = [SigningKey::from_seed("a", [1; 32]).unwrap()];
+        assert_eq!(server_keys_response(&server, &key, &[], 1 << 53), Err(KeyError::TimestampOutOfRange(1 << 53)));
+    }
+
+    #[test]
+    fn debug_output_does_not_leak_the_seed() {
+        let key = SigningKey::from_seed("a", [9; 32]).unwrap();
+        let debug = format!("{key:?}");
+        assert!(!debug.contains(&STANDARD_NO_PAD.encode([9u8; 32])) && !debug.contains("9, 9"), "{debug}");
+    }
 }

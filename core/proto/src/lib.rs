@@ -14,8 +14,8 @@
 //!   the `/_matrix/key/v2/server` response.
 
 pub mod canonical_json;
-pub mod identifiers;
 pub mod hashes;
+pub mod identifiers;
 pub mod keys;
 pub mod redaction;
 pub mod room_version;

@@ -24,23 +24,59 @@ use Keep::{All, Only};
 
 /// Rooms v1–10: "strip off any keys not in the following list".
 const TOP_LEVEL_V1: &[&str] = &[
-    "auth_events", "content", "depth", "event_id", "hashes", "membership", "origin", "origin_server_ts",
-    "prev_events", "prev_state", "room_id", "sender", "signatures", "state_key", "type",
+    "auth_events",
+    "content",
+    "depth",
+    "event_id",
+    "hashes",
+    "membership",
+    "origin",
+    "origin_server_ts",
+    "prev_events",
+    "prev_state",
+    "room_id",
+    "sender",
+    "signatures",
+    "state_key",
+    "type",
 ];
 /// Room v11: "The top-level `origin`, `membership`, and `prev_state`
 /// properties are no longer protected from redaction."
 const TOP_LEVEL_V11: &[&str] = &[
-    "auth_events", "content", "depth", "event_id", "hashes", "origin_server_ts", "prev_events", "room_id",
-    "sender", "signatures", "state_key", "type",
+    "auth_events",
+    "content",
+    "depth",
+    "event_id",
+    "hashes",
+    "origin_server_ts",
+    "prev_events",
+    "room_id",
+    "sender",
+    "signatures",
+    "state_key",
+    "type",
 ];
 
 const POWER_LEVELS_V1: Keep = Only(&[
-    ("ban", All), ("events", All), ("events_default", All), ("kick", All), ("redact", All),
-    ("state_default", All), ("users", All), ("users_default", All),
+    ("ban", All),
+    ("events", All),
+    ("events_default", All),
+    ("kick", All),
+    ("redact", All),
+    ("state_default", All),
+    ("users", All),
+    ("users_default", All),
 ]);
 const POWER_LEVELS_V11: Keep = Only(&[
-    ("ban", All), ("events", All), ("events_default", All), ("invite", All), ("kick", All), ("redact", All),
-    ("state_default", All), ("users", All), ("users_default", All),
+    ("ban", All),
+    ("events", All),
+    ("events_default", All),
+    ("invite", All),
+    ("kick", All),
+    ("redact", All),
+    ("state_default", All),
+    ("users", All),
+    ("users_default", All),
 ]);
 
 /// The `content` keys an event of `event_type` keeps under `rules`.
@@ -163,4 +199,119 @@ fn write_surviving<'a>(members: impl Iterator<Item = (&'a str, &'a Value, Keep)>
     write_members(members.map(|(key, value, keep)| (key, (value, keep))), out, |(value, keep), out| {
         write_kept(value, keep, out)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical_json::{parse_object, to_bytes};
+
+    fn redacted(version: &str, event: &str) -> String {
+        let rules = RoomVersionRules::get(version).unwrap();
+        let event = parse_object(event.as_bytes()).unwrap();
+        let copy = redact(&event, rules);
+        let mut streamed = Vec::new();
+        write_redacted(&event, rules, &[], &mut streamed);
+        assert_eq!(streamed, to_bytes(&Value::Object(copy.clone())), "streamed and copied redaction differ");
+        String::from_utf8(streamed).unwrap()
+    }
+
+    const MEMBER: &str = r#"{"type":"m.room.member","state_key":"@a:x","sender":"@a:x","origin":"x","membership":"join",
+        "prev_state":[],"unsigned":{"age":1},"extra":1,"content":{"membership":"join","displayname":"A",
+        "join_authorised_via_users_server":"@b:y","third_party_invite":{"signed":{"token":"t"},"display_name":"d"}}}"#;
+
+    #[test]
+    fn v1_keeps_origin_membership_prev_state_but_drops_unsigned() {
+        assert_eq!(
+            redacted("1", MEMBER),
+            r#"{"content":{"membership":"join"},"membership":"join","origin":"x","prev_state":[],"sender":"@a:x","state_key":"@a:x","type":"m.room.member"}"#
+        );
+    }
+
+    #[test]
+    fn v9_keeps_join_authorised_via_users_server_but_v8_does_not() {
+        assert_eq!(redacted("8", MEMBER).split("\"membership\"").next().unwrap(), r#"{"content":{"#);
+        assert!(redacted("9", MEMBER)
+            .starts_with(r#"{"content":{"join_authorised_via_users_server":"@b:y","membership":"join"}"#));
+    }
+
+    #[test]
+    fn v11_drops_origin_membership_prev_state_and_keeps_signed_third_party_invite() {
+        assert_eq!(
+            redacted("11", MEMBER),
+            r#"{"content":{"join_authorised_via_users_server":"@b:y","membership":"join","third_party_invite":{"signed":{"token":"t"}}},"sender":"@a:x","state_key":"@a:x","type":"m.room.member"}"#
+        );
+    }
+
+    #[test]
+    fn aliases_content_survives_only_before_v6() {
+        let aliases = r##"{"type":"m.room.aliases","content":{"aliases":["#a:x"]}}"##;
+        assert_eq!(redacted("5", aliases), r##"{"content":{"aliases":["#a:x"]},"type":"m.room.aliases"}"##);
+        assert_eq!(redacted("6", aliases), r#"{"content":{},"type":"m.room.aliases"}"#);
+    }
+
+    #[test]
+    fn join_rules_keep_allow_from_v8() {
+        let rules = r#"{"type":"m.room.join_rules","content":{"join_rule":"restricted","allow":[],"x":1}}"#;
+        assert_eq!(redacted("7", rules), r#"{"content":{"join_rule":"restricted"},"type":"m.room.join_rules"}"#);
+        assert_eq!(
+            redacted("8", rules),
+            r#"{"content":{"allow":[],"join_rule":"restricted"},"type":"m.room.join_rules"}"#
+        );
+    }
+
+    #[test]
+    fn create_keeps_all_content_from_v11() {
+        let create = r#"{"type":"m.room.create","content":{"creator":"@a:x","room_version":"11","m.federate":false}}"#;
+        assert_eq!(redacted("10", create), r#"{"content":{"creator":"@a:x"},"type":"m.room.create"}"#);
+        assert_eq!(
+            redacted("11", create),
+            r#"{"content":{"creator":"@a:x","m.federate":false,"room_version":"11"},"type":"m.room.create"}"#
+        );
+    }
+
+    #[test]
+    fn power_levels_keep_invite_from_v11() {
+        let pl =
+            r#"{"type":"m.room.power_levels","content":{"ban":50,"invite":0,"notifications":{"room":50},"users":{}}}"#;
+        assert_eq!(redacted("10", pl), r#"{"content":{"ban":50,"users":{}},"type":"m.room.power_levels"}"#);
+        assert_eq!(redacted("11", pl), r#"{"content":{"ban":50,"invite":0,"users":{}},"type":"m.room.power_levels"}"#);
+    }
+
+    #[test]
+    fn redaction_keeps_redacts_in_content_from_v11() {
+        let redaction = r#"{"type":"m.room.redaction","redacts":"$a","content":{"redacts":"$a","reason":"spam"}}"#;
+        assert_eq!(redacted("10", redaction), r#"{"content":{},"type":"m.room.redaction"}"#);
+        assert_eq!(redacted("11", redaction), r#"{"content":{"redacts":"$a"},"type":"m.room.redaction"}"#);
+    }
+
+    #[test]
+    fn history_visibility_keeps_its_key_and_messages_lose_everything() {
+        let hv = r#"{"type":"m.room.history_visibility","content":{"history_visibility":"shared","x":1}}"#;
+        assert_eq!(
+            redacted("12", hv),
+            r#"{"content":{"history_visibility":"shared"},"type":"m.room.history_visibility"}"#
+        );
+        assert_eq!(
+            redacted("12", r#"{"type":"m.room.message","content":{"body":"hi"}}"#),
+            r#"{"content":{},"type":"m.room.message"}"#
+        );
+    }
+
+    #[test]
+    fn drops_non_object_values_where_only_some_keys_survive() {
+        let odd = r#"{"type":"m.room.member","content":{"membership":"join","third_party_invite":"not an object"}}"#;
+        assert_eq!(redacted("11", odd), r#"{"content":{"membership":"join"},"type":"m.room.member"}"#);
+        assert_eq!(redacted("11", r#"{"type":"m.room.message","content":"text"}"#), r#"{"type":"m.room.message"}"#);
+    }
+
+    #[test]
+    fn set_redacted_because_adds_the_redaction_under_unsigned() {
+        let mut event = parse_object(br#"{"type":"m.room.message","content":{}}"#).unwrap();
+        set_redacted_because(&mut event, parse_object(br#"{"type":"m.room.redaction"}"#).unwrap());
+        assert_eq!(
+            to_bytes(&Value::Object(event)),
+            br#"{"content":{},"type":"m.room.message","unsigned":{"redacted_because":{"type":"m.room.redaction"}}}"#
+        );
+    }
 }

@@ -131,10 +131,11 @@ fn verify_entity(
         // `verify_strict` rejects small-order keys and `R` values, as
         // libsodium (behind Synapse) does; plain `verify` would accept
         // signatures other servers reject.
-        known.key.0.verify_strict(signed_bytes, &signature).map_err(|_| VerifyError::BadSignature {
-            entity: entity.to_owned(),
-            key_id: key_id.to_owned(),
-        })?;
+        known
+            .key
+            .0
+            .verify_strict(signed_bytes, &signature)
+            .map_err(|_| VerifyError::BadSignature { entity: entity.to_owned(), key_id: key_id.to_owned() })?;
         verified_any = true;
     }
     if verified_any {
@@ -181,7 +182,8 @@ pub struct VerifiedEvent {
 /// server; and, where restricted joins exist, the server of the user in
 /// `join_authorised_via_users_server` on a join.
 fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<Vec<&'a str>, VerifyError> {
-    let field = |field: &'static str| event.get(field).and_then(Value::as_str).ok_or(VerifyError::MissingField { field });
+    let field =
+        |field: &'static str| event.get(field).and_then(Value::as_str).ok_or(VerifyError::MissingField { field });
     let server_of = |id: &'a str, field: &'static str| {
         id.split_once(':').map(|(_, server)| server).ok_or(VerifyError::MissingField { field })
     };
@@ -238,7 +240,8 @@ pub fn verify_event(event: &Object, rules: &RoomVersionRules, keys: &KnownKeys) 
     }
 
     let mut claimed = [0u8; 32];
-    let hash_matches = STANDARD_NO_PAD.decode_slice(claimed_hash, &mut claimed) == Ok(32) && claimed == content_hash(event);
+    let hash_matches =
+        STANDARD_NO_PAD.decode_slice(claimed_hash, &mut claimed) == Ok(32) && claimed == content_hash(event);
     Ok(VerifiedEvent {
         content_hash: if hash_matches { ContentHash::Matches } else { ContentHash::Mismatch },
         reference_hash: Sha256::digest(&signed_bytes).into(),

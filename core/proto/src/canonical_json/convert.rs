@@ -30,9 +30,7 @@ impl TryFrom<serde_json::Value> for Value {
                     .into_iter()
                     .map(|(k, v)| Ok((k, Value::try_from(v)?)))
                     .collect::<Result<Vec<_>, ConvertError>>()?;
-                Value::Object(
-                    Object::from_unsorted(members).expect("a serde_json map has unique keys"),
-                )
+                Value::Object(Object::from_unsorted(members).expect("a serde_json map has unique keys"))
             }
         })
     }
@@ -55,9 +53,9 @@ impl From<Value> for serde_json::Value {
             Value::Integer(i) => serde_json::Value::Number(i.into()),
             Value::String(s) => serde_json::Value::String(s),
             Value::Array(items) => serde_json::Value::Array(items.into_iter().map(Into::into).collect()),
-            Value::Object(object) => serde_json::Value::Object(
-                object.into_members().map(|(k, v)| (k, v.into())).collect(),
-            ),
+            Value::Object(object) => {
+                serde_json::Value::Object(object.into_members().map(|(k, v)| (k, v.into())).collect())
+            }
         }
     }
 }

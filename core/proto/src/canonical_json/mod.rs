@@ -13,8 +13,8 @@ mod write;
 pub use convert::ConvertError;
 pub use parse::{parse, parse_object, ParseError, ParseErrorReason, MAX_DEPTH};
 pub use value::{Object, Value, MAX_SAFE_INTEGER};
-pub use write::{to_bytes, write_object_except, write_value};
 pub(crate) use write::write_members;
+pub use write::{to_bytes, write_object_except, write_value};
 
 #[cfg(test)]
 mod tests;

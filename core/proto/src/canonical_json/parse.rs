@@ -59,10 +59,8 @@ pub enum ParseErrorReason {
 
 /// Parses one JSON value, refusing anything canonical JSON cannot hold.
 pub fn parse(input: &[u8]) -> Result<Value, ParseError> {
-    let text = std::str::from_utf8(input).map_err(|e| ParseError {
-        offset: e.valid_up_to(),
-        reason: ParseErrorReason::InvalidUtf8,
-    })?;
+    let text = std::str::from_utf8(input)
+        .map_err(|e| ParseError { offset: e.valid_up_to(), reason: ParseErrorReason::InvalidUtf8 })?;
     let mut parser = Parser { text, bytes: input, pos: 0 };
     parser.skip_whitespace();
     let value = parser.value(1)?;
@@ -276,15 +274,11 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32, ParseError> {
-        let digits = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.error(ParseErrorReason::UnexpectedEnd))?;
+        let digits =
+            self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.error(ParseErrorReason::UnexpectedEnd))?;
         let mut code = 0;
         for &d in digits {
-            let nibble = (d as char)
-                .to_digit(16)
-                .ok_or_else(|| self.error(ParseErrorReason::InvalidEscape))?;
+            let nibble = (d as char).to_digit(16).ok_or_else(|| self.error(ParseErrorReason::InvalidEscape))?;
             code = code * 16 + nibble;
         }
         self.pos += 4;
@@ -350,9 +344,7 @@ impl<'a> Parser<'a> {
             }
             // Saturate: any exponent this large is out of range or makes a
             // non-integer unless the mantissa is zero, which is handled below.
-            let magnitude = exp_digits
-                .iter()
-                .fold(0i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(1 << 32));
+            let magnitude = exp_digits.iter().fold(0i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(1 << 32));
             exponent = if exp_negative { -magnitude } else { magnitude };
         }
         // value = (int_part ++ frac) × 10^(exponent − frac.len()), computed
@@ -371,8 +363,8 @@ impl<'a> Parser<'a> {
         if significant.len() as i64 + scale > 16 {
             return Err(ParseError { offset: start, reason: ParseErrorReason::IntegerOutOfRange });
         }
-        let magnitude = significant.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
-            * 10i64.pow(scale as u32);
+        let magnitude =
+            significant.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')) * 10i64.pow(scale as u32);
         self.in_range(start, negative, magnitude)
     }
 

@@ -51,10 +51,7 @@ pub(super) fn validate(s: &str) -> Result<(), IdError> {
         let end = inner.find(']').ok_or(IdError::UnclosedIpv6)?;
         let address = &inner[..end];
         let valid_chars = address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        if !(2..=45).contains(&address.len())
-            || !valid_chars
-            || address.parse::<std::net::Ipv6Addr>().is_err()
-        {
+        if !(2..=45).contains(&address.len()) || !valid_chars || address.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(IdError::InvalidIpv6);
         }
         let rest = &inner[end + 1..];

@@ -2,7 +2,9 @@ use super::*;
 
 #[test]
 fn accepts_the_spec_server_name_examples() {
-    for name in ["matrix.org", "matrix.org:8888", "1.2.3.4", "1.2.3.4:1234", "[1234:5678::abcd]", "[1234:5678::abcd]:5678"] {
+    for name in
+        ["matrix.org", "matrix.org:8888", "1.2.3.4", "1.2.3.4:1234", "[1234:5678::abcd]", "[1234:5678::abcd]:5678"]
+    {
         ServerName::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let name = ServerName::parse("[1234:5678::abcd]:5678").unwrap();
