@@ -1,0 +1,3 @@
+//! The Client-Server API (`/_matrix/client`).
+
+pub mod versions;

@@ -1,0 +1,3 @@
+//! The Server-Server API (`/_matrix/federation`).
+
+pub mod version;

@@ -1,0 +1,469 @@
+//! The configuration file: its schema, defaults, loading and validation.
+//!
+//! A config is TOML. Every key can be overridden from the environment (see
+//! [`env`]). Unknown keys are errors, and every error names the key at
+//! fault, so a typo stops start-up instead of being silently ignored.
+//! Relative paths are relative to the config file's directory.
+
+pub mod env;
+pub mod template;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The domain in user IDs and room aliases (`@alice:<server_name>`).
+    pub server_name: String,
+    /// Where the data lives: the embedded database, keys, media.
+    pub data_dir: PathBuf,
+    /// The server's ed25519 signing key, in Synapse's key file format.
+    pub signing_key_path: PathBuf,
+    /// Shards, virtual shards, pinning.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// The HTTP listeners.
+    pub listeners: Listeners,
+    /// Request limits shared by all listeners.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// The storage backend.
+    #[serde(default)]
+    pub storage: StorageSection,
+    /// Account registration.
+    pub registration: RegistrationSection,
+    /// `/.well-known/matrix/*` discovery documents.
+    #[serde(default)]
+    pub well_known: WellKnownSection,
+    /// Logs.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Shards (one thread per core); 0 means every core this process may use.
+    pub cores: usize,
+    /// Virtual shards that rooms are spread over. Fixed for the life of the
+    /// data directory, so it must be at least the most cores you will ever
+    /// run on.
+    pub vshards: usize,
+    /// Pin each shard's thread to its own core.
+    pub pin_threads: bool,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self { cores: 0, vshards: 256, pin_threads: true }
+    }
+}
+
+/// `[listeners]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// The Client-Server API listener, usually behind a reverse proxy.
+    pub client: ListenerSection,
+    /// The Server-Server API listener; TLS by default.
+    pub federation: ListenerSection,
+}
+
+/// `[listeners.client]`, `[listeners.federation]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// Whether to listen at all.
+    #[serde(default = "yes")]
+    pub enable: bool,
+    /// Addresses to listen on, `ip:port`.
+    pub bind: Vec<SocketAddr>,
+    /// PEM certificate chain; with `tls_private_key`, serve TLS.
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_private_key: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest request head (request line and headers), bytes.
+    pub max_header_bytes: usize,
+    /// Largest JSON request body, bytes.
+    pub max_body_bytes: usize,
+    /// Open connections per listener, for the whole server.
+    pub max_connections: usize,
+    /// Seconds a keep-alive connection may sit idle.
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may take to arrive, head and body.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 10_000,
+            idle_timeout_secs: 75,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// `embedded` (the default) or `postgres`.
+    pub backend: Backend,
+    /// `postgresql://…` URL, for the postgres backend.
+    pub postgres_url: Option<String>,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self { backend: Backend::Embedded, postgres_url: None }
+    }
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// fjall, inside `data_dir`.
+    Embedded,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// `[registration]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSection {
+    /// Whether anyone may register an account over the Client-Server API.
+    #[serde(default)]
+    pub enable: bool,
+    /// Secret for `/_synapse/admin/v1/register`, which registers accounts
+    /// even when registration is closed (operator tools use it).
+    pub shared_secret: String,
+}
+
+/// `[well_known]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WellKnownSection {
+    /// Base URL clients should use, served at `/.well-known/matrix/client`.
+    pub client: Option<String>,
+    /// `host[:port]` other servers should use, served at
+    /// `/.well-known/matrix/server` (delegation).
+    pub server: Option<String>,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `info,tessera_net=debug`. `RUST_LOG`
+    /// wins when set.
+    pub level: String,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve Prometheus metrics at `/metrics` on the client listener.
+    pub enable: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { enable: true }
+    }
+}
+
+/// A configuration error, naming the key (or file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not TOML.
+    #[error("config {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has a bad value (or is unknown, or missing).
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// The key's dotted path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: &str, message: impl Into<String>) -> Self {
+        Self::Key { key: key.into(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// Reads, overrides from the environment, and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.into(), message: e.to_string() })?;
+        env::apply_overrides(&mut table, std::env::vars())?;
+        let mut config = Self::from_table(table)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "(top level)".to_owned() } else { key };
+            ConfigError::Key { key, message: e.into_inner().to_string().trim().to_owned() }
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        resolve(&mut self.signing_key_path);
+        for l in [&mut self.listeners.client, &mut self.listeners.federation] {
+            l.tls_certificate.as_mut().map(resolve);
+            l.tls_private_key.as_mut().map(resolve);
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        validate_server_name(&self.server_name).map_err(|m| ConfigError::key("server_name", m))?;
+        let s = &self.server;
+        if !(1..=65_536).contains(&s.vshards) {
+            return Err(ConfigError::key("server.vshards", "must be between 1 and 65536"));
+        }
+        if s.cores > s.vshards {
+            return Err(ConfigError::key("server.cores", format!("must not exceed server.vshards ({})", s.vshards)));
+        }
+        for (name, l) in [("client", &self.listeners.client), ("federation", &self.listeners.federation)] {
+            if l.enable && l.bind.is_empty() {
+                return Err(ConfigError::key(&format!("listeners.{name}.bind"), "needs at least one address"));
+            }
+            if l.tls_certificate.is_some() != l.tls_private_key.is_some() {
+                let key = format!("listeners.{name}.tls_private_key");
+                return Err(ConfigError::key(&key, "tls_certificate and tls_private_key go together"));
+            }
+        }
+        if !self.listeners.client.enable && !self.listeners.federation.enable {
+            return Err(ConfigError::key("listeners", "at least one listener must be enabled"));
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_header_bytes", l.max_header_bytes as u64),
+            ("limits.max_body_bytes", l.max_body_bytes as u64),
+            ("limits.max_connections", l.max_connections as u64),
+            ("limits.idle_timeout_secs", l.idle_timeout_secs),
+            ("limits.request_timeout_secs", l.request_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be greater than 0"));
+            }
+        }
+        if l.max_header_bytes < 1024 {
+            return Err(ConfigError::key("limits.max_header_bytes", "must be at least 1024"));
+        }
+        match self.storage.backend {
+            Backend::Embedded => {}
+            Backend::Postgres => {
+                return Err(ConfigError::key(
+                    "storage.backend",
+                    "the postgres backend is not available in this build yet; use \"embedded\"",
+                ))
+            }
+        }
+        if self.registration.shared_secret.len() < 16 {
+            return Err(ConfigError::key("registration.shared_secret", "must be at least 16 characters"));
+        }
+        if let Some(url) = &self.well_known.client {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::key("well_known.client", "must be an http(s) URL"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Shards to run: `server.cores`, or every core this process may use.
+    pub fn shard_count(&self) -> usize {
+        match self.server.cores {
+            0 => tessera_net::shard::allowed_cpus().len().clamp(1, self.server.vshards),
+            n => n,
+        }
+    }
+
+    /// The transport limits for one listener on one shard.
+    pub fn net_limits(&self, shards: usize) -> tessera_net::http::Limits {
+        let l = &self.limits;
+        tessera_net::http::Limits {
+            max_header_bytes: l.max_header_bytes,
+            idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+            request_timeout: Duration::from_secs(l.request_timeout_secs),
+            max_connections: l.max_connections.div_ceil(shards),
+            ..Default::default()
+        }
+    }
+}
+
+/// A server name is a host (DNS name, IPv4 address or bracketed IPv6
+/// literal) with an optional port (spec appendix "Server Name").
+fn validate_server_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1 to 255 characters".into());
+    }
+    let (host, port) = if let Some(rest) = name.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or("unclosed IPv6 literal")?;
+        v6.parse::<std::net::Ipv6Addr>().map_err(|_| "invalid IPv6 literal")?;
+        (None, after.strip_prefix(':'))
+    } else {
+        match name.rsplit_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(name), None),
+        }
+    };
+    if let Some(host) = host {
+        let ok = !host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            return Err(format!("{host:?} is not a valid DNS name or IPv4 address"));
+        }
+    }
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || port.parse::<u16>().is_err() {
+            return Err(format!("invalid port {port:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> toml::Table {
+        template::render(&template::Params {
+            server_name: "example.org".into(),
+            data_dir: "data".into(),
+            client_port: 8008,
+            federation_port: 8448,
+            shared_secret: "0123456789abcdef0123".into(),
+        })
+        .parse()
+        .unwrap()
+    }
+
+    fn check(table: toml::Table) -> Result<Config, ConfigError> {
+        let config = Config::from_table(table)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn generated_template_is_valid() {
+        let c = check(minimal()).unwrap();
+        assert_eq!(c.server.vshards, 256);
+        assert!(!c.registration.enable);
+        assert_eq!(c.listeners.client.bind, ["127.0.0.1:8008".parse().unwrap()]);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let mut t = minimal();
+        t["server"].as_table_mut().unwrap().insert("corse".into(), 2.into());
+        let err = check(t).unwrap_err().to_string();
+        assert!(err.contains("corse"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_nested_key() {
+        let mut t = minimal();
+        t["limits"].as_table_mut().unwrap().insert("max_body_bytes".into(), "lots".into());
+        let err = check(t).unwrap_err().to_string();
+        assert!(err.starts_with("config key `limits.max_body_bytes`"), "{err}");
+    }
+
+    #[test]
+    fn bad_server_names_are_refused() {
+        for bad in ["", "exa mple.org", "example.org:99999", "[::1", "a..b", "host:"] {
+            let mut t = minimal();
+            t.insert("server_name".into(), bad.into());
+            assert!(check(t).is_err(), "{bad:?}");
+        }
+        for good in ["example.org", "example.org:8448", "1.2.3.4", "[::1]:8448", "localhost"] {
+            assert!(validate_server_name(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn tls_certificate_without_key_is_refused() {
+        let mut t = minimal();
+        let fed = t["listeners"]["federation"].as_table_mut().unwrap();
+        fed.remove("tls_private_key");
+        let err = check(t).unwrap_err().to_string();
+        assert!(err.contains("listeners.federation.tls_private_key"), "{err}");
+    }
+}

@@ -1,0 +1,127 @@
+//! The commented config file that `tessera generate-config` writes.
+
+/// What `generate-config` fills in.
+pub struct Params {
+    /// `server_name`.
+    pub server_name: String,
+    /// `data_dir`, as written (relative paths are relative to the config).
+    pub data_dir: String,
+    /// Port of the client listener.
+    pub client_port: u16,
+    /// Port of the federation listener.
+    pub federation_port: u16,
+    /// The generated registration shared secret.
+    pub shared_secret: String,
+}
+
+/// The config file text.
+pub fn render(p: &Params) -> String {
+    let Params { server_name, data_dir, client_port, federation_port, shared_secret } = p;
+    let quoted = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let host = server_name.rsplit_once(':').map_or(server_name.as_str(), |(h, _)| h);
+    let client_url = if host == "localhost" || host == "127.0.0.1" || host == "[::1]" {
+        format!("http://localhost:{client_port}")
+    } else {
+        format!("https://{host}")
+    };
+    let server_name = quoted(server_name);
+    let data_dir_q = quoted(data_dir);
+    let signing_key = quoted(&format!("{data_dir}/signing.key"));
+    let tls_cert = quoted(&format!("{data_dir}/tls.crt"));
+    let tls_key = quoted(&format!("{data_dir}/tls.key"));
+    let secret = quoted(shared_secret);
+    let client_url = quoted(&client_url);
+    let delegated = quoted(&format!("{host}:{federation_port}"));
+    format!(
+        r#"# Tessera configuration.
+#
+# Every key can be overridden from the environment: TESSERA_ followed by the
+# key's path in upper case, with __ between sections, for example
+# TESSERA_REGISTRATION__ENABLE=true or TESSERA_SERVER__CORES=4.
+# Relative paths are relative to this file's directory.
+
+# The domain in your users' IDs (@alice:example.org). It cannot be changed
+# once users exist.
+server_name = {server_name}
+
+# Where Tessera keeps its data (the embedded database, keys, media).
+data_dir = {data_dir_q}
+
+# The server's ed25519 signing key (Synapse's key file format, so a key can be
+# carried over). Keep it secret and keep it backed up: other servers pin it.
+signing_key_path = {signing_key}
+
+[server]
+# Shards: one thread per core, each pinned to its core. 0 uses every core
+# this process may run on (respecting taskset and cgroup cpusets).
+cores = 0
+# Virtual shards that rooms are spread over, then spread over cores. Fixed for
+# the life of the data directory: it must be at least the largest number of
+# cores you will ever run on.
+vshards = 256
+# Pin each shard's thread to one core (recommended on dedicated machines).
+pin_threads = true
+
+# The Client-Server API. Put it behind your reverse proxy (see README.md):
+# the proxy terminates TLS and forwards /_matrix and /_synapse/client here.
+[listeners.client]
+bind = ["127.0.0.1:{client_port}"]
+# Proxies allowed to report the client's address in X-Forwarded-For.
+trusted_proxies = ["127.0.0.1/32", "::1/128"]
+# To serve TLS here directly instead, set both:
+# tls_certificate = "/path/to/fullchain.pem"
+# tls_private_key = "/path/to/privkey.pem"
+
+# The Server-Server (federation) API, with TLS. generate-config made a
+# self-signed certificate so this starts; other servers will only trust a
+# certificate from a public CA for your server name, so replace these with
+# your real certificate (for example from certbot) before federating.
+[listeners.federation]
+enable = true
+bind = ["0.0.0.0:{federation_port}"]
+tls_certificate = {tls_cert}
+tls_private_key = {tls_key}
+
+[limits]
+# Largest request head (request line and headers), in bytes.
+max_header_bytes = 16384
+# Largest JSON request body, in bytes.
+max_body_bytes = 1048576
+# Open connections per listener for the whole server.
+max_connections = 10000
+# Seconds a keep-alive connection may sit idle between requests.
+idle_timeout_secs = 75
+# Seconds a request may take to arrive, head and body (slow clients are cut).
+request_timeout_secs = 30
+
+[storage]
+# "embedded" keeps everything in data_dir with no setup. "postgres" (for large
+# deployments) is not available in this build yet.
+backend = "embedded"
+# postgres_url = "postgresql://tessera:secret@localhost/tessera"
+
+[registration]
+# Whether anyone may create an account over the Client-Server API.
+enable = false
+# Secret for /_synapse/admin/v1/register, which operator tools use to create
+# accounts even when registration is closed. Generated; keep it secret.
+shared_secret = {secret}
+
+[well_known]
+# Served at /.well-known/matrix/client: the base URL clients should use.
+client = {client_url}
+# Served at /.well-known/matrix/server: where other servers reach us.
+server = {delegated}
+
+[logging]
+# "pretty" or "json".
+format = "pretty"
+# A tracing filter, e.g. "info" or "info,tessera_net=debug". RUST_LOG wins.
+level = "info"
+
+[metrics]
+# Prometheus metrics at /metrics on the client listener.
+enable = true
+"#
+    )
+}

@@ -1,0 +1,200 @@
+//! `tessera serve`: start one shard per core and serve until a signal.
+//!
+//! Start-up order: load and check everything that can fail (config, data
+//! directory lock, signing key, TLS certificates) on the main thread, then
+//! start the shards. Each shard binds its own `SO_REUSEPORT` socket per
+//! address and reports back; only when every shard is listening does the
+//! server log that it is ready. A failure on any shard stops them all.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use tessera_net::http::{Listener, TrustedProxies};
+use tessera_net::mesh::Mesh;
+use tessera_net::runtime::spawn;
+use tessera_net::shard::{self, Shard, ShardSpec};
+use tessera_net::shutdown::{self, Shutdown};
+use tessera_storage::data_dir::DataDir;
+
+use crate::api;
+use crate::config::{Config, ListenerSection};
+use crate::signing_key::ServerKey;
+use crate::state::{AppShard, ShardState};
+
+/// Batches each shard's mesh inbox holds before senders wait.
+const INBOX_BATCHES: usize = 256;
+
+/// TLS configuration per listener, loaded once and shared by all shards.
+struct Tls {
+    client: Option<Arc<rustls::ServerConfig>>,
+    federation: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Everything `serve` loads before starting shards; `check-config` stops
+/// after this.
+pub struct Prepared {
+    config: Arc<Config>,
+    tls: Tls,
+    key: ServerKey,
+}
+
+/// Loads the config and checks the files it names.
+pub fn prepare(config: Config) -> Result<Prepared, String> {
+    let key = ServerKey::read(&config.signing_key_path)
+        .map_err(|e| format!("signing_key_path: cannot load signing key: {e}"))?;
+    let tls_of = |name: &str, l: &ListenerSection| -> Result<_, String> {
+        match (&l.tls_certificate, &l.tls_private_key) {
+            (Some(cert), Some(key)) if l.enable => tessera_net::tls::server_config(cert, key)
+                .map(Some)
+                .map_err(|e| format!("listeners.{name}.tls_certificate: {e}")),
+            _ => Ok(None),
+        }
+    };
+    let tls = Tls {
+        client: tls_of("client", &config.listeners.client)?,
+        federation: tls_of("federation", &config.listeners.federation)?,
+    };
+    Ok(Prepared { config: Arc::new(config), tls, key })
+}
+
+/// Runs the server until SIGTERM/SIGINT. Returns once every shard has
+/// finished its in-flight requests.
+pub fn run(prepared: Prepared) -> Result<(), String> {
+    let Prepared { config, tls, key } = prepared;
+    let data_dir = DataDir::open(&config.data_dir, config.server.vshards).map_err(|e| e.to_string())?;
+    let shards = config.shard_count();
+    tracing::info!(
+        server_name = %config.server_name,
+        shards,
+        vshards = data_dir.vshards(),
+        key = %format!("ed25519:{}", key.version),
+        public_key = %key.public_base64(),
+        "starting"
+    );
+
+    let (mesh, inboxes) = Mesh::<ShardState>::new(shards, INBOX_BATCHES);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    let tls = Arc::new(tls);
+    let main_config = config.clone();
+    let handles = shard::launch("shard", config.server.pin_threads, inboxes, move |spec: ShardSpec<ShardState>| {
+        let config = config.clone();
+        let tls = tls.clone();
+        let ready = ready_tx.clone();
+        async move {
+            let id = spec.id;
+            let shutdown = Shutdown::new();
+            let state =
+                ShardState { config: config.clone(), shutdown: shutdown.clone(), listeners: Default::default() };
+            let shard = Shard::start(spec.id, spec.inbox, state);
+            let sockets = match bind_listeners(&shard, &config, &tls) {
+                Ok(sockets) => sockets,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            tracing::debug!(shard = id, cpu = ?spec.cpu, "shard listening");
+            let _ = ready.send(Ok(id));
+            let tasks: Vec<_> = sockets.into_iter().map(|(listener, socket)| spawn(listener.serve(socket))).collect();
+            for task in tasks {
+                task.await;
+            }
+            tracing::debug!(shard = id, "shard stopped");
+            Ok(())
+        }
+    })
+    .map_err(|e| format!("cannot start shard threads: {e}"))?;
+
+    let stop_all = {
+        let mesh = mesh.clone();
+        move || {
+            for k in 0..mesh.shard_count() {
+                mesh.inject(k, |shard: &AppShard| shard.state.shutdown.trigger());
+            }
+        }
+    };
+    let mut failure = None;
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            Err(_) => {
+                failure = Some("a shard thread exited during start-up".to_owned());
+                break;
+            }
+        }
+    }
+    if failure.is_some() {
+        stop_all();
+    } else {
+        shutdown::on_termination_signal(stop_all).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        log_ready(&main_config, shards);
+    }
+
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = failure.or(Some(e.to_string())),
+            Err(_) => failure = failure.or(Some("a shard panicked".to_owned())),
+        }
+    }
+    drop(data_dir);
+    match failure {
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+type Bound = Vec<(Rc<Listener>, monoio::net::TcpListener)>;
+
+fn bind_listeners(shard: &AppShard, config: &Config, tls: &Tls) -> io::Result<Bound> {
+    let shards = shard.shard_count();
+    let mut bound = Vec::new();
+    let specs = [
+        ("client", &config.listeners.client, tls.client.clone(), api::client_router as fn(&AppShard) -> _),
+        ("federation", &config.listeners.federation, tls.federation.clone(), api::federation_router),
+    ];
+    for (name, section, tls, router) in specs {
+        if !section.enable {
+            continue;
+        }
+        let listener = Listener::new(
+            name,
+            router(shard),
+            config.net_limits(shards),
+            TrustedProxies::new(section.trusted_proxies.clone()),
+            tls,
+            shard.state.shutdown.clone(),
+        );
+        shard.state.listeners.borrow_mut().push(listener.clone());
+        for addr in &section.bind {
+            bound.push((listener.clone(), Listener::bind(*addr)?));
+        }
+    }
+    Ok(bound)
+}
+
+fn log_ready(config: &Config, shards: usize) {
+    let addrs = |l: &ListenerSection| -> Vec<SocketAddr> {
+        if l.enable {
+            l.bind.clone()
+        } else {
+            Vec::new()
+        }
+    };
+    tracing::info!(
+        shards,
+        client = ?addrs(&config.listeners.client),
+        federation = ?addrs(&config.listeners.federation),
+        "ready"
+    );
+}
