@@ -179,8 +179,10 @@ pub struct VerifiedEvent {
 /// The servers whose signatures an event needs (spec: § Validating hashes
 /// and signatures on received events): the `sender`'s server, except for an
 /// invite made from a third-party invite; in rooms v1–2 also the `event_id`'s
-/// server; and, where restricted joins exist, the server of the user in
-/// `join_authorised_via_users_server` on a join.
+/// server; and, from room v8, the server of the user in a member event's
+/// `join_authorised_via_users_server` (auth rule 4.2: "If the event is not
+/// validly signed by the homeserver of the user ID denoted by the key,
+/// reject").
 fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<Vec<&'a str>, VerifyError> {
     let field =
         |field: &'static str| event.get(field).and_then(Value::as_str).ok_or(VerifyError::MissingField { field });
@@ -201,7 +203,7 @@ fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<V
     if rules.event_id_server_signs {
         servers.push(server_of(field("event_id")?, "event_id")?);
     }
-    if rules.restricted_join_rule && is_member && membership == Some("join") {
+    if rules.restricted_join_rule && is_member {
         if let Some(authoriser) = content_str("join_authorised_via_users_server") {
             servers.push(server_of(authoriser, "content.join_authorised_via_users_server")?);
         }
