@@ -72,6 +72,7 @@ impl HttpMetrics {
         let rows = self.rows.borrow();
         HttpSnapshot {
             open_connections: BTreeMap::from([(self.listener.to_string(), self.open_connections.get())]),
+            requests_by_shard: BTreeMap::new(),
             endpoints: rows
                 .iter()
                 .filter(|r| r.latency.is_some())
@@ -94,12 +95,23 @@ fn new_histogram() -> Histogram<u64> {
 #[derive(Clone, Debug, Default)]
 pub struct HttpSnapshot {
     open_connections: BTreeMap<String, u64>,
+    requests_by_shard: BTreeMap<usize, u64>,
     endpoints: BTreeMap<(String, String), ([u64; 5], Histogram<u64>)>,
 }
 
 impl HttpSnapshot {
+    /// Records this snapshot's request total as shard `shard`'s, so uneven
+    /// spreading of connections over shards shows in `/metrics`.
+    pub fn attribute_to_shard(&mut self, shard: usize) {
+        let total = self.endpoints.values().map(|(classes, _)| classes.iter().sum::<u64>()).sum();
+        self.requests_by_shard.insert(shard, total);
+    }
+
     /// Adds `other` into `self` (across listeners and shards).
     pub fn merge(&mut self, other: HttpSnapshot) {
+        for (shard, n) in other.requests_by_shard {
+            *self.requests_by_shard.entry(shard).or_default() += n;
+        }
         for (listener, n) in other.open_connections {
             *self.open_connections.entry(listener).or_default() += n;
         }
@@ -153,6 +165,11 @@ pub fn render(http: &HttpSnapshot, mesh: &MeshStatsSnapshot) -> String {
     out.push_str("# TYPE tessera_http_open_connections gauge\n");
     for (listener, n) in &http.open_connections {
         let _ = writeln!(out, "tessera_http_open_connections{{listener=\"{}\"}} {n}", esc(listener));
+    }
+    out.push_str("# HELP tessera_shard_http_requests_total HTTP requests answered, by shard.\n");
+    out.push_str("# TYPE tessera_shard_http_requests_total counter\n");
+    for (shard, n) in &http.requests_by_shard {
+        let _ = writeln!(out, "tessera_shard_http_requests_total{{shard=\"{shard}\"}} {n}");
     }
     out.push_str("# HELP tessera_mesh_batches_total Cross-core batches sent, by sending and receiving shard.\n");
     out.push_str("# TYPE tessera_mesh_batches_total counter\n");

@@ -25,12 +25,13 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    /// Request statistics of every listener on this shard.
-    pub fn http_snapshot(&self) -> HttpSnapshot {
+    /// Request statistics of every listener on shard `shard` (this one).
+    pub fn http_snapshot(&self, shard: usize) -> HttpSnapshot {
         let mut all = HttpSnapshot::default();
         for listener in self.listeners.borrow().iter() {
             all.merge(listener.metrics.snapshot());
         }
+        all.attribute_to_shard(shard);
         all
     }
 }

@@ -89,10 +89,12 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
             let keep_alive = head.keep_alive && !self.listener.shutdown.is_triggered();
             let head_only = head.method == Method::Head;
 
-            let (row, response) = match self.answer(head, started).await {
+            let (row, response, body_read) = match self.answer(head, started).await {
                 Ok(answer) => answer,
                 Err(close) => return close,
             };
+            // A body we chose not to read leaves the stream mid-request.
+            let keep_alive = keep_alive && body_read;
             self.listener.metrics.record(row, response.status, started.elapsed());
             response.write_to(&mut self.out, keep_alive, head_only);
             if !keep_alive {
@@ -105,27 +107,27 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
     }
 
     /// Routes a request, reads its body and runs its handler. Returns the
-    /// metrics row and the response.
-    async fn answer(&mut self, head: Head, started: Instant) -> Result<(usize, Response), Close> {
-        let unmatched = self.listener.metrics.unmatched();
-        if head.method == Method::Options {
-            self.skip_body(&head).await?;
-            return Ok((unmatched, preflight()));
-        }
-        let router = &self.listener.router;
-        let (endpoint, params) = match router.lookup(head.method, &head.path) {
-            Route::Found(endpoint, params) => (endpoint, params),
-            Route::MethodNotAllowed => {
-                self.skip_body(&head).await?;
-                let msg = "Method not allowed for this endpoint";
-                return Ok((unmatched, Response::error(405, "M_UNRECOGNIZED", msg)));
-            }
-            Route::NotFound => {
-                self.skip_body(&head).await?;
-                return Ok((unmatched, Response::error(404, "M_UNRECOGNIZED", "Unrecognized request")));
+    /// metrics row, the response, and whether the body was read (if not, the
+    /// connection cannot carry another request).
+    async fn answer(&mut self, head: Head, started: Instant) -> Result<(usize, Response, bool), Close> {
+        let listener = self.listener;
+        let route = (head.method != Method::Options).then(|| listener.router.lookup(head.method, &head.path));
+        let (endpoint, params) = match route {
+            Some(Route::Found(endpoint, params)) => (endpoint, params),
+            other => {
+                let refusal = match other {
+                    None => preflight(),
+                    Some(Route::MethodNotAllowed) => {
+                        Response::error(405, "M_UNRECOGNIZED", "Method not allowed for this endpoint")
+                    }
+                    _ => Response::error(404, "M_UNRECOGNIZED", "Unrecognized request"),
+                };
+                let body_read = self.skip_body(&head).await?;
+                return Ok((listener.metrics.unmatched(), refusal, body_read));
             }
         };
-        let body = self.read_body(&head, endpoint.max_body).await?;
+        let max_body = endpoint.max_body.unwrap_or(self.listener.limits.max_body_bytes);
+        let body = self.read_body(&head, max_body).await?;
         let client_ip = self.listener.proxies.client_ip(self.peer, head.headers.get_all("x-forwarded-for"));
         let request = Request {
             method: head.method,
@@ -152,7 +154,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
             Response::error(500, "M_UNKNOWN", "Internal server error")
         });
         tracing::trace!(endpoint = &*endpoint.name, status = response.status, elapsed = ?started.elapsed());
-        Ok((endpoint.id, response))
+        Ok((endpoint.id, response, true))
     }
 
     /// Reads until a complete request head is buffered.
@@ -227,14 +229,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
         }
     }
 
-    /// Discards the body of a request we answer without reading it (404,
-    /// 405, OPTIONS), so the next pipelined request is found intact. Bodies
-    /// past the default limit close the connection instead.
-    async fn skip_body(&mut self, head: &Head) -> Result<(), Close> {
-        if head.framing != Framing::Empty {
-            self.read_body(head, super::router::DEFAULT_MAX_BODY).await?;
+    /// Discards the body of a request we answer without running a handler
+    /// (404, 405, OPTIONS), so the next pipelined request is found intact.
+    /// A body announced larger than the listener's limit is not read at
+    /// all: returns `false`, and the connection closes after the answer.
+    async fn skip_body(&mut self, head: &Head) -> Result<bool, Close> {
+        match head.framing {
+            Framing::Empty => Ok(true),
+            Framing::Length(n) if n > self.listener.limits.max_body_bytes as u64 => Ok(false),
+            _ => self.read_body(head, self.listener.limits.max_body_bytes).await.map(|_| true),
         }
-        Ok(())
     }
 
     /// Sends `100 Continue` if the client waits for it and the body is not

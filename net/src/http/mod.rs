@@ -12,5 +12,5 @@ mod server;
 pub use forwarded::TrustedProxies;
 pub use request::{Headers, Method, Request};
 pub use response::Response;
-pub use router::{Endpoint, Handler, HandlerFuture, Route, Router, DEFAULT_MAX_BODY};
+pub use router::{Endpoint, Handler, HandlerFuture, Route, Router};
 pub use server::{Limits, Listener};

@@ -28,18 +28,15 @@ pub enum Handler {
     Async(Box<dyn Fn(Request) -> HandlerFuture>),
 }
 
-/// Default largest request body for a route (JSON APIs). Routes that take
-/// uploads set their own.
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
-
 /// A registered route.
 pub struct Endpoint {
     /// Index of the endpoint, used for per-endpoint metrics.
     pub id: usize,
     /// Label for logs and metrics: `METHOD /path/{template}`.
     pub name: Rc<str>,
-    /// Largest body accepted, checked before the body is read.
-    pub max_body: usize,
+    /// Largest body accepted, checked before the body is read; `None` means
+    /// the listener's limit for JSON bodies. Upload routes set their own.
+    pub max_body: Option<usize>,
     /// The handler.
     pub handler: Handler,
 }
@@ -81,7 +78,7 @@ impl Router {
         template: &str,
         handler: impl Fn(Request) -> Response + 'static,
     ) -> &mut Self {
-        self.add(method, template, DEFAULT_MAX_BODY, Handler::Ready(Box::new(handler)))
+        self.add(method, template, None, Handler::Ready(Box::new(handler)))
     }
 
     /// Adds a route whose handler is asynchronous.
@@ -90,15 +87,15 @@ impl Router {
         F: Future<Output = Response> + 'static,
     {
         let handler = Handler::Async(Box::new(move |req| Box::pin(handler(req))));
-        self.add(method, template, DEFAULT_MAX_BODY, handler)
+        self.add(method, template, None, handler)
     }
 
-    /// Adds a route with an explicit body limit.
+    /// Adds a route, with an explicit body limit if `max_body` is set.
     ///
     /// # Panics
     /// If the same method and template are registered twice: that is a
     /// programming error, found by the router tests at start-up.
-    pub fn add(&mut self, method: Method, template: &str, max_body: usize, handler: Handler) -> &mut Self {
+    pub fn add(&mut self, method: Method, template: &str, max_body: Option<usize>, handler: Handler) -> &mut Self {
         let mut node = &mut self.root;
         for segment in segments(template) {
             node = if segment.starts_with('{') && segment.ends_with('}') {

@@ -29,6 +29,8 @@ use crate::shutdown::Shutdown;
 pub struct Limits {
     /// Largest request head (request line and headers); more is 431.
     pub max_header_bytes: usize,
+    /// Largest body of routes without a limit of their own; more is 413.
+    pub max_body_bytes: usize,
     /// How long a keep-alive connection may sit between requests.
     pub idle_timeout: Duration,
     /// How long a request may take to arrive, from its first byte to the end
@@ -46,6 +48,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
             idle_timeout: Duration::from_secs(75),
             request_timeout: Duration::from_secs(30),
             max_connections: 10_000,

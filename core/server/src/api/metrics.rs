@@ -17,7 +17,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
         async move {
             let mut merged = HttpSnapshot::default();
             for k in 0..shard.shard_count() {
-                match shard.ask(k, |s| s.state.http_snapshot()).await {
+                match shard.ask(k, |s| s.state.http_snapshot(s.id())).await {
                     Ok(snapshot) => merged.merge(snapshot),
                     Err(_) => return Response::error(503, "M_UNKNOWN", "A shard is shutting down"),
                 }

@@ -359,6 +359,7 @@ impl Config {
         let l = &self.limits;
         tessera_net::http::Limits {
             max_header_bytes: l.max_header_bytes,
+            max_body_bytes: l.max_body_bytes,
             idle_timeout: Duration::from_secs(l.idle_timeout_secs),
             request_timeout: Duration::from_secs(l.request_timeout_secs),
             max_connections: l.max_connections.div_ceil(shards),

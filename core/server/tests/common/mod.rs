@@ -1,0 +1,214 @@
+//! Test harness: runs the real `tessera` binary on free ports with a
+//! temporary data directory, and talks raw HTTP to it.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub client: SocketAddr,
+    pub federation: SocketAddr,
+    child: Option<Child>,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Writes a config with `tessera generate-config` into a new temp dir.
+pub fn generate() -> (tempfile::TempDir, PathBuf, u16, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    let (client, federation) = (free_port(), free_port());
+    let out = Command::new(BIN)
+        .args(["generate-config", "--server-name", "localhost", "--config"])
+        .arg(&config)
+        .args(["--client-port", &client.to_string(), "--federation-port", &federation.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "generate-config failed: {}", String::from_utf8_lossy(&out.stderr));
+    (dir, config, client, federation)
+}
+
+impl Server {
+    /// Starts a server with these environment overrides (`TESSERA_*`).
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let (dir, config, client, federation) = generate();
+        let mut server = Self {
+            dir,
+            config,
+            client: SocketAddr::from(([127, 0, 0, 1], client)),
+            federation: SocketAddr::from(([127, 0, 0, 1], federation)),
+            child: None,
+        };
+        server.spawn(env);
+        server
+    }
+
+    /// (Re)starts the process on this server's config.
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--config"]).arg(&self.config);
+        cmd.env("TESSERA_LISTENERS__FEDERATION__BIND", format!("[\"{}\"]", self.federation));
+        cmd.env("TESSERA_LOGGING__LEVEL", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("tessera exited during start-up: {status}");
+            }
+            if TcpStream::connect(self.client).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("tessera did not start listening within 20 s");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
+        Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status().unwrap();
+        self.wait_exit()
+    }
+
+    /// Waits (up to 30 s) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "tessera did not exit within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn errcode(&self) -> String {
+        self.json()["errcode"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A keep-alive connection that reads responses one at a time.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self { stream, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).unwrap();
+    }
+
+    /// Reads one response; `None` if the server closed the connection first.
+    pub fn read_reply(&mut self) -> Option<Reply> {
+        loop {
+            if let Some(reply) = self.parse_one() {
+                return Some(reply);
+            }
+            let mut chunk = [0u8; 16384];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn parse_one(&mut self) -> Option<Reply> {
+        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> =
+            lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        if status == 100 {
+            self.buf.drain(..end);
+            return Some(Reply { status, headers, body: Vec::new() });
+        }
+        if self.buf.len() < end + len {
+            return None;
+        }
+        let body = self.buf[end..end + len].to_vec();
+        self.buf.drain(..end + len);
+        Some(Reply { status, headers, body })
+    }
+
+    /// Whether the server has closed the connection (reads EOF).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0))
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, raw: &str) -> Reply {
+    let mut conn = Conn::open(addr);
+    conn.send(raw.as_bytes());
+    conn.read_reply().expect("server closed the connection without answering")
+}
+
+/// `GET path` on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+}
