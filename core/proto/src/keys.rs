@@ -120,6 +120,11 @@ impl PublicKey {
         ed25519_dalek::VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| KeyError::InvalidPublicKey)
     }
 
+    /// The raw 32-byte key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
     /// The unpadded base64 form published in `verify_keys`.
     pub fn to_base64(&self) -> String {
         STANDARD_NO_PAD.encode(self.0.as_bytes())
