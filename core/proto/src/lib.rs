@@ -7,6 +7,8 @@
 //! - [`identifiers`]: user, room, event IDs, aliases, server names, device
 //!   and key IDs (appendices § Identifier Grammar).
 //! - [`room_version`]: the per-version rules of rooms 1–12 as data.
+//! - [`pdu`]: events as exchanged over federation, checked against their
+//!   room version's format.
 //! - [`redaction`]: the redaction algorithm of each room version.
 //! - [`hashes`]: content hashes, reference hashes, event IDs.
 //! - [`signatures`]: signing and verifying JSON objects and events.
@@ -17,6 +19,7 @@ pub mod canonical_json;
 pub mod hashes;
 pub mod identifiers;
 pub mod keys;
+pub mod pdu;
 pub mod redaction;
 pub mod room_version;
 pub mod signatures;

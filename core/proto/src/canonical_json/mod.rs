@@ -7,6 +7,7 @@
 
 mod convert;
 mod parse;
+mod scan;
 mod value;
 mod write;
 

@@ -6,6 +6,7 @@
 //! ±(2^53−1), lone UTF-16 surrogates, invalid UTF-8, and nesting deeper than
 //! [`MAX_DEPTH`].
 
+use super::scan::next_special;
 use super::value::{Object, Value, MAX_SAFE_INTEGER};
 
 /// How deeply arrays and objects may nest (the top-level value is depth 1).
@@ -209,25 +210,21 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<String, ParseError> {
         self.pos += 1; // opening quote
         let mut out = String::new();
-        let mut run_start = self.pos;
         loop {
-            let Some(&byte) = self.bytes.get(self.pos) else {
-                return Err(self.error(ParseErrorReason::UnexpectedEnd));
-            };
-            match byte {
-                b'"' => {
-                    out.push_str(&self.text[run_start..self.pos]);
+            let special = next_special(self.bytes, self.pos);
+            out.push_str(&self.text[self.pos..special]);
+            self.pos = special;
+            match self.peek() {
+                None => return Err(self.error(ParseErrorReason::UnexpectedEnd)),
+                Some(b'"') => {
                     self.pos += 1;
                     return Ok(out);
                 }
-                b'\\' => {
-                    out.push_str(&self.text[run_start..self.pos]);
+                Some(b'\\') => {
                     self.pos += 1;
                     out.push(self.escape()?);
-                    run_start = self.pos;
                 }
-                0x00..=0x1f => return Err(self.error(ParseErrorReason::ControlCharacter)),
-                _ => self.pos += 1,
+                Some(_) => return Err(self.error(ParseErrorReason::ControlCharacter)),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! dictionary keys lexicographically sorted by Unicode codepoint". Objects
 //! are already sorted ([`Object`] keeps them so), so encoding is one pass.
 
+use super::scan::next_special;
 use super::value::{Object, Value};
 
 /// Encodes `value` as canonical JSON.
@@ -80,25 +81,6 @@ fn write_integer(i: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[pos..]);
 }
 
-/// What a byte becomes inside a canonical JSON string: `0` means "as is",
-/// `u` means `\u00XX`, anything else is the letter after a backslash.
-const ESCAPES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
 /// Appends `s` as a JSON string with the grammar's escapes: only `"`, `\`
 /// and ASCII control characters are escaped, the five with short forms as
 /// `\b \t \n \f \r`, the rest as lowercase `\u00XX`; everything else,
@@ -109,19 +91,28 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut run_start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let escape = ESCAPES[byte as usize];
-        if escape == 0 {
-            continue;
+    loop {
+        let special = next_special(bytes, run_start);
+        out.extend_from_slice(&bytes[run_start..special]);
+        let Some(&byte) = bytes.get(special) else { break };
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]),
         }
-        out.extend_from_slice(&bytes[run_start..i]);
-        if escape == b'u' {
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 0xf) as usize]]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
-        }
-        run_start = i + 1;
+        run_start = special + 1;
     }
-    out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
 }
