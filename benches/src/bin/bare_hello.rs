@@ -4,7 +4,7 @@
 //! httparse and answering a fixed 200 with keep-alive and pipelining, and
 //! nothing else: no routing, limits, metrics or CORS.
 //!
-//! `bare-hello <port> <cpu>`; see `scripts/bench-http-ceiling`.
+//! `bare-hello <port> <cpu>`; see `benches/http-ceiling.sh`.
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};

@@ -1,8 +1,6 @@
 //! Responses and their serialisation, including the JSON error envelope and
 //! the CORS headers every response carries.
 
-use std::io::Write;
-
 use bytes::Bytes;
 
 /// The CORS headers the Client-Server API recommends on every response
@@ -58,19 +56,24 @@ impl Response {
 
     /// Appends the status line, headers and (unless `head_only`) the body to
     /// `out`.
+    ///
+    /// Plain byte appends rather than `write!`: this runs once per request.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}",
-            self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len(),
-            CORS_HEADERS,
-        );
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(digits.format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(self.content_type.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(digits.format(self.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(CORS_HEADERS.as_bytes());
         for (name, value) in &self.headers {
-            let _ = write!(out, "{name}: {value}\r\n");
+            for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                out.extend_from_slice(part);
+            }
         }
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");

@@ -130,9 +130,8 @@ impl Router {
 
     /// Finds the endpoint for a method and a (percent-encoded) path.
     pub fn lookup(&self, method: Method, path: &str) -> Route<'_> {
-        let segs: Vec<&str> = segments(path).collect();
         let mut params = Vec::new();
-        let Some(node) = find(&self.root, &segs, &mut params) else {
+        let Some(node) = find(&self.root, path, &mut params) else {
             return Route::NotFound;
         };
         let wanted = if method == Method::Head { Method::Get } else { method };
@@ -150,11 +149,15 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
-fn find<'n, 'p>(node: &'n Node, segs: &[&'p str], params: &mut Vec<&'p str>) -> Option<&'n Node> {
-    let Some((first, rest)) = segs.split_first() else {
+/// Walks the trie one segment of `path` at a time, without allocating
+/// (this runs on every request).
+fn find<'n, 'p>(node: &'n Node, path: &'p str, params: &mut Vec<&'p str>) -> Option<&'n Node> {
+    let path = path.trim_start_matches('/');
+    if path.is_empty() {
         return (!node.endpoints.is_empty()).then_some(node);
-    };
-    if let Some((_, child)) = node.literal.iter().find(|(s, _)| **s == **first) {
+    }
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    if let Some((_, child)) = node.literal.iter().find(|(s, _)| **s == *first) {
         if let Some(found) = find(child, rest, params) {
             return Some(found);
         }
