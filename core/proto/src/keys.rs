@@ -7,9 +7,9 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use ed25519_dalek::Signer;
 
-use crate::canonical_json::{to_bytes, Object, Value, MAX_SAFE_INTEGER};
+use crate::canonical_json::{parse_object, to_bytes, Object, ParseError, Value, MAX_SAFE_INTEGER};
 use crate::identifiers::{IdError, KeyId, ServerName};
-use crate::signatures::sign_json;
+use crate::signatures::{sign_json, verify_json, KnownKey, KnownKeys, VerifyError};
 
 /// Standard-alphabet base64 that, like the Python decoder Synapse reads key
 /// files with, accepts input with or without `=` padding and ignores unused
@@ -99,6 +99,12 @@ impl SigningKey {
     /// The 32-byte seed, as stored in key files.
     pub fn seed(&self) -> [u8; 32] {
         self.key.to_bytes()
+    }
+
+    /// The entry to publish under `old_verify_keys` once this key is
+    /// rotated out at `expired_ts` (POSIX milliseconds).
+    pub fn retire(&self, expired_ts: u64) -> OldVerifyKey {
+        OldVerifyKey { key_id: self.id.clone(), key: self.public_key(), expired_ts }
     }
 
     /// Signs `message`, returning the 64-byte ed25519 signature.
@@ -221,11 +227,112 @@ pub fn server_keys_response(
     Ok(to_bytes(&Value::Object(response)))
 }
 
+/// A server's published keys, taken from its `/_matrix/key/v2/server`
+/// response after checking the response's self-signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKeys {
+    pub verify_keys: Vec<(KeyId, PublicKey)>,
+    pub old_verify_keys: Vec<OldVerifyKey>,
+    pub valid_until_ts: u64,
+}
+
+/// How long fetched keys may be trusted at most. Spec: "Servers MUST use the
+/// lesser of this field and 7 days into the future when determining if a key
+/// is valid."
+pub const MAX_KEY_VALIDITY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+impl ServerKeys {
+    /// Records these keys as `server`'s in `known`, current keys valid until
+    /// the lesser of `valid_until_ts` and `now_ms` + 7 days, old keys until
+    /// their `expired_ts`.
+    pub fn add_to(&self, server: &ServerName, now_ms: u64, known: &mut KnownKeys) {
+        let valid_until_ts = self.valid_until_ts.min(now_ms.saturating_add(MAX_KEY_VALIDITY_MS));
+        for (key_id, key) in &self.verify_keys {
+            known.insert(
+                server.as_str(),
+                key_id.as_str(),
+                KnownKey { key: *key, valid_until_ts: Some(valid_until_ts) },
+            );
+        }
+        for old in &self.old_verify_keys {
+            let known_key = KnownKey { key: old.key, valid_until_ts: Some(old.expired_ts) };
+            known.insert(server.as_str(), old.key_id.as_str(), known_key);
+        }
+    }
+}
+
+/// Why another server's key response cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerKeysError {
+    #[error(transparent)]
+    Json(#[from] ParseError),
+    #[error("field `{0}` is missing or has the wrong type")]
+    Field(&'static str),
+    #[error("response is for {found:?}, not {expected:?}")]
+    WrongServer { expected: String, found: String },
+    #[error("key {key_id}: {source}")]
+    Key { key_id: String, source: KeyError },
+    #[error("response is not validly signed by its own key {key_id}: {source}")]
+    NotSelfSigned { key_id: String, source: VerifyError },
+}
+
+/// Reads another server's `/_matrix/key/v2/server` response, requiring that
+/// it names `server` and is signed by every key in its `verify_keys`.
+pub fn parse_server_keys(body: &[u8], server: &ServerName) -> Result<ServerKeys, ServerKeysError> {
+    let response = parse_object(body)?;
+    let field = |name: &'static str| response.get(name).ok_or(ServerKeysError::Field(name));
+    let found = field("server_name")?.as_str().ok_or(ServerKeysError::Field("server_name"))?;
+    if found != server.as_str() {
+        return Err(ServerKeysError::WrongServer { expected: server.to_string(), found: found.to_owned() });
+    }
+    let valid_until_ts = field("valid_until_ts")?
+        .as_integer()
+        .and_then(|ts| u64::try_from(ts).ok())
+        .ok_or(ServerKeysError::Field("valid_until_ts"))?;
+    let key_error = |key_id: &str| {
+        let key_id = key_id.to_owned();
+        move |source| ServerKeysError::Key { key_id, source }
+    };
+    let entries = |name: &'static str| -> Result<Vec<(KeyId, &Object)>, ServerKeysError> {
+        let Some(map) = response.get(name) else { return Ok(Vec::new()) };
+        let map = map.as_object().ok_or(ServerKeysError::Field(name))?;
+        map.iter()
+            .map(|(key_id, entry)| {
+                let id = KeyId::parse(key_id).map_err(|e| key_error(key_id)(e.into()))?;
+                Ok((id, entry.as_object().ok_or(ServerKeysError::Field(name))?))
+            })
+            .collect()
+    };
+    let public_key = |key_id: &KeyId, entry: &Object| {
+        let encoded = entry.get("key").and_then(Value::as_str).ok_or(ServerKeysError::Field("key"))?;
+        PublicKey::from_base64(encoded).map_err(key_error(key_id.as_str()))
+    };
+
+    let mut verify_keys = Vec::new();
+    for (key_id, entry) in entries("verify_keys")? {
+        let key = public_key(&key_id, entry)?;
+        let mut only_this_key = KnownKeys::new();
+        only_this_key.insert(server.as_str(), key_id.as_str(), KnownKey { key, valid_until_ts: None });
+        verify_json(&response, server.as_str(), &only_this_key)
+            .map_err(|source| ServerKeysError::NotSelfSigned { key_id: key_id.to_string(), source })?;
+        verify_keys.push((key_id, key));
+    }
+    let mut old_verify_keys = Vec::new();
+    for (key_id, entry) in entries("old_verify_keys")? {
+        let key = public_key(&key_id, entry)?;
+        let expired_ts = entry
+            .get("expired_ts")
+            .and_then(Value::as_integer)
+            .and_then(|ts| u64::try_from(ts).ok())
+            .ok_or(ServerKeysError::Field("expired_ts"))?;
+        old_verify_keys.push(OldVerifyKey { key_id, key, expired_ts });
+    }
+    Ok(ServerKeys { verify_keys, old_verify_keys, valid_until_ts })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical_json::parse_object;
-    use crate::signatures::{verify_json, KnownKey, KnownKeys};
 
     #[test]
     fn generated_keys_have_synapse_style_versions_and_differ() {
@@ -287,8 +394,7 @@ mod tests {
     fn server_keys_response_is_self_signed_by_every_current_key() {
         let server = ServerName::parse("example.org").unwrap();
         let current = [SigningKey::from_seed("a", [1; 32]).unwrap(), SigningKey::from_seed("b", [2; 32]).unwrap()];
-        let old = SigningKey::from_seed("old", [3; 32]).unwrap();
-        let old = [OldVerifyKey { key_id: old.key_id().clone(), key: old.public_key(), expired_ts: 1_532_645_052_628 }];
+        let old = [SigningKey::from_seed("old", [3; 32]).unwrap().retire(1_532_645_052_628)];
         let body = server_keys_response(&server, &current, &old, 1_652_262_000_000).unwrap();
         let response = parse_object(&body).unwrap();
         assert_eq!(to_bytes(&Value::Object(response.clone())), body, "body is canonical JSON");
@@ -328,5 +434,60 @@ mod tests {
         let key = SigningKey::from_seed("a", [9; 32]).unwrap();
         let debug = format!("{key:?}");
         assert!(!debug.contains(&STANDARD_NO_PAD.encode([9u8; 32])) && !debug.contains("9, 9"), "{debug}");
+    }
+
+    fn published(valid_until_ts: u64) -> (ServerName, [SigningKey; 2], Vec<u8>) {
+        let server = ServerName::parse("example.org").unwrap();
+        let current = [SigningKey::from_seed("a", [1; 32]).unwrap(), SigningKey::from_seed("b", [2; 32]).unwrap()];
+        let old = [SigningKey::from_seed("old", [3; 32]).unwrap().retire(500)];
+        let body = server_keys_response(&server, &current, &old, valid_until_ts).unwrap();
+        (server, current, body)
+    }
+
+    #[test]
+    fn reads_back_a_published_key_response() {
+        let (server, current, body) = published(1_000_000);
+        let keys = parse_server_keys(&body, &server).unwrap();
+        assert_eq!(keys.valid_until_ts, 1_000_000);
+        let ids: Vec<_> = keys.verify_keys.iter().map(|(id, key)| (id.as_str(), *key)).collect();
+        assert_eq!(ids, [("ed25519:a", current[0].public_key()), ("ed25519:b", current[1].public_key())]);
+        assert_eq!(keys.old_verify_keys[0].expired_ts, 500);
+
+        let mut known = KnownKeys::new();
+        keys.add_to(&server, 0, &mut known);
+        let mut signed = Object::new();
+        crate::signatures::sign_json(&mut signed, "example.org", &current[1]);
+        verify_json(&signed, "example.org", &known).unwrap();
+    }
+
+    #[test]
+    fn caps_fetched_key_validity_at_seven_days() {
+        let (server, current, body) = published(u64::from(u32::MAX) * 1000);
+        let mut known = KnownKeys::new();
+        parse_server_keys(&body, &server).unwrap().add_to(&server, 0, &mut known);
+        let mut event = crate::canonical_json::parse_object(
+            br#"{"type":"X","sender":"@a:example.org","origin_server_ts":604800001,"content":{},"room_id":"!r:example.org","hashes":{}}"#,
+        )
+        .unwrap();
+        let rules = crate::room_version::RoomVersionRules::get("5").unwrap();
+        crate::signatures::hash_and_sign_event(&mut event, "example.org", &current[0], rules);
+        assert_eq!(
+            crate::signatures::verify_event(&event, rules, &known).map(|_| ()),
+            Err(VerifyError::NoKnownKey("example.org".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_key_responses_for_another_server_or_not_self_signed() {
+        let (_, _, body) = published(1);
+        let other = ServerName::parse("evil.example").unwrap();
+        assert!(matches!(parse_server_keys(&body, &other), Err(ServerKeysError::WrongServer { .. })));
+
+        let server = ServerName::parse("example.org").unwrap();
+        let tampered = String::from_utf8(body).unwrap().replace("\"valid_until_ts\":1", "\"valid_until_ts\":2");
+        assert!(matches!(
+            parse_server_keys(tampered.as_bytes(), &server),
+            Err(ServerKeysError::NotSelfSigned { key_id, .. }) if key_id == "ed25519:a"
+        ));
     }
 }
