@@ -11,7 +11,7 @@ use base64::Engine;
 
 use crate::config::template::{self, Params};
 use crate::config::Config;
-use crate::signing_key::ServerKey;
+use tessera_proto::keys::{format_key_file, SigningKey};
 
 /// What generate-config was asked for.
 pub struct Request {
@@ -60,9 +60,9 @@ pub fn run(req: Request) -> Result<(), String> {
     if config.signing_key_path.exists() {
         println!("keeping existing signing key {}", config.signing_key_path.display());
     } else {
-        let key = ServerKey::generate().map_err(|e| e.to_string())?;
-        write_new(&config.signing_key_path, key.to_line().as_bytes())?;
-        println!("wrote signing key ed25519:{} to {}", key.version, config.signing_key_path.display());
+        let key = SigningKey::generate().map_err(|e| e.to_string())?;
+        write_new(&config.signing_key_path, format_key_file(std::slice::from_ref(&key)).as_bytes())?;
+        println!("wrote signing key {} to {}", key.key_id(), config.signing_key_path.display());
     }
 
     let fed = &config.listeners.federation;

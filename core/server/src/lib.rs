@@ -8,5 +8,4 @@ pub mod config;
 pub mod generate;
 pub mod logging;
 pub mod serve;
-pub mod signing_key;
 pub mod state;

@@ -19,10 +19,12 @@ use tessera_net::shard::{self, Shard, ShardSpec};
 use tessera_net::shutdown::{self, Shutdown};
 use tessera_storage::data_dir::DataDir;
 
+use tessera_proto::identifiers::ServerName;
+use tessera_proto::keys::{parse_key_file, SigningKey};
+
 use crate::api;
 use crate::config::{Config, ListenerSection};
-use crate::signing_key::ServerKey;
-use crate::state::{AppShard, ShardState};
+use crate::state::{AppShard, ServerKeys, ShardState};
 
 /// Batches each shard's mesh inbox holds before senders wait.
 const INBOX_BATCHES: usize = 256;
@@ -38,13 +40,12 @@ struct Tls {
 pub struct Prepared {
     config: Arc<Config>,
     tls: Tls,
-    key: ServerKey,
+    keys: Arc<ServerKeys>,
 }
 
 /// Loads the config and checks the files it names.
 pub fn prepare(config: Config) -> Result<Prepared, String> {
-    let key = ServerKey::read(&config.signing_key_path)
-        .map_err(|e| format!("signing_key_path: cannot load signing key: {e}"))?;
+    let keys = load_keys(&config)?;
     let tls_of = |name: &str, l: &ListenerSection| -> Result<_, String> {
         match (&l.tls_certificate, &l.tls_private_key) {
             (Some(cert), Some(key)) if l.enable => tessera_net::tls::server_config(cert, key)
@@ -57,21 +58,34 @@ pub fn prepare(config: Config) -> Result<Prepared, String> {
         client: tls_of("client", &config.listeners.client)?,
         federation: tls_of("federation", &config.listeners.federation)?,
     };
-    Ok(Prepared { config: Arc::new(config), tls, key })
+    Ok(Prepared { config: Arc::new(config), tls, keys: Arc::new(keys) })
+}
+
+fn load_keys(config: &Config) -> Result<ServerKeys, String> {
+    let path = &config.signing_key_path;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("signing_key_path: {}: {e}", path.display()))?;
+    let current: Vec<SigningKey> =
+        parse_key_file(&text).map_err(|e| format!("signing_key_path: {}: {e}", path.display()))?;
+    if current.is_empty() {
+        return Err(format!("signing_key_path: {} holds no key", path.display()));
+    }
+    let old = config.old_verify_keys.iter().map(|k| k.to_proto()).collect::<Result<_, _>>()?;
+    let server_name = ServerName::parse(&config.server_name).map_err(|e| format!("server_name: {e}"))?;
+    Ok(ServerKeys { server_name, current, old })
 }
 
 /// Runs the server until SIGTERM/SIGINT. Returns once every shard has
 /// finished its in-flight requests.
 pub fn run(prepared: Prepared) -> Result<(), String> {
-    let Prepared { config, tls, key } = prepared;
+    let Prepared { config, tls, keys } = prepared;
     let data_dir = DataDir::open(&config.data_dir, config.server.vshards).map_err(|e| e.to_string())?;
     let shards = config.shard_count();
     tracing::info!(
         server_name = %config.server_name,
         shards,
         vshards = data_dir.vshards(),
-        key = %format!("ed25519:{}", key.version),
-        public_key = %key.public_base64(),
+        key = %keys.current[0].key_id(),
+        public_key = %keys.current[0].public_key().to_base64(),
         "starting"
     );
 
@@ -82,12 +96,13 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
     let handles = shard::launch("shard", config.server.pin_threads, inboxes, move |spec: ShardSpec<ShardState>| {
         let config = config.clone();
         let tls = tls.clone();
+        let keys = keys.clone();
         let ready = ready_tx.clone();
         async move {
             let id = spec.id;
             let shutdown = Shutdown::new();
             let state =
-                ShardState { config: config.clone(), shutdown: shutdown.clone(), listeners: Default::default() };
+                ShardState { config: config.clone(), keys, shutdown: shutdown.clone(), listeners: Default::default() };
             let shard = Shard::start(spec.id, spec.inbox, state);
             let sockets = match bind_listeners(&shard, &config, &tls) {
                 Ok(sockets) => sockets,

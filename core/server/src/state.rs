@@ -9,6 +9,9 @@ use tessera_net::metrics::HttpSnapshot;
 use tessera_net::shard::Shard;
 use tessera_net::shutdown::Shutdown;
 
+use tessera_proto::identifiers::ServerName;
+use tessera_proto::keys::{OldVerifyKey, SigningKey};
+
 use crate::config::Config;
 
 /// A shard as the homeserver sees it.
@@ -18,6 +21,8 @@ pub type AppShard = Rc<Shard<ShardState>>;
 pub struct ShardState {
     /// The configuration (shared, immutable).
     pub config: Arc<Config>,
+    /// The server's signing keys (shared, immutable).
+    pub keys: Arc<ServerKeys>,
     /// This shard's shutdown latch.
     pub shutdown: Rc<Shutdown>,
     /// This shard's listeners, for metrics.
@@ -34,4 +39,14 @@ impl ShardState {
         all.attribute_to_shard(shard);
         all
     }
+}
+
+/// The server's identity: its name and signing keys.
+pub struct ServerKeys {
+    /// `server_name`, parsed.
+    pub server_name: ServerName,
+    /// Keys the server signs with (at least one; the first signs events).
+    pub current: Vec<SigningKey>,
+    /// Retired keys, still published.
+    pub old: Vec<OldVerifyKey>,
 }

@@ -59,9 +59,9 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-#[test]
-fn federation_listener_speaks_tls_with_generated_certificate() {
-    let server = Server::start(&[]);
+/// One GET over TLS to the federation listener, trusting the server's own
+/// generated certificate. Returns the raw HTTP response.
+fn tls_get(server: &Server, path: &str) -> String {
     let cert = CertificateDer::from_pem_file(server.data_dir().join("data/tls.crt")).unwrap();
     let provider = Arc::new(ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -73,13 +73,40 @@ fn federation_listener_speaks_tls_with_generated_certificate() {
     let mut conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let mut sock = TcpStream::connect(server.federation).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    tls.write_all(b"GET /_matrix/federation/v1/version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
+    String::from_utf8(response).unwrap()
+}
+
+#[test]
+fn federation_listener_speaks_tls_with_generated_certificate() {
+    let server = Server::start(&[]);
+    let text = tls_get(&server, "/_matrix/federation/v1/version");
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.contains(r#""name":"Tessera""#), "{text}");
+}
+
+#[test]
+fn published_server_keys_are_self_signed_by_the_key_file_key() {
+    let server = Server::start(&[]);
+    let text = tls_get(&server, "/_matrix/key/v2/server");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    let response = tessera_proto::canonical_json::parse_object(body.as_bytes()).unwrap();
+
+    let key_file = std::fs::read_to_string(server.data_dir().join("data/signing.key")).unwrap();
+    let key = tessera_proto::keys::parse_key_file(&key_file).unwrap().remove(0);
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["server_name"], "localhost");
+    assert_eq!(json["verify_keys"][key.key_id().as_str()]["key"], key.public_key().to_base64());
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(json["valid_until_ts"].as_u64().unwrap() > now_ms + 23 * 3600 * 1000);
+
+    let mut known = tessera_proto::signatures::KnownKeys::new();
+    let entry = tessera_proto::signatures::KnownKey { key: key.public_key(), valid_until_ts: None };
+    known.insert("localhost", key.key_id().as_str(), entry);
+    tessera_proto::signatures::verify_json(&response, "localhost", &known).expect("signature verifies");
 }
 
 #[test]

