@@ -1,0 +1,202 @@
+//! Test support (feature `test-util`): a plain owned PDU and a room builder
+//! that selects auth events, authorises each event against its fork's state,
+//! and can fork and index everything it made. Used by this crate's tests and
+//! by the benchmark; not for production use.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use crate::auth::{auth_types_for_event, check_auth, Rejection};
+use crate::auth_chain::{EventIdx, RoomGraph};
+use crate::event::{server_of, types, Event};
+use crate::rules::RoomRules;
+
+/// An owned PDU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pdu {
+    pub event_id: String,
+    pub room_id: Option<String>,
+    pub sender: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub content: Value,
+    pub origin_server_ts: u64,
+    pub prev_events: Vec<String>,
+    pub auth_events: Vec<String>,
+    pub redacts: Option<String>,
+    pub rejected: bool,
+    pub signed_by: Vec<String>,
+}
+
+impl Event for Pdu {
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+    fn room_id(&self) -> Option<&str> {
+        self.room_id.as_deref()
+    }
+    fn sender(&self) -> &str {
+        &self.sender
+    }
+    fn event_type(&self) -> &str {
+        &self.kind
+    }
+    fn state_key(&self) -> Option<&str> {
+        self.state_key.as_deref()
+    }
+    fn content(&self) -> &Value {
+        &self.content
+    }
+    fn origin_server_ts(&self) -> u64 {
+        self.origin_server_ts
+    }
+    fn prev_events(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.prev_events.iter().map(String::as_str)
+    }
+    fn auth_events(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.auth_events.iter().map(String::as_str)
+    }
+    fn redacts(&self) -> Option<&str> {
+        self.redacts.as_deref()
+    }
+    fn rejected(&self) -> bool {
+        self.rejected
+    }
+    fn is_signed_by(&self, server_name: &str) -> bool {
+        self.signed_by.iter().any(|s| s == server_name)
+    }
+}
+
+/// Current state of one fork, by `(type, state_key)`.
+pub type State = HashMap<(String, String), Pdu>;
+
+/// One fork of a test room. Forks share the log of every accepted event.
+#[derive(Clone)]
+pub struct Room {
+    pub rules: &'static RoomRules,
+    pub room_id: Option<String>,
+    pub state: State,
+    head: Vec<String>,
+    log: Rc<RefCell<Vec<Pdu>>>,
+}
+
+impl Room {
+    /// A room of `version` whose `m.room.create` is sent by `creator`, with
+    /// extra create `content` merged in.
+    pub fn create(version: &str, creator: &str, extra: Value) -> Room {
+        let rules = RoomRules::for_version(version).expect("known room version");
+        let server = server_of(creator).unwrap_or("example.org");
+        let mut content = json!({ "room_version": version });
+        if rules.creator_field {
+            content["creator"] = json!(creator);
+        }
+        if let (Some(content), Some(extra)) = (content.as_object_mut(), extra.as_object()) {
+            content.extend(extra.clone());
+        }
+        let room_id = rules.create_in_auth_events.then(|| format!("!room:{server}"));
+        let mut room = Room { rules, room_id, state: State::new(), head: Vec::new(), log: Rc::default() };
+        let create = room.draft(creator, types::CREATE, Some(""), content);
+        room.room_id.get_or_insert_with(|| format!("!{}", &create.event_id[1..]));
+        room.accept(create);
+        room
+    }
+
+    /// An event from `sender` on this fork with auth events selected from
+    /// its state; not yet sent.
+    pub fn draft(&self, sender: &str, kind: &str, state_key: Option<&str>, content: Value) -> Pdu {
+        let n = self.log.borrow().len();
+        let mut pdu = Pdu {
+            event_id: format!("${n}:{}", server_of(sender).unwrap_or("example.org")),
+            room_id: self.room_id.clone(),
+            sender: sender.to_owned(),
+            kind: kind.to_owned(),
+            state_key: state_key.map(str::to_owned),
+            content,
+            origin_server_ts: n as u64,
+            prev_events: self.head.clone(),
+            auth_events: Vec::new(),
+            redacts: None,
+            rejected: false,
+            signed_by: server_of(sender).into_iter().map(str::to_owned).collect(),
+        };
+        pdu.auth_events = auth_types_for_event(self.rules, &pdu)
+            .into_iter()
+            .filter_map(|(kind, key)| self.state.get(&(kind.to_owned(), key.to_owned())))
+            .map(|ev| ev.event_id.clone())
+            .collect();
+        pdu
+    }
+
+    /// Authorises `pdu` against this fork's state and, if allowed, appends it.
+    pub fn send_pdu(&mut self, pdu: Pdu) -> Result<String, Rejection> {
+        check_auth(self.rules, &pdu, &self.state)?;
+        Ok(self.accept(pdu))
+    }
+
+    /// Drafts and sends a state event.
+    pub fn send(&mut self, sender: &str, kind: &str, state_key: &str, content: Value) -> Result<String, Rejection> {
+        let pdu = self.draft(sender, kind, Some(state_key), content);
+        self.send_pdu(pdu)
+    }
+
+    /// Sends a membership event of `membership` from `sender` about `target`.
+    pub fn member(&mut self, sender: &str, target: &str, membership: &str) -> Result<String, Rejection> {
+        self.send(sender, types::MEMBER, target, json!({ "membership": membership }))
+    }
+
+    fn accept(&mut self, pdu: Pdu) -> String {
+        let id = pdu.event_id.clone();
+        if let Some(key) = &pdu.state_key {
+            self.state.insert((pdu.kind.clone(), key.clone()), pdu.clone());
+        }
+        self.head = vec![id.clone()];
+        self.log.borrow_mut().push(pdu);
+        id
+    }
+
+    /// Merges the heads of `other` into this fork's next event's prev events.
+    pub fn merge_heads(&mut self, other: &Room) {
+        self.head.extend(other.head.iter().cloned());
+    }
+
+    /// Every accepted event of every fork, in creation order.
+    pub fn log(&self) -> Vec<Pdu> {
+        self.log.borrow().clone()
+    }
+
+    /// The auth-chain index of every event of every fork.
+    pub fn graph(&self) -> RoomGraph<Pdu> {
+        let mut graph = RoomGraph::new(self.rules);
+        for pdu in self.log.borrow().iter() {
+            graph.insert(pdu.clone()).expect("log is in auth order");
+        }
+        graph
+    }
+
+    /// This fork's state as indices of `graph`.
+    pub fn state_indices(&self, graph: &RoomGraph<Pdu>) -> Vec<EventIdx> {
+        let mut set: Vec<EventIdx> =
+            self.state.values().map(|pdu| graph.index_of(&pdu.event_id).expect("indexed")).collect();
+        set.sort_unstable();
+        set
+    }
+
+    /// The event ID in this fork's state for a key.
+    pub fn state_id(&self, kind: &str, state_key: &str) -> Option<&str> {
+        self.state.get(&(kind.to_owned(), state_key.to_owned())).map(|pdu| pdu.event_id.as_str())
+    }
+}
+
+/// A resolved state as `(type, state_key) -> event ID`.
+pub fn named_state(graph: &RoomGraph<Pdu>, state: &[EventIdx]) -> HashMap<(String, String), String> {
+    state
+        .iter()
+        .map(|&idx| {
+            let pdu = graph.event(idx);
+            ((pdu.kind.clone(), pdu.state_key.clone().unwrap_or_default()), pdu.event_id.clone())
+        })
+        .collect()
+}
