@@ -200,3 +200,112 @@ pub fn named_state(graph: &RoomGraph<Pdu>, state: &[EventIdx]) -> HashMap<(Strin
         })
         .collect()
 }
+
+/// A small deterministic generator (splitmix64) so tests and benchmarks
+/// build the same rooms from a seed without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn percent(&mut self, p: usize) -> bool {
+        self.below(100) < p
+    }
+}
+
+/// User `i` of generated rooms, spread over three servers.
+pub fn user(i: usize) -> String {
+    format!("@u{i}:s{}.example", i % 3)
+}
+
+/// The shape of a generated room.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Users joined before the forks start (user 0 is the creator).
+    pub members: usize,
+    /// Of which the first `moderators` get a power level.
+    pub moderators: usize,
+    /// Number of forks (state sets to resolve).
+    pub forks: usize,
+    /// Random actions spread over the forks; rejected ones are dropped.
+    pub actions: usize,
+}
+
+/// A room whose forks branch off each other at random points and each do
+/// random joins, leaves, kicks, bans, invites, power level, join rule and
+/// topic changes, each authorised against its own fork.
+pub fn random_forks(version: &str, seed: u64, shape: Shape) -> Vec<Room> {
+    let mut rng = Rng::new(seed);
+    let creator = user(0);
+    let mut room = Room::create(version, &creator, json!({}));
+    room.member(&creator, &creator, "join").expect("creator joins");
+    room.send(&creator, types::JOIN_RULES, "", json!({ "join_rule": "public" })).expect("join rules");
+    let mut users = serde_json::Map::new();
+    for i in 1..shape.moderators.min(shape.members) {
+        let level = [25, 50, 75, 100][rng.below(4)];
+        users.insert(user(i), json!(level));
+    }
+    if !room.rules.privileged_creators {
+        users.insert(creator.clone(), json!(100));
+    }
+    room.send(&creator, types::POWER_LEVELS, "", json!({ "users": users })).expect("power levels");
+    for i in 1..shape.members {
+        room.member(&user(i), &user(i), "join").expect("public join");
+    }
+    let mut forks = vec![room];
+    for _ in 1..shape.forks {
+        let parent = rng.below(forks.len());
+        forks.push(forks[parent].clone());
+    }
+    let population = shape.members + shape.members / 4 + 2;
+    for _ in 0..shape.actions {
+        let fork = rng.below(forks.len());
+        random_action(&mut forks[fork], &mut rng, population, shape.moderators.max(1));
+    }
+    forks
+}
+
+fn random_action(room: &mut Room, rng: &mut Rng, population: usize, moderators: usize) {
+    let actor = user(rng.below(moderators));
+    let someone = user(rng.below(population));
+    // Rejected actions are expected and simply not part of the room.
+    let _ = match rng.below(10) {
+        0 => room.member(&actor, &someone, "ban"),
+        1 => room.member(&actor, &someone, "leave"),
+        2 => room.member(&someone, &someone, "leave"),
+        3 => room.member(&actor, &someone, "invite"),
+        4 | 5 => room.member(&someone, &someone, "join"),
+        6 | 7 => {
+            let mut content = room
+                .state
+                .get(&(types::POWER_LEVELS.to_owned(), String::new()))
+                .map_or_else(|| json!({}), |pl| pl.content.clone());
+            let target = user(rng.below(moderators * 2));
+            if !room.rules.privileged_creators || target != user(0) {
+                let level = [0, 25, 50, 75][rng.below(4)];
+                content["users"][target] = json!(level);
+            }
+            room.send(&actor, types::POWER_LEVELS, "", content)
+        }
+        8 => {
+            let rule = ["public", "invite"][rng.below(2)];
+            room.send(&actor, types::JOIN_RULES, "", json!({ "join_rule": rule }))
+        }
+        _ => room.send(&someone, "m.room.topic", "", json!({ "topic": format!("{}", rng.next_u64()) })),
+    };
+}

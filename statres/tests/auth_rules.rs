@@ -696,3 +696,96 @@ fn event_without_create_in_state_is_rejected() {
     assert_eq!(check_auth(room.rules, &pdu, &empty).map_err(|r| r.0), Err("no m.room.create event in the room state"));
     assert_eq!(pdu.sender(), ALICE);
 }
+
+// Rule 5.4.1: third-party invites.
+
+mod third_party {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
+
+    /// A room where Alice published a third-party invite with `token`.
+    fn room_with_invite(v: &str, public_keys: Value) -> Room {
+        let mut room = room(v, "invite");
+        room.send(ALICE, "m.room.third_party_invite", "tok", public_keys).unwrap();
+        room
+    }
+
+    fn signed(mxid: &str, token: &str, key: &SigningKey) -> Value {
+        let message = format!(r#"{{"mxid":"{mxid}","token":"{token}"}}"#);
+        let signature = STANDARD_NO_PAD.encode(key.sign(message.as_bytes()).to_bytes());
+        json!({ "mxid": mxid, "token": token, "signatures": { "id.example": { "ed25519:0": signature } } })
+    }
+
+    fn invite(room: &Room, sender: &str, target: &str, signed: Value) -> Result<(), &'static str> {
+        let content = json!({
+            "membership": "invite",
+            "third_party_invite": { "display_name": "b…", "signed": signed },
+        });
+        check(room, &room.draft(sender, "m.room.member", Some(target), content))
+    }
+
+    fn public_key() -> String {
+        STANDARD_NO_PAD.encode(key().verifying_key().to_bytes())
+    }
+
+    #[test]
+    fn correctly_signed_third_party_invite_is_accepted_by_either_key_field() {
+        for v in versions() {
+            let room = room_with_invite(v, json!({ "public_key": public_key() }));
+            assert_eq!(invite(&room, ALICE, BOB, signed(BOB, "tok", &key())), Ok(()), "v{v}");
+            let room =
+                room_with_invite(v, json!({ "public_key": "AAAA", "public_keys": [{ "public_key": public_key() }] }));
+            assert_eq!(invite(&room, ALICE, BOB, signed(BOB, "tok", &key())), Ok(()), "v{v}");
+        }
+    }
+
+    #[test]
+    fn forged_or_mismatched_third_party_invite_is_rejected() {
+        for v in versions() {
+            let mut room = room_with_invite(v, json!({ "public_key": public_key() }));
+            let other_key = SigningKey::from_bytes(&[9; 32]);
+            assert_eq!(
+                invite(&room, ALICE, BOB, signed(BOB, "tok", &other_key)),
+                Err("no signature in signed matches a public key of the third-party invite"),
+                "v{v}"
+            );
+            assert_eq!(
+                invite(&room, ALICE, BOB, signed(CAROL, "tok", &key())),
+                Err("third_party_invite mxid is not the state key"),
+                "v{v}"
+            );
+            assert_eq!(
+                invite(&room, ALICE, BOB, signed(BOB, "nope", &key())),
+                Err("no m.room.third_party_invite for the token"),
+                "v{v}"
+            );
+            assert_eq!(
+                invite(&room, ALICE, BOB, json!({ "mxid": BOB })),
+                Err("third_party_invite signed lacks mxid or token"),
+                "v{v}"
+            );
+            room.member(ALICE, CAROL, "invite").unwrap();
+            room.member(CAROL, CAROL, "join").unwrap();
+            assert_eq!(
+                invite(&room, CAROL, BOB, signed(BOB, "tok", &key())),
+                Err("invite sender is not the third-party invite's sender"),
+                "v{v}"
+            );
+            room.member(ALICE, BOB, "ban").unwrap();
+            assert_eq!(
+                invite(&room, ALICE, BOB, signed(BOB, "tok", &key())),
+                Err("third-party invite of a banned user"),
+                "v{v}"
+            );
+            let content = json!({ "membership": "invite", "third_party_invite": {} });
+            let pdu = room.draft(ALICE, "m.room.member", Some(CAROL), content);
+            assert_eq!(check(&room, &pdu), Err("third_party_invite has no signed"), "v{v}");
+        }
+    }
+}
