@@ -4,7 +4,7 @@
 //! Redaction keeps a fixed set of top-level keys and, for a few event types,
 //! some `content` keys. The sets are written below as data, one table per
 //! algorithm, and a single walker applies them: [`redact`] builds the
-//! redacted copy, and [`write_redacted`] encodes it straight to canonical JSON
+//! redacted copy, and `write_redacted` encodes it straight to canonical JSON
 //! for hashing and signing without building it.
 
 use crate::canonical_json::{write_members, write_value, Object, Value};

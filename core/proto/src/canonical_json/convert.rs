@@ -11,6 +11,9 @@ pub enum ConvertError {
     /// Spec: integers must be within `[-(2**53)+1, (2**53)-1]`.
     #[error("integer {0} is outside ±(2^53-1)")]
     IntegerOutOfRange(String),
+    /// An [`Object`] was asked for, but the value is not a JSON object.
+    #[error("value is not a JSON object")]
+    NotAnObject,
 }
 
 impl TryFrom<serde_json::Value> for Value {
@@ -33,6 +36,17 @@ impl TryFrom<serde_json::Value> for Value {
                 Value::Object(Object::from_unsorted(members).expect("a serde_json map has unique keys"))
             }
         })
+    }
+}
+
+impl TryFrom<serde_json::Value> for Object {
+    type Error = ConvertError;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+        match Value::try_from(value)? {
+            Value::Object(object) => Ok(object),
+            _ => Err(ConvertError::NotAnObject),
+        }
     }
 }
 

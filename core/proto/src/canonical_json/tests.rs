@@ -149,6 +149,13 @@ fn converts_from_serde_json_and_rejects_floats() {
 }
 
 #[test]
+fn converts_serde_json_objects_and_rejects_other_values() {
+    let object = Object::try_from(serde_json::json!({"b": 1, "a": true})).unwrap();
+    assert_eq!(to_bytes(&object.into()), br#"{"a":true,"b":1}"#);
+    assert_eq!(Object::try_from(serde_json::json!([1])), Err(ConvertError::NotAnObject));
+}
+
+#[test]
 fn object_insert_and_remove_keep_canonical_order() {
     let mut object = Object::new();
     object.insert("b", "2");
