@@ -2,7 +2,7 @@
 //! their room version's format (spec: server-server API § PDUs; the `pdu_v1`
 //! … `pdu_v12` schemas; room versions § Event format).
 
-use crate::canonical_json::{parse_object, to_bytes, Object, ParseError, Value};
+use crate::canonical_json::{parse_object, write_object_except, Object, ParseError, Value};
 use crate::identifiers::{EventId, IdError, RoomId, UserId};
 use crate::room_version::{RoomIdFormat, RoomVersionRules};
 
@@ -66,7 +66,9 @@ impl Pdu {
 
     /// Checks an already parsed event.
     pub fn from_json(json: Object, rules: &RoomVersionRules) -> Result<Self, PduError> {
-        let size = to_bytes(&Value::Object(json.clone())).len();
+        let mut canonical = Vec::with_capacity(4096);
+        write_object_except(&json, &[], &mut canonical);
+        let size = canonical.len();
         if size > MAX_PDU_BYTES {
             return Err(PduError::TooLarge(size));
         }
