@@ -1,10 +1,25 @@
 //! Tessera's store: plain records (IDs, bytes, positions) over
-//! interchangeable backends.
+//! interchangeable backends. This crate knows nothing of Matrix types.
 //!
-//! This crate knows nothing of Matrix types. Today it holds the data
-//! directory itself ([`data_dir`]): the on-disk home every backend lives in,
-//! its format stamp, and the lock that keeps two servers out of one
-//! directory. The record traits and the fjall and PostgreSQL backends build
-//! on it.
+//! - [`Store`]: what the homeserver may ask of a backend, per shard.
+//! - [`Op`]: writes, as domain operations committed atomically and durably.
+//! - [`records`]: the rows.
+//! - [`embedded`]: the default backend, fjall in the data directory, with
+//!   group commit on a committer thread per shard.
+//! - [`data_dir`]: the data directory itself: format stamp and lock.
+//!
+//! Every backend passes the same conformance suite (`conformance.rs`).
 
+#[cfg(test)]
+mod conformance;
 pub mod data_dir;
+pub mod embedded;
+mod error;
+mod keys;
+mod ops;
+pub mod records;
+mod store;
+
+pub use error::{Result, StorageError};
+pub use ops::Op;
+pub use store::{Direction, Store};

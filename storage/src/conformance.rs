@@ -1,0 +1,179 @@
+//! The conformance suite every backend must pass: the same calls, the same
+//! answers. Each backend's tests run [`run_all`] on fresh stores.
+
+use futures_util::future::join_all;
+
+use crate::ops::Op;
+use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, UserRecord};
+use crate::store::{Direction, Store};
+
+/// Runs each named check on a fresh store.
+macro_rules! run_checks {
+    ($fresh:ident: $($check:ident),* $(,)?) => {
+        $(
+            eprintln!("conformance: {}", stringify!($check));
+            pollster::block_on($check(&$fresh()));
+        )*
+    };
+}
+
+/// Runs every check, each on a fresh store from `fresh`.
+pub(crate) fn run_all<S: Store>(fresh: impl Fn() -> S) {
+    run_checks!(fresh:
+        user_written_is_read_back_and_replaced,
+        devices_of_one_user_exclude_a_user_with_a_longer_id,
+        deleting_a_device_revokes_its_tokens_only,
+        timeline_pages_both_ways_without_gaps_or_other_rooms,
+        outlier_is_stored_but_not_in_the_timeline,
+        forward_extremities_are_replaced_not_merged,
+        global_and_room_account_data_do_not_collide,
+        stream_positions_round_trip,
+        concurrent_writes_are_all_acknowledged_and_visible,
+    );
+}
+
+pub(crate) fn user(user_id: &str) -> UserRecord {
+    UserRecord {
+        user_id: user_id.into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        created_ts: 1_700_000_000_000,
+        deactivated: false,
+        is_guest: false,
+        is_admin: false,
+    }
+}
+
+fn device(user_id: &str, device_id: &str) -> DeviceRecord {
+    DeviceRecord {
+        user_id: user_id.into(),
+        device_id: device_id.into(),
+        display_name: Some("phone".into()),
+        last_seen_ts: None,
+        last_seen_ip: None,
+    }
+}
+
+fn token(user_id: &str, device_id: &str) -> AccessTokenRecord {
+    AccessTokenRecord { user_id: user_id.into(), device_id: device_id.into(), expires_ts: None }
+}
+
+pub(crate) fn event(room: &str, n: u64, pos: Option<u64>) -> EventRecord {
+    EventRecord {
+        event_id: format!("$e{n}-{room}"),
+        room_id: room.into(),
+        vshard: 3,
+        stream_pos: pos,
+        json: format!(r#"{{"type":"m.room.message","content":{{"body":"{n}"}}}}"#).into_bytes(),
+    }
+}
+
+async fn user_written_is_read_back_and_replaced(s: &impl Store) {
+    assert_eq!(s.user(1, "@alice:x").await.unwrap(), None);
+    s.write(vec![Op::PutUser { vshard: 1, user: user("@alice:x") }]).await.unwrap();
+    assert_eq!(s.user(1, "@alice:x").await.unwrap(), Some(user("@alice:x")));
+    let deactivated = UserRecord { deactivated: true, password_hash: None, ..user("@alice:x") };
+    s.write(vec![Op::PutUser { vshard: 1, user: deactivated.clone() }]).await.unwrap();
+    assert_eq!(s.user(1, "@alice:x").await.unwrap(), Some(deactivated));
+    // Rows are filed under their vshard: another vshard does not see them.
+    assert_eq!(s.user(2, "@alice:x").await.unwrap(), None);
+}
+
+async fn devices_of_one_user_exclude_a_user_with_a_longer_id(s: &impl Store) {
+    s.write(vec![
+        Op::PutDevice { vshard: 1, device: device("@a:x", "D2") },
+        Op::PutDevice { vshard: 1, device: device("@a:x", "D1") },
+        Op::PutDevice { vshard: 1, device: device("@a:xy", "D3") },
+    ])
+    .await
+    .unwrap();
+    let ids: Vec<String> = s.devices(1, "@a:x").await.unwrap().into_iter().map(|d| d.device_id).collect();
+    assert_eq!(ids, ["D1", "D2"]);
+    assert_eq!(s.device(1, "@a:xy", "D3").await.unwrap(), Some(device("@a:xy", "D3")));
+}
+
+async fn deleting_a_device_revokes_its_tokens_only(s: &impl Store) {
+    s.write(vec![
+        Op::PutDevice { vshard: 1, device: device("@a:x", "D1") },
+        Op::PutDevice { vshard: 1, device: device("@a:x", "D2") },
+        Op::PutAccessToken { digest: b"t1".to_vec(), token: token("@a:x", "D1") },
+        Op::PutAccessToken { digest: b"t2".to_vec(), token: token("@a:x", "D1") },
+        Op::PutAccessToken { digest: b"t3".to_vec(), token: token("@a:x", "D2") },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.access_token(b"t1").await.unwrap(), Some(token("@a:x", "D1")));
+    s.write(vec![Op::DeleteAccessToken { digest: b"t2".to_vec() }]).await.unwrap();
+    assert_eq!(s.access_token(b"t2").await.unwrap(), None);
+    s.write(vec![Op::DeleteDevice { vshard: 1, user_id: "@a:x".into(), device_id: "D1".into() }]).await.unwrap();
+    assert_eq!(s.access_token(b"t1").await.unwrap(), None);
+    assert_eq!(s.device(1, "@a:x", "D1").await.unwrap(), None);
+    assert_eq!(s.access_token(b"t3").await.unwrap(), Some(token("@a:x", "D2")));
+}
+
+async fn timeline_pages_both_ways_without_gaps_or_other_rooms(s: &impl Store) {
+    let mut ops: Vec<Op> = (1..=10).map(|n| Op::PutEvent(event("!r:x", n, Some(n * 10)))).collect();
+    ops.push(Op::PutEvent(event("!r:xy", 99, Some(55))));
+    s.write(ops).await.unwrap();
+    let page = |from, dir, limit| async move { s.timeline(3, "!r:x", from, dir, limit).await.unwrap() };
+    let positions = |p: Vec<(u64, String)>| p.into_iter().map(|(pos, _)| pos).collect::<Vec<_>>();
+    assert_eq!(positions(page(None, Direction::Forward, 3).await), [10, 20, 30]);
+    assert_eq!(positions(page(Some(30), Direction::Forward, 3).await), [40, 50, 60]);
+    assert_eq!(positions(page(None, Direction::Backward, 2).await), [100, 90]);
+    assert_eq!(positions(page(Some(90), Direction::Backward, 100).await), [80, 70, 60, 50, 40, 30, 20, 10]);
+    assert_eq!(positions(page(Some(100), Direction::Forward, 5).await), Vec::<u64>::new());
+    assert_eq!(positions(page(Some(u64::MAX), Direction::Forward, 5).await), Vec::<u64>::new());
+    assert_eq!(page(None, Direction::Forward, 1).await[0].1, "$e1-!r:x");
+}
+
+async fn outlier_is_stored_but_not_in_the_timeline(s: &impl Store) {
+    s.write(vec![Op::PutEvent(event("!r:x", 1, None))]).await.unwrap();
+    assert_eq!(s.event("$e1-!r:x").await.unwrap(), Some(event("!r:x", 1, None)));
+    assert!(s.timeline(3, "!r:x", None, Direction::Forward, 10).await.unwrap().is_empty());
+}
+
+async fn forward_extremities_are_replaced_not_merged(s: &impl Store) {
+    assert!(s.forward_extremities(3, "!r:x").await.unwrap().is_empty());
+    let set = |ids: &[&str]| Op::SetForwardExtremities {
+        vshard: 3,
+        room_id: "!r:x".into(),
+        event_ids: ids.iter().map(|s| s.to_string()).collect(),
+    };
+    s.write(vec![set(&["$a", "$b"])]).await.unwrap();
+    s.write(vec![set(&["$c"])]).await.unwrap();
+    assert_eq!(s.forward_extremities(3, "!r:x").await.unwrap(), ["$c"]);
+}
+
+async fn global_and_room_account_data_do_not_collide(s: &impl Store) {
+    let data = |room: Option<&str>, content: &str| AccountDataRecord {
+        user_id: "@a:x".into(),
+        room_id: room.map(Into::into),
+        data_type: "m.tag".into(),
+        content: content.as_bytes().to_vec(),
+    };
+    s.write(vec![
+        Op::PutAccountData { vshard: 1, data: data(None, "{}") },
+        Op::PutAccountData { vshard: 1, data: data(Some("!r:x"), r#"{"tags":{}}"#) },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.account_data(1, "@a:x", None, "m.tag").await.unwrap(), Some(data(None, "{}")));
+    let room = s.account_data(1, "@a:x", Some("!r:x"), "m.tag").await.unwrap();
+    assert_eq!(room, Some(data(Some("!r:x"), r#"{"tags":{}}"#)));
+    assert_eq!(s.all_account_data(1, "@a:x").await.unwrap().len(), 2);
+}
+
+async fn stream_positions_round_trip(s: &impl Store) {
+    assert_eq!(s.stream_position("events-0").await.unwrap(), None);
+    s.write(vec![Op::SetStreamPosition { stream: "events-0".into(), pos: 1 << 40 }]).await.unwrap();
+    assert_eq!(s.stream_position("events-0").await.unwrap(), Some(1 << 40));
+}
+
+async fn concurrent_writes_are_all_acknowledged_and_visible(s: &impl Store) {
+    let writes = (0..200u64).map(|n| s.write(vec![Op::PutEvent(event("!busy:x", n, Some(n)))]));
+    for result in join_all(writes).await {
+        result.unwrap();
+    }
+    let all = s.timeline(3, "!busy:x", None, Direction::Forward, 1000).await.unwrap();
+    assert_eq!(all.len(), 200);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+}

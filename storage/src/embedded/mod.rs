@@ -1,0 +1,270 @@
+//! The embedded backend: fjall, an LSM tree in pure Rust, inside the data
+//! directory. Zero setup; the default.
+//!
+//! One fjall database per process, shared by all shards (fjall is built
+//! for concurrent readers and writers). Reads run on the calling shard and
+//! are served from memtables and the block cache; writes go through the
+//! shard's own committer thread ([`committer`]), so no shard ever waits for
+//! another shard's writes or for an fsync on its reactor.
+
+mod committer;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Result, StorageError};
+use crate::keys;
+use crate::ops::Op;
+use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+use crate::store::{Direction, Store};
+use committer::Committer;
+
+/// How to open the embedded database.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Directory of the database (inside the data directory).
+    pub path: PathBuf,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+    /// Make every acknowledged write durable (fsync). Turning it off loses
+    /// the last writes on a crash: for benchmarks only.
+    pub sync_writes: bool,
+}
+
+/// The keyspaces, one per kind of row (see `docs/storage.md`).
+struct Keyspaces {
+    meta: Keyspace,
+    users: Keyspace,
+    devices: Keyspace,
+    tokens: Keyspace,
+    device_tokens: Keyspace,
+    events: Keyspace,
+    timeline: Keyspace,
+    extremities: Keyspace,
+    account_data: Keyspace,
+    streams: Keyspace,
+}
+
+pub(crate) struct Inner {
+    db: Database,
+    ks: Keyspaces,
+    sync_writes: bool,
+}
+
+/// The open database, shared by every shard of the process.
+#[derive(Clone)]
+pub struct EmbeddedDb {
+    inner: Arc<Inner>,
+}
+
+impl EmbeddedDb {
+    /// Opens (creating if needed) the database and checks its schema.
+    pub fn open(config: &EmbeddedConfig) -> Result<Self> {
+        let db = Database::builder(&config.path).cache_size(config.cache_bytes).open()?;
+        let open = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let ks = Keyspaces {
+            meta: open("meta")?,
+            users: open("users")?,
+            devices: open("devices")?,
+            tokens: open("tokens")?,
+            device_tokens: open("device_tokens")?,
+            events: open("events")?,
+            timeline: open("timeline")?,
+            extremities: open("extremities")?,
+            account_data: open("account_data")?,
+            streams: open("streams")?,
+        };
+        schema::check(&db, &ks.meta)?;
+        Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
+    }
+
+    /// A handle for shard `shard`, with its own committer thread.
+    pub fn shard_store(&self, shard: usize) -> Result<EmbeddedStore> {
+        let committer = Committer::start(self.inner.clone(), format!("commit-{shard}"))?;
+        Ok(EmbeddedStore { inner: self.inner.clone(), committer })
+    }
+
+    /// Bytes the database takes on disk (journals and tables).
+    pub fn disk_space(&self) -> Result<u64> {
+        Ok(self.inner.db.disk_space()?)
+    }
+}
+
+/// One shard's handle on the embedded database.
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    committer: Committer,
+}
+
+fn encode(value: &impl Serialize) -> Vec<u8> {
+    // Serialising plain records into a Vec cannot fail.
+    postcard::to_allocvec(value).expect("records always serialise")
+}
+
+fn decode<T: DeserializeOwned>(keyspace: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt { keyspace, why: e.to_string() })
+}
+
+impl Inner {
+    /// Adds one operation's writes to `batch`. Reads it needs (to delete a
+    /// device's tokens) see the state before the batch, which is the state
+    /// after every earlier group: groups are committed one at a time per
+    /// shard, and a device is only ever written by its owner's shard.
+    fn stage(&self, batch: &mut WriteBatch, op: &Op) -> Result<()> {
+        let ks = &self.ks;
+        match op {
+            Op::PutUser { vshard, user } => batch.insert(&ks.users, keys::scoped(*vshard, &user.user_id), encode(user)),
+            Op::PutDevice { vshard, device } => {
+                batch.insert(&ks.devices, keys::device(*vshard, &device.user_id, &device.device_id), encode(device))
+            }
+            Op::DeleteDevice { vshard, user_id, device_id } => {
+                batch.remove(&ks.devices, keys::device(*vshard, user_id, device_id));
+                let prefix = keys::device_tokens_prefix(user_id, device_id);
+                for entry in ks.device_tokens.prefix(&prefix) {
+                    let key = entry.key()?;
+                    batch.remove(&ks.tokens, &key[prefix.len()..]);
+                    batch.remove(&ks.device_tokens, key);
+                }
+            }
+            Op::PutAccessToken { digest, token } => {
+                batch.insert(&ks.tokens, digest.as_slice(), encode(token));
+                batch.insert(&ks.device_tokens, keys::device_token(&token.user_id, &token.device_id, digest), []);
+            }
+            Op::DeleteAccessToken { digest } => {
+                if let Some(bytes) = ks.tokens.get(digest)? {
+                    let token: AccessTokenRecord = decode("tokens", &bytes)?;
+                    batch.remove(&ks.device_tokens, keys::device_token(&token.user_id, &token.device_id, digest));
+                }
+                batch.remove(&ks.tokens, digest.as_slice());
+            }
+            Op::PutEvent(event) => {
+                if let Some(pos) = event.stream_pos {
+                    let key = keys::timeline(event.vshard, &event.room_id, pos);
+                    batch.insert(&ks.timeline, key, event.event_id.as_bytes());
+                }
+                batch.insert(&ks.events, event.event_id.as_bytes(), encode(event));
+            }
+            Op::SetForwardExtremities { vshard, room_id, event_ids } => {
+                batch.insert(&ks.extremities, keys::scoped(*vshard, room_id), encode(event_ids))
+            }
+            Op::PutAccountData { vshard, data } => {
+                let key = keys::account_data(*vshard, &data.user_id, data.room_id.as_deref(), &data.data_type);
+                batch.insert(&ks.account_data, key, encode(data));
+            }
+            Op::SetStreamPosition { stream, pos } => {
+                batch.insert(&ks.streams, stream.as_bytes(), pos.to_be_bytes().as_slice())
+            }
+        }
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, ks: &Keyspace, name: &'static str, key: &[u8]) -> Result<Option<T>> {
+        ks.get(key)?.map(|bytes| decode(name, &bytes)).transpose()
+    }
+
+    fn scan<T: DeserializeOwned>(&self, ks: &Keyspace, name: &'static str, prefix: &[u8]) -> Result<Vec<T>> {
+        ks.prefix(prefix).map(|entry| decode(name, &entry.value()?)).collect()
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn write(&self, ops: Vec<Op>) -> Result<()> {
+        self.committer.submit(ops).await
+    }
+
+    async fn user(&self, vshard: VShard, user_id: &str) -> Result<Option<UserRecord>> {
+        self.inner.get(&self.inner.ks.users, "users", &keys::scoped(vshard, user_id))
+    }
+
+    async fn device(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Option<DeviceRecord>> {
+        self.inner.get(&self.inner.ks.devices, "devices", &keys::device(vshard, user_id, device_id))
+    }
+
+    async fn devices(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceRecord>> {
+        self.inner.scan(&self.inner.ks.devices, "devices", &keys::scoped_prefix(vshard, user_id))
+    }
+
+    async fn access_token(&self, digest: &[u8]) -> Result<Option<AccessTokenRecord>> {
+        self.inner.get(&self.inner.ks.tokens, "tokens", digest)
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        self.inner.get(&self.inner.ks.events, "events", event_id.as_bytes())
+    }
+
+    async fn timeline(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        from: Option<StreamPos>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<(StreamPos, String)>> {
+        let prefix = keys::scoped_prefix(vshard, room_id);
+        let ks = &self.inner.ks.timeline;
+        let entries: Box<dyn Iterator<Item = fjall::Guard>> = match (direction, from) {
+            (Direction::Forward, None) => Box::new(ks.prefix(&prefix)),
+            (Direction::Backward, None) => Box::new(ks.prefix(&prefix).rev()),
+            (Direction::Forward, Some(pos)) => match pos.checked_add(1) {
+                Some(next) => Box::new(
+                    ks.range(keys::timeline(vshard, room_id, next)..=keys::timeline(vshard, room_id, u64::MAX)),
+                ),
+                None => return Ok(Vec::new()),
+            },
+            (Direction::Backward, Some(pos)) => {
+                Box::new(ks.range(keys::timeline(vshard, room_id, 0)..keys::timeline(vshard, room_id, pos)).rev())
+            }
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for entry in entries.take(limit) {
+            let (key, value) = entry.into_inner()?;
+            let pos = keys::timeline_pos(&key)
+                .ok_or(StorageError::Corrupt { keyspace: "timeline", why: "key too short for a position".into() })?;
+            let event_id = String::from_utf8(value.to_vec())
+                .map_err(|_| StorageError::Corrupt { keyspace: "timeline", why: "event ID is not UTF-8".into() })?;
+            out.push((pos, event_id));
+        }
+        Ok(out)
+    }
+
+    async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .inner
+            .get(&self.inner.ks.extremities, "extremities", &keys::scoped(vshard, room_id))?
+            .unwrap_or_default())
+    }
+
+    async fn account_data(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+    ) -> Result<Option<AccountDataRecord>> {
+        let key = keys::account_data(vshard, user_id, room_id, data_type);
+        self.inner.get(&self.inner.ks.account_data, "account_data", &key)
+    }
+
+    async fn all_account_data(&self, vshard: VShard, user_id: &str) -> Result<Vec<AccountDataRecord>> {
+        self.inner.scan(&self.inner.ks.account_data, "account_data", &keys::scoped_prefix(vshard, user_id))
+    }
+
+    async fn stream_position(&self, stream: &str) -> Result<Option<StreamPos>> {
+        let Some(bytes) = self.inner.ks.streams.get(stream.as_bytes())? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| StorageError::Corrupt { keyspace: "streams", why: "position is not 8 bytes".into() })?;
+        Ok(Some(StreamPos::from_be_bytes(bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+use super::*;
+use crate::conformance::{self, event, user};
+
+fn config(dir: &std::path::Path) -> EmbeddedConfig {
+    EmbeddedConfig { path: dir.join("db"), cache_bytes: 8 << 20, sync_writes: true }
+}
+
+#[test]
+fn embedded_backend_passes_conformance() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    conformance::run_all(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedDb::open(&config(dir.path())).unwrap().shard_store(0).unwrap();
+        dirs.borrow_mut().push(dir);
+        store
+    });
+}
+
+#[test]
+fn acknowledged_writes_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = EmbeddedDb::open(&config(dir.path())).unwrap();
+        let store = db.shard_store(0).unwrap();
+        pollster::block_on(
+            store.write(vec![Op::PutUser { vshard: 1, user: user("@a:x") }, Op::PutEvent(event("!r:x", 1, Some(1)))]),
+        )
+        .unwrap();
+    }
+    let store = EmbeddedDb::open(&config(dir.path())).unwrap().shard_store(0).unwrap();
+    assert_eq!(pollster::block_on(store.user(1, "@a:x")).unwrap(), Some(user("@a:x")));
+    assert_eq!(pollster::block_on(store.timeline(3, "!r:x", None, Direction::Forward, 5)).unwrap().len(), 1);
+}
+
+#[test]
+fn database_from_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = EmbeddedDb::open(&config(dir.path())).unwrap();
+        schema::stamp(&db.inner.db, &db.inner.ks.meta, schema::SCHEMA_VERSION + 1).unwrap();
+    }
+    let Err(err) = EmbeddedDb::open(&config(dir.path())) else { panic!("opened a newer schema") };
+    assert!(matches!(err, StorageError::NewerSchema { .. }), "{err}");
+}
+
+#[test]
+fn two_shards_write_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = EmbeddedDb::open(&config(dir.path())).unwrap();
+    let (a, b) = (db.shard_store(0).unwrap(), db.shard_store(1).unwrap());
+    pollster::block_on(a.write(vec![Op::PutUser { vshard: 1, user: user("@a:x") }])).unwrap();
+    pollster::block_on(b.write(vec![Op::PutUser { vshard: 2, user: user("@b:x") }])).unwrap();
+    assert!(pollster::block_on(a.user(2, "@b:x")).unwrap().is_some());
+    assert!(pollster::block_on(b.user(1, "@a:x")).unwrap().is_some());
+}

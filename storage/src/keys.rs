@@ -1,0 +1,97 @@
+//! Key layout of the key-value backend (see `docs/storage.md`).
+//!
+//! Keys of room- and user-scoped rows start with the row's virtual shard
+//! (2 bytes, big-endian), so one vshard's rows are one contiguous range per
+//! keyspace: a vshard can be scanned, copied or moved on its own. Parts are
+//! separated by a 0x00 byte, which no Matrix identifier contains; positions
+//! are big-endian so byte order is numeric order.
+
+use crate::records::{StreamPos, VShard};
+
+const SEP: u8 = 0;
+
+/// `vshard ‖ id`
+pub(crate) fn scoped(vshard: VShard, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + id.len() + 1 + 16);
+    key.extend_from_slice(&vshard.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `vshard ‖ id ‖ 0x00`: the prefix of every row under `id`.
+pub(crate) fn scoped_prefix(vshard: VShard, id: &str) -> Vec<u8> {
+    let mut key = scoped(vshard, id);
+    key.push(SEP);
+    key
+}
+
+/// `vshard ‖ user ‖ 0x00 ‖ device`
+pub(crate) fn device(vshard: VShard, user_id: &str, device_id: &str) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, user_id);
+    key.extend_from_slice(device_id.as_bytes());
+    key
+}
+
+/// `user ‖ 0x00 ‖ device ‖ 0x00 ‖ digest`: the tokens of a device.
+pub(crate) fn device_token(user_id: &str, device_id: &str, digest: &[u8]) -> Vec<u8> {
+    let mut key = device_tokens_prefix(user_id, device_id);
+    key.extend_from_slice(digest);
+    key
+}
+
+/// `user ‖ 0x00 ‖ device ‖ 0x00`
+pub(crate) fn device_tokens_prefix(user_id: &str, device_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user_id.len() + device_id.len() + 2 + 32);
+    key.extend_from_slice(user_id.as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(device_id.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// `vshard ‖ room ‖ 0x00 ‖ position`
+pub(crate) fn timeline(vshard: VShard, room_id: &str, pos: StreamPos) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, room_id);
+    key.extend_from_slice(&pos.to_be_bytes());
+    key
+}
+
+/// The position at the end of a timeline key.
+pub(crate) fn timeline_pos(key: &[u8]) -> Option<StreamPos> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(StreamPos::from_be_bytes(tail))
+}
+
+/// `vshard ‖ user ‖ 0x00 ‖ room or empty ‖ 0x00 ‖ type`
+pub(crate) fn account_data(vshard: VShard, user_id: &str, room_id: Option<&str>, data_type: &str) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, user_id);
+    key.extend_from_slice(room_id.unwrap_or("").as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(data_type.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_keys_sort_by_position() {
+        let a = timeline(7, "!r:x", 9);
+        let b = timeline(7, "!r:x", 256);
+        assert!(a < b);
+        assert_eq!(timeline_pos(&b), Some(256));
+    }
+
+    #[test]
+    fn one_room_is_not_a_prefix_of_another() {
+        // "!r:x" must not match the rows of "!r:xy".
+        let prefix = scoped_prefix(1, "!r:x");
+        assert!(!timeline(1, "!r:xy", 1).starts_with(&prefix));
+    }
+
+    #[test]
+    fn vshard_leads_every_scoped_key() {
+        assert_eq!(&scoped(0x0102, "@a:b")[..2], &[1, 2]);
+    }
+}

@@ -1,0 +1,74 @@
+//! Writes, as domain operations. A shard collects the operations of a
+//! request and hands them to [`Store::write`](crate::Store::write) as one
+//! atomic unit; the backend turns them into its own writes (keys or rows)
+//! and commits many such units together (group commit).
+
+use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+
+/// One write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Creates or replaces an account.
+    PutUser {
+        /// The user's partition.
+        vshard: VShard,
+        /// The account.
+        user: UserRecord,
+    },
+    /// Creates or replaces a device.
+    PutDevice {
+        /// The owner's partition.
+        vshard: VShard,
+        /// The device.
+        device: DeviceRecord,
+    },
+    /// Deletes a device and every access token issued to it.
+    DeleteDevice {
+        /// The owner's partition.
+        vshard: VShard,
+        /// Owner.
+        user_id: String,
+        /// Device.
+        device_id: String,
+    },
+    /// Stores an access token under its digest.
+    PutAccessToken {
+        /// Digest of the token (the caller hashes; the token itself is never
+        /// stored).
+        digest: Vec<u8>,
+        /// Whose it is.
+        token: AccessTokenRecord,
+    },
+    /// Deletes one access token.
+    DeleteAccessToken {
+        /// Digest of the token.
+        digest: Vec<u8>,
+    },
+    /// Stores an event, and places it in its room's timeline if it has a
+    /// stream position.
+    PutEvent(EventRecord),
+    /// Replaces a room's forward extremities (the events with no children
+    /// yet, which the next event will reference).
+    SetForwardExtremities {
+        /// The room's partition.
+        vshard: VShard,
+        /// The room.
+        room_id: String,
+        /// The extremities.
+        event_ids: Vec<String>,
+    },
+    /// Creates or replaces a piece of account data.
+    PutAccountData {
+        /// The owner's partition.
+        vshard: VShard,
+        /// The data.
+        data: AccountDataRecord,
+    },
+    /// Records how far a named stream has got (e.g. a shard's event stream).
+    SetStreamPosition {
+        /// Stream name.
+        stream: String,
+        /// Position.
+        pos: StreamPos,
+    },
+}

@@ -1,0 +1,77 @@
+//! The store's interface: what the homeserver can ask of any backend.
+
+use std::future::Future;
+
+use crate::error::Result;
+use crate::ops::Op;
+use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+
+/// Which way a timeline is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first.
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// A backend, as one shard sees it. Handles are per shard (`!Send` is fine);
+/// the data behind them is shared by all shards.
+///
+/// `write` resolves once the operations are durable (on disk, or committed
+/// in PostgreSQL) unless durability was switched off for a benchmark. Reads
+/// see every write that has resolved, on any shard.
+pub trait Store {
+    /// Applies `ops` atomically: all of them or none.
+    fn write(&self, ops: Vec<Op>) -> impl Future<Output = Result<()>>;
+
+    /// An account.
+    fn user(&self, vshard: VShard, user_id: &str) -> impl Future<Output = Result<Option<UserRecord>>>;
+
+    /// A device.
+    fn device(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>>>;
+
+    /// Every device of a user, by device ID.
+    fn devices(&self, vshard: VShard, user_id: &str) -> impl Future<Output = Result<Vec<DeviceRecord>>>;
+
+    /// The access token with this digest.
+    fn access_token(&self, digest: &[u8]) -> impl Future<Output = Result<Option<AccessTokenRecord>>>;
+
+    /// An event by ID.
+    fn event(&self, event_id: &str) -> impl Future<Output = Result<Option<EventRecord>>>;
+
+    /// Up to `limit` timeline entries `(position, event ID)` of a room,
+    /// strictly after `from` going forward or strictly before it going
+    /// backward (`None`: from the start or the end).
+    fn timeline(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        from: Option<StreamPos>,
+        direction: Direction,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(StreamPos, String)>>>;
+
+    /// A room's forward extremities.
+    fn forward_extremities(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Vec<String>>>;
+
+    /// One piece of account data (`room_id: None` for global).
+    fn account_data(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+    ) -> impl Future<Output = Result<Option<AccountDataRecord>>>;
+
+    /// All of a user's account data, global and per room.
+    fn all_account_data(&self, vshard: VShard, user_id: &str) -> impl Future<Output = Result<Vec<AccountDataRecord>>>;
+
+    /// How far a named stream has got.
+    fn stream_position(&self, stream: &str) -> impl Future<Output = Result<Option<StreamPos>>>;
+}
