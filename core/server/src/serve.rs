@@ -18,6 +18,7 @@ use tessera_net::runtime::spawn;
 use tessera_net::shard::{self, Shard, ShardSpec};
 use tessera_net::shutdown::{self, Shutdown};
 use tessera_storage::data_dir::DataDir;
+use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
 
 use tessera_proto::identifiers::ServerName;
 use tessera_proto::keys::{parse_key_file, SigningKey};
@@ -79,6 +80,12 @@ fn load_keys(config: &Config) -> Result<ServerKeys, String> {
 pub fn run(prepared: Prepared) -> Result<(), String> {
     let Prepared { config, tls, keys } = prepared;
     let data_dir = DataDir::open(&config.data_dir, config.server.vshards).map_err(|e| e.to_string())?;
+    let db = EmbeddedDb::open(&EmbeddedConfig {
+        path: data_dir.path().join("db"),
+        cache_bytes: config.storage.cache_mib << 20,
+        sync_writes: config.storage.sync_writes,
+    })
+    .map_err(|e| format!("storage: {e}"))?;
     let shards = config.shard_count();
     tracing::info!(
         server_name = %config.server_name,
@@ -93,16 +100,24 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let tls = Arc::new(tls);
     let main_config = config.clone();
+    let main_db = db.clone();
     let handles = shard::launch("shard", config.server.pin_threads, inboxes, move |spec: ShardSpec<ShardState>| {
         let config = config.clone();
         let tls = tls.clone();
         let keys = keys.clone();
+        let db = db.clone();
         let ready = ready_tx.clone();
         async move {
             let id = spec.id;
             let shutdown = Shutdown::new();
-            let state =
-                ShardState { config: config.clone(), keys, shutdown: shutdown.clone(), listeners: Default::default() };
+            let store = db.shard_store(id).map_err(io::Error::other)?;
+            let state = ShardState {
+                config: config.clone(),
+                keys,
+                store,
+                shutdown: shutdown.clone(),
+                listeners: Default::default(),
+            };
             let shard = Shard::start(spec.id, spec.inbox, state);
             let sockets = match bind_listeners(&shard, &config, &tls) {
                 Ok(sockets) => sockets,
@@ -159,6 +174,10 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
             Err(_) => failure = failure.or(Some("a shard panicked".to_owned())),
         }
     }
+    if let Err(e) = main_db.sync() {
+        failure = failure.or(Some(format!("storage: final sync failed: {e}")));
+    }
+    drop(main_db);
     drop(data_dir);
     match failure {
         None => {

@@ -11,6 +11,7 @@ use tessera_net::shutdown::Shutdown;
 
 use tessera_proto::identifiers::ServerName;
 use tessera_proto::keys::{OldVerifyKey, SigningKey};
+use tessera_storage::embedded::EmbeddedStore;
 
 use crate::config::Config;
 
@@ -23,6 +24,8 @@ pub struct ShardState {
     pub config: Arc<Config>,
     /// The server's signing keys (shared, immutable).
     pub keys: Arc<ServerKeys>,
+    /// This shard's handle on the store.
+    pub store: EmbeddedStore,
     /// This shard's shutdown latch.
     pub shutdown: Rc<Shutdown>,
     /// This shard's listeners, for metrics.

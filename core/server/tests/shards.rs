@@ -6,6 +6,27 @@ use std::fs;
 
 use common::{get, Conn, Server};
 
+/// `PF_IO_WORKER` in a task's `/proc/.../stat` flags.
+const PF_IO_WORKER: u64 = 0x10;
+
+fn shard_thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| {
+            let dir = t.unwrap().path();
+            // io_uring's kernel workers (PF_IO_WORKER) live in our thread
+            // group and start with the name of the thread they serve.
+            let stat = fs::read_to_string(dir.join("stat")).ok()?;
+            let flags: u64 = stat.rsplit(") ").next()?.split(' ').nth(6)?.parse().ok()?;
+            (flags & PF_IO_WORKER == 0).then(|| fs::read_to_string(dir.join("comm")).ok())?
+        })
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("shard-"))
+        .collect();
+    names.sort();
+    names
+}
+
 fn fd_targets(pid: u32) -> Vec<String> {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -18,12 +39,16 @@ fn fd_targets(pid: u32) -> Vec<String> {
 fn two_cores_run_two_shard_threads_each_with_io_uring_and_no_epoll() {
     let server = Server::start(&[("TESSERA_SERVER__CORES", "2")]);
     let pid = server.pid();
-    let mut shard_threads: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .map(|t| fs::read_to_string(t.unwrap().path().join("comm")).unwrap().trim().to_owned())
-        .filter(|name| name.starts_with("shard-"))
-        .collect();
-    shard_threads.sort();
+    // A thread a shard starts (its storage committer) carries the shard's
+    // name until it has named itself; look again until that has settled.
+    let mut shard_threads = shard_thread_names(pid);
+    for _ in 0..50 {
+        if shard_threads.len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        shard_threads = shard_thread_names(pid);
+    }
     assert_eq!(shard_threads, ["shard-0", "shard-1"]);
 
     let targets = fd_targets(pid);

@@ -89,6 +89,12 @@ impl EmbeddedDb {
         Ok(EmbeddedStore { inner: self.inner.clone(), committer })
     }
 
+    /// Makes every committed write durable (for shutdown when writes are
+    /// not synced as they are acknowledged).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.inner.db.persist(fjall::PersistMode::SyncAll)?)
+    }
+
     /// Bytes the database takes on disk (journals and tables).
     pub fn disk_space(&self) -> Result<u64> {
         Ok(self.inner.db.disk_space()?)

@@ -166,11 +166,16 @@ pub struct StorageSection {
     pub backend: Backend,
     /// `postgresql://…` URL, for the postgres backend.
     pub postgres_url: Option<String>,
+    /// Block cache of the embedded database, MiB (shared by all shards).
+    pub cache_mib: u64,
+    /// Acknowledge a write only once it is on disk. `false` loses the last
+    /// writes on a crash: for benchmarks only.
+    pub sync_writes: bool,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
-        Self { backend: Backend::Embedded, postgres_url: None }
+        Self { backend: Backend::Embedded, postgres_url: None, cache_mib: 64, sync_writes: true }
     }
 }
 
@@ -357,6 +362,9 @@ impl Config {
         }
         if l.max_header_bytes < 1024 {
             return Err(ConfigError::key("limits.max_header_bytes", "must be at least 1024"));
+        }
+        if self.storage.cache_mib == 0 {
+            return Err(ConfigError::key("storage.cache_mib", "must be greater than 0"));
         }
         match self.storage.backend {
             Backend::Embedded => {}

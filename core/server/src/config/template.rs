@@ -99,6 +99,13 @@ request_timeout_secs = 30
 # deployments) is not available in this build yet.
 backend = "embedded"
 # postgres_url = "postgresql://tessera:secret@localhost/tessera"
+# Block cache of the embedded database in MiB, shared by all shards. More
+# cache means fewer disk reads for large rooms; the rest of memory use is
+# small.
+cache_mib = 64
+# Answer a write only once it is on disk. Never turn this off in production:
+# a crash would lose the last acknowledged messages. (For benchmarks only.)
+sync_writes = true
 
 [registration]
 # Whether anyone may create an account over the Client-Server API.

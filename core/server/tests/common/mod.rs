@@ -3,10 +3,11 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
@@ -60,23 +61,34 @@ impl Server {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--config"]).arg(&self.config);
         cmd.env("TESSERA_LISTENERS__FEDERATION__BIND", format!("[\"{}\"]", self.federation));
-        cmd.env("TESSERA_LOGGING__LEVEL", "warn");
+        // Warnings, plus the line that says every shard is listening.
+        cmd.env("TESSERA_LOGGING__LEVEL", "warn,tessera::serve=info");
+        cmd.env("NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains(" ready") {
+                    let _ = ready_tx.send(());
+                }
+                eprintln!("[tessera] {line}");
+            }
+        });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("tessera exited during start-up: {status}");
             }
-            if TcpStream::connect(self.client).is_ok() {
+            if ready_rx.recv_timeout(Duration::from_millis(20)).is_ok() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("tessera did not start listening within 20 s");
+        panic!("tessera did not report ready within 20 s");
     }
 
     pub fn pid(&self) -> u32 {
