@@ -309,3 +309,49 @@ fn random_action(room: &mut Room, rng: &mut Rng, population: usize, moderators: 
         _ => room.send(&someone, "m.room.topic", "", json!({ "topic": format!("{}", rng.next_u64()) })),
     };
 }
+
+/// A Matrix-HQ-shaped room: `members` joined users (with one other state
+/// event per hundred members, so memberships are 99% of the state), then two
+/// forks that each make `conflicted / 2` state changes — kicks, bans, leaves,
+/// joins, topic and widget changes — with a power levels change every 20th.
+pub fn hq_forks(version: &str, members: usize, conflicted: usize) -> Vec<Room> {
+    let mut rng = Rng::new(members as u64 ^ conflicted as u64);
+    let moderators = 20;
+    let mut room = random_forks(version, 1, Shape { members: moderators, moderators, forks: 1, actions: 0 }).remove(0);
+    let creator = user(0);
+    for i in moderators..members {
+        room.member(&user(i), &user(i), "join").expect("public join");
+        if i % 100 == 0 {
+            room.send(&creator, "org.example.widget", &format!("w{i}"), json!({ "n": i })).expect("widget");
+        }
+    }
+    let mut forks = vec![room.clone(), room];
+    for (f, fork) in forks.iter_mut().enumerate() {
+        let mut made = 0;
+        while made < conflicted / 2 {
+            let moderator = user(rng.below(moderators));
+            let member = user(moderators + rng.below(members - moderators));
+            let sent = if made % 20 == 0 {
+                let mut content = fork.state[&(types::POWER_LEVELS.to_owned(), String::new())].content.clone();
+                let level = [0, 10, 20][rng.below(3)];
+                content["users"][&member] = json!(level);
+                fork.send(&creator, types::POWER_LEVELS, "", content)
+            } else {
+                match rng.below(6) {
+                    0 => fork.member(&moderator, &member, "leave"),
+                    1 => fork.member(&moderator, &member, "ban"),
+                    2 => fork.member(&member, &member, "leave"),
+                    3 => fork.member(
+                        &user(members + f * conflicted + made),
+                        &user(members + f * conflicted + made),
+                        "join",
+                    ),
+                    4 => fork.send(&moderator, "m.room.topic", "", json!({ "topic": format!("{f}/{made}") })),
+                    _ => fork.send(&moderator, "org.example.widget", &format!("f{f}-{made}"), json!({})),
+                }
+            };
+            made += usize::from(sent.is_ok());
+        }
+    }
+    forks
+}

@@ -122,17 +122,27 @@ impl RumaInput {
 
     /// Runs ruma's state resolution; `(type, state_key) -> event ID`.
     pub fn resolve(&self) -> HashMap<(String, String), String> {
+        let resolved = self.resolve_prepared(self.auth_chain_sets());
+        resolved.into_iter().map(|((kind, key), id)| ((kind.to_string(), key), id.to_string())).collect()
+    }
+
+    /// The auth chain sets ruma consumes, built outside any timing.
+    pub fn auth_chain_sets(&self) -> Vec<EventIdSet<OwnedEventId>> {
+        self.auth_chains.iter().map(|chain| chain.iter().cloned().collect()).collect()
+    }
+
+    /// Only ruma's `resolve` call itself.
+    pub fn resolve_prepared(&self, auth_chains: Vec<EventIdSet<OwnedEventId>>) -> StateMap<OwnedEventId> {
         let rules = self.version.rules().expect("known version");
-        let resolved = ruma_state_res::resolve(
+        ruma_state_res::resolve(
             &rules.authorization,
             rules.state_res.v2_rules().expect("v2 rules"),
             &self.state_maps,
-            self.auth_chains.iter().map(|chain| chain.iter().cloned().collect::<EventIdSet<_>>()).collect(),
+            auth_chains,
             |id| self.events.get(id).cloned(),
             |_| Some(self.subgraph.iter().cloned().collect()),
         )
-        .expect("ruma resolves");
-        resolved.into_iter().map(|((kind, key), id)| ((kind.to_string(), key), id.to_string())).collect()
+        .expect("ruma resolves")
     }
 }
 
