@@ -14,6 +14,7 @@ fn versions_lists_only_supported_versions() {
     let reply = get(server.client, "/_matrix/client/versions");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(reply.header("date").is_some_and(|d| d.ends_with(" GMT")), "{:?}", reply.header("date"));
     let body = reply.json();
     assert!(body["versions"].is_array());
     assert!(body["unstable_features"].is_object());

@@ -56,9 +56,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("incomplete request line"));
     };
-    if !target.starts_with('/') {
-        return Err(HeadError::Malformed("request target must be an absolute path"));
-    }
+    let target = origin_form(target).ok_or(HeadError::Malformed("request target must be an absolute path or URI"))?;
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
         None => (target.to_owned(), None),
@@ -85,6 +83,20 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
 
     let head = Head { method: Method::from_token(method), path, query, headers, keep_alive, framing, expect_continue };
     Ok(Some((head, consumed)))
+}
+
+/// The path-and-query of a request target. Servers must accept the
+/// absolute form (`GET http://host/path`, RFC 9112 §3.2.2) as well as the
+/// usual origin form (`GET /path`).
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let (scheme, rest) = target.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    Some(rest.find(['/', '?']).map_or("/", |at| &rest[at..])).filter(|t| t.starts_with('/'))
 }
 
 fn framing(headers: &Headers) -> Result<Framing, HeadError> {
@@ -189,10 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn absolute_form_target_is_reduced_to_its_path() {
+        let h = parse_ok("GET http://example.org:8008/_matrix/client/versions?x=1 HTTP/1.1\r\n\r\n");
+        assert_eq!((h.path.as_str(), h.query.as_deref()), ("/_matrix/client/versions", Some("x=1")));
+        assert_eq!(parse_ok("GET https://example.org HTTP/1.1\r\n\r\n").path, "/");
+    }
+
+    #[test]
     fn rejects_garbage_without_panicking() {
-        for raw in
-            [&b"\x00\x01\x02\r\n\r\n"[..], b"GET\r\n\r\n", b"GET http://x/ HTTP/1.1\r\n\r\n", b"GET / HTTP/2.0\r\n\r\n"]
-        {
+        for raw in [
+            &b"\x00\x01\x02\r\n\r\n"[..],
+            b"GET\r\n\r\n",
+            b"GET ftp://x/ HTTP/1.1\r\n\r\n",
+            b"GET * HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+        ] {
             assert!(parse(raw).is_err(), "{raw:?}");
         }
     }

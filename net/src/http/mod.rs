@@ -2,6 +2,7 @@
 
 mod chunked;
 mod conn;
+mod date;
 mod forwarded;
 mod head;
 mod request;

@@ -69,6 +69,7 @@ impl Response {
         out.extend_from_slice(b"\r\nContent-Length: ");
         out.extend_from_slice(digits.format(self.body.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
+        super::date::append_header(out);
         out.extend_from_slice(CORS_HEADERS.as_bytes());
         for (name, value) in &self.headers {
             for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
