@@ -45,7 +45,11 @@ fn crash_writer() {
                 store
                     .write(vec![
                         Op::PutEvent(event(n)),
-                        Op::SetForwardExtremities { vshard: 9, room_id: ROOM.into(), event_ids: vec![event(n).event_id] },
+                        Op::SetForwardExtremities {
+                            vshard: 9,
+                            room_id: ROOM.into(),
+                            event_ids: vec![event(n).event_id],
+                        },
                     ])
                     .await
                     .map(|()| n)
