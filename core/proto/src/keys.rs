@@ -8,6 +8,7 @@ use base64::Engine;
 use ed25519_dalek::Signer;
 
 use crate::canonical_json::{parse_object, to_bytes, Object, ParseError, Value, MAX_SAFE_INTEGER};
+use crate::ed25519::{self, KeyRejection};
 use crate::identifiers::{IdError, KeyId, ServerName};
 use crate::signatures::{sign_json, verify_json, KnownKey, KnownKeys, VerifyError};
 
@@ -36,6 +37,10 @@ pub enum KeyError {
     WrongLength(usize),
     #[error("ed25519 public key is not a valid curve point")]
     InvalidPublicKey,
+    #[error("ed25519 public key is not canonically encoded")]
+    NonCanonicalPublicKey,
+    #[error("ed25519 public key has small order, so any signature could match it")]
+    WeakPublicKey,
     #[error("line {line} of the key file: expected `ed25519 <version> <base64 seed>`, found {found} fields")]
     MalformedLine { line: usize, found: usize },
     #[error("line {line} of the key file: {source}")]
@@ -114,7 +119,8 @@ impl SigningKey {
 }
 
 /// An ed25519 public (verify) key, already decompressed so verifying with it
-/// repeatedly does not redo that work.
+/// repeatedly does not redo that work, and checked once against what
+/// libsodium refuses (small-order or non-canonical keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(pub(crate) ed25519_dalek::VerifyingKey);
 
@@ -123,7 +129,11 @@ impl PublicKey {
     pub fn from_base64(encoded: &str) -> Result<Self, KeyError> {
         let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| KeyError::InvalidBase64)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::WrongLength(bytes.len()))?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| KeyError::InvalidPublicKey)
+        ed25519::public_key(&bytes).map(Self).map_err(|rejection| match rejection {
+            KeyRejection::NotAPoint => KeyError::InvalidPublicKey,
+            KeyRejection::NonCanonical => KeyError::NonCanonicalPublicKey,
+            KeyRejection::SmallOrder => KeyError::WeakPublicKey,
+        })
     }
 
     /// The raw 32-byte key.

@@ -44,6 +44,7 @@
 //! ```
 
 pub mod canonical_json;
+mod ed25519;
 pub mod hashes;
 pub mod identifiers;
 pub mod keys;

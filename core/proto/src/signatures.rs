@@ -8,6 +8,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::canonical_json::{write_object_except, Object, Value};
+use crate::ed25519;
 use crate::hashes::{content_hash, write_signed_part, NOT_SIGNED};
 use crate::keys::{PublicKey, SigningKey};
 use crate::room_version::RoomVersionRules;
@@ -127,15 +128,9 @@ fn verify_entity(
         if STANDARD_NO_PAD.decode_slice(encoded, &mut bytes) != Ok(64) {
             return Err(malformed());
         }
-        let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-        // `verify_strict` rejects small-order keys and `R` values, as
-        // libsodium (behind Synapse) does; plain `verify` would accept
-        // signatures other servers reject.
-        known
-            .key
-            .0
-            .verify_strict(signed_bytes, &signature)
-            .map_err(|_| VerifyError::BadSignature { entity: entity.to_owned(), key_id: key_id.to_owned() })?;
+        if !ed25519::verify(&known.key.0, signed_bytes, &bytes) {
+            return Err(VerifyError::BadSignature { entity: entity.to_owned(), key_id: key_id.to_owned() });
+        }
         verified_any = true;
     }
     if verified_any {
