@@ -16,6 +16,10 @@ const NOT_IN_CONTENT_HASH: &[&str] = &["hashes", "signatures", "unsigned"];
 /// Top-level keys left out of what is signed and reference-hashed.
 pub(crate) const NOT_SIGNED: &[&str] = &["signatures", "unsigned"];
 
+/// Room for the canonical JSON of most events, so encoding one for hashing
+/// or signing allocates once instead of growing the buffer as it goes.
+pub(crate) const EVENT_BUFFER_BYTES: usize = 4096;
+
 /// Why an event has no event ID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventIdError {
@@ -30,7 +34,7 @@ pub enum EventIdError {
 /// SHA-256 of the event without `unsigned`, `signatures` and `hashes`,
 /// encoded as canonical JSON. Stored, base64, as `hashes.sha256`.
 pub fn content_hash(event: &Object) -> [u8; 32] {
-    let mut json = Vec::with_capacity(1024);
+    let mut json = Vec::with_capacity(EVENT_BUFFER_BYTES);
     write_object_except(event, NOT_IN_CONTENT_HASH, &mut json);
     Sha256::digest(&json).into()
 }
@@ -44,7 +48,7 @@ pub(crate) fn write_signed_part(event: &Object, rules: &RoomVersionRules, out: &
 
 /// SHA-256 of the redacted event without `signatures` and `unsigned`.
 pub fn reference_hash(event: &Object, rules: &RoomVersionRules) -> [u8; 32] {
-    let mut json = Vec::with_capacity(1024);
+    let mut json = Vec::with_capacity(EVENT_BUFFER_BYTES);
     write_signed_part(event, rules, &mut json);
     Sha256::digest(&json).into()
 }

@@ -3,6 +3,7 @@
 //! … `pdu_v12` schemas; room versions § Event format).
 
 use crate::canonical_json::{parse_object, write_object_except, Object, ParseError, Value};
+use crate::hashes::EVENT_BUFFER_BYTES;
 use crate::identifiers::{EventId, IdError, RoomId, UserId};
 use crate::room_version::{RoomIdFormat, RoomVersionRules};
 
@@ -66,7 +67,7 @@ impl Pdu {
 
     /// Checks an already parsed event.
     pub fn from_json(json: Object, rules: &RoomVersionRules) -> Result<Self, PduError> {
-        let mut canonical = Vec::with_capacity(4096);
+        let mut canonical = Vec::with_capacity(EVENT_BUFFER_BYTES);
         write_object_except(&json, &[], &mut canonical);
         let size = canonical.len();
         if size > MAX_PDU_BYTES {

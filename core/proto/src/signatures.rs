@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical_json::{write_object_except, Object, Value};
 use crate::ed25519;
-use crate::hashes::{content_hash, write_signed_part, NOT_SIGNED};
+use crate::hashes::{content_hash, write_signed_part, EVENT_BUFFER_BYTES, NOT_SIGNED};
 use crate::keys::{PublicKey, SigningKey};
 use crate::room_version::RoomVersionRules;
 
@@ -147,7 +147,7 @@ pub fn hash_and_sign_event(event: &mut Object, server_name: &str, key: &SigningK
     let mut hashes = Object::new();
     hashes.insert("sha256", hash);
     event.insert("hashes", hashes);
-    let mut json = Vec::with_capacity(1024);
+    let mut json = Vec::with_capacity(EVENT_BUFFER_BYTES);
     write_signed_part(event, rules, &mut json);
     add_signature(event, server_name, key, &json);
 }
@@ -230,7 +230,7 @@ pub fn verify_event(event: &Object, rules: &RoomVersionRules, keys: &KnownKeys) 
         false => None,
     };
 
-    let mut signed_bytes = Vec::with_capacity(1024);
+    let mut signed_bytes = Vec::with_capacity(EVENT_BUFFER_BYTES);
     write_signed_part(event, rules, &mut signed_bytes);
     for server in required_signers(event, rules)? {
         verify_entity(signatures, server, keys, at_ts, &signed_bytes)?;

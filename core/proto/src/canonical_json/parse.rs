@@ -152,7 +152,7 @@ impl<'a> Parser<'a> {
         self.enter(depth)?;
         let start = self.pos;
         self.pos += 1;
-        let mut members = Vec::new();
+        let mut members = Vec::with_capacity(8);
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
