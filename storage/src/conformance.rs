@@ -1,6 +1,8 @@
 //! The conformance suite every backend must pass: the same calls, the same
 //! answers. Each backend's tests run [`run_all`] on fresh stores.
 
+use std::future::Future;
+
 use futures_util::future::join_all;
 
 use crate::ops::Op;
@@ -12,13 +14,14 @@ macro_rules! run_checks {
     ($fresh:ident: $($check:ident),* $(,)?) => {
         $(
             eprintln!("conformance: {}", stringify!($check));
-            pollster::block_on($check(&$fresh()));
+            $check(&$fresh().await).await;
         )*
     };
 }
 
-/// Runs every check, each on a fresh store from `fresh`.
-pub(crate) fn run_all<S: Store>(fresh: impl Fn() -> S) {
+/// Runs every check, each on a fresh store from `fresh`. Async, so that
+/// each backend's test drives it on the executor the backend needs.
+pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     run_checks!(fresh:
         user_written_is_read_back_and_replaced,
         devices_of_one_user_exclude_a_user_with_a_longer_id,

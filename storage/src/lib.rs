@@ -6,6 +6,8 @@
 //! - [`records`]: the rows.
 //! - [`embedded`]: the default backend, fjall in the data directory, with
 //!   group commit on a committer thread per shard.
+//! - [`postgres`]: PostgreSQL through tokio-postgres on the caller's
+//!   runtime, for large deployments; group commit in one transaction.
 //! - [`data_dir`]: the data directory itself: format stamp and lock.
 //!
 //! Every backend passes the same conformance suite (`conformance.rs`).
@@ -17,6 +19,7 @@ pub mod embedded;
 mod error;
 mod keys;
 mod ops;
+pub mod postgres;
 pub mod records;
 mod store;
 

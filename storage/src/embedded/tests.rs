@@ -8,12 +8,12 @@ fn config(dir: &std::path::Path) -> EmbeddedConfig {
 #[test]
 fn embedded_backend_passes_conformance() {
     let dirs = std::cell::RefCell::new(Vec::new());
-    conformance::run_all(|| {
+    pollster::block_on(conformance::run_all(|| {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedDb::open(&config(dir.path())).unwrap().shard_store(0).unwrap();
         dirs.borrow_mut().push(dir);
-        store
-    });
+        std::future::ready(store)
+    }));
 }
 
 #[test]

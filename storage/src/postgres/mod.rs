@@ -1,0 +1,424 @@
+//! The PostgreSQL backend, for large deployments.
+//!
+//! tokio-postgres without its runtime: each connection is a TCP stream from
+//! the caller's runtime (`PgRuntime`: monoio in the server) and its driver
+//! future runs as a task of the shard that owns it. Every shard has its own
+//! small pool: readers, plus one writer connection owned by the shard's
+//! committer task, which commits every write waiting at that moment in one
+//! transaction (group commit; PostgreSQL fsyncs its WAL at COMMIT). No
+//! connection is shared between cores.
+//!
+//! Host names are resolved once, when the backend is opened on the main
+//! thread: no DNS lookup ever runs on a shard.
+
+mod schema;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::str::FromStr;
+
+use futures_channel::oneshot;
+use futures_util::future::try_join_all;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::config::Host;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
+
+use crate::error::{Result, StorageError};
+use crate::ops::Op;
+use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+use crate::store::{Direction, Store};
+pub use schema::SCHEMA_VERSION;
+
+/// What the backend needs from the runtime it runs on.
+pub trait PgRuntime: Clone + 'static {
+    /// A TCP stream speaking tokio's I/O traits.
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    /// Connects to `addr`.
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Runs `task` on the current shard.
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>);
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgresql://user[:password]@host[:port]/database`.
+    pub url: String,
+    /// Reader connections per shard (besides its one writer).
+    pub readers: usize,
+    /// Wait for the WAL fsync at each commit (`synchronous_commit`). Off
+    /// loses the last commits on a crash: for benchmarks only.
+    pub sync_writes: bool,
+}
+
+/// The database, as configured; opened once per process on the main thread.
+#[derive(Clone)]
+pub struct PgDb {
+    config: tokio_postgres::Config,
+    addr: SocketAddr,
+    readers: usize,
+    sync_writes: bool,
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Backend(format!("postgres: {e}"))
+    }
+}
+
+impl PgDb {
+    /// Parses the URL and resolves its host (blocking: call it before the
+    /// shards start).
+    pub fn new(config: &PgConfig) -> Result<Self> {
+        let bad = |why: String| StorageError::Backend(format!("storage.postgres_url: {why}"));
+        let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| bad(e.to_string()))?;
+        let host = match pg.get_hosts() {
+            [Host::Tcp(host)] => host.clone(),
+            [] => return Err(bad("no host".into())),
+            _ => return Err(bad("exactly one TCP host is supported (no Unix sockets, no fail-over lists)".into())),
+        };
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| bad(format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| bad(format!("{host} has no address")))?;
+        Ok(Self { config: pg, addr, readers: config.readers.max(1), sync_writes: config.sync_writes })
+    }
+
+    async fn connect<R: PgRuntime>(&self, rt: &R) -> Result<Client> {
+        let stream = rt.connect(self.addr).await.map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
+        let (client, connection) = self.config.connect_raw(stream, NoTls).await?;
+        rt.spawn(Box::pin(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(error = %e, "postgres connection closed");
+            }
+        }));
+        Ok(client)
+    }
+
+    /// Connects one shard's pool, creating or checking the schema first.
+    pub async fn shard_store<R: PgRuntime>(&self, rt: &R) -> Result<PgStore> {
+        let mut writer = self.connect(rt).await?;
+        schema::migrate(&mut writer).await?;
+        if !self.sync_writes {
+            writer.batch_execute("SET synchronous_commit = off").await?;
+        }
+        let mut readers = Vec::with_capacity(self.readers);
+        for _ in 0..self.readers {
+            readers.push(Reader { client: self.connect(rt).await?, statements: RefCell::default() });
+        }
+        let (tx, rx) = flume::unbounded();
+        rt.spawn(Box::pin(commit_loop(Reader { client: writer, statements: RefCell::default() }, rx)));
+        Ok(PgStore { readers, next: Cell::new(0), committer: tx })
+    }
+}
+
+struct Reader {
+    client: Client,
+    /// Statements prepared on this connection, by SQL text.
+    statements: RefCell<HashMap<&'static str, Statement>>,
+}
+
+impl Reader {
+    async fn statement(&self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements.borrow_mut().insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    async fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let statement = self.statement(sql).await?;
+        Ok(self.client.query(&statement, params).await?)
+    }
+
+    async fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.statement(sql).await?;
+        Ok(self.client.execute(&statement, params).await?)
+    }
+}
+
+struct Submission {
+    ops: Vec<Op>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// One shard's pool.
+pub struct PgStore {
+    readers: Vec<Reader>,
+    next: Cell<usize>,
+    committer: flume::Sender<Submission>,
+}
+
+impl PgStore {
+    fn reader(&self) -> &Reader {
+        let i = self.next.get();
+        self.next.set((i + 1) % self.readers.len());
+        &self.readers[i]
+    }
+}
+
+/// Most submissions in one transaction.
+const MAX_GROUP: usize = 4096;
+
+async fn commit_loop(writer: Reader, rx: flume::Receiver<Submission>) {
+    while let Ok(first) = rx.recv_async().await {
+        let mut group = vec![first];
+        group.extend(rx.try_iter().take(MAX_GROUP - 1));
+        let result = commit(&writer, &group).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = group.len(), "group commit failed");
+        }
+        for submission in group {
+            let _ = submission.done.send(result.clone());
+        }
+    }
+}
+
+async fn commit(writer: &Reader, group: &[Submission]) -> Result<()> {
+    writer.client.batch_execute("BEGIN").await?;
+    // Every statement of the group is sent at once (pipelined) and their
+    // results awaited together: one round trip, not one per row.
+    let staged = try_join_all(group.iter().flat_map(|s| &s.ops).map(|op| stage(writer, op))).await;
+    if let Err(e) = staged {
+        let _ = writer.client.batch_execute("ROLLBACK").await;
+        return Err(e);
+    }
+    writer.client.batch_execute("COMMIT").await?;
+    Ok(())
+}
+
+fn pos_to_sql(pos: StreamPos) -> i64 {
+    // Positions are allocated from zero upwards; 2^63 is never reached.
+    pos as i64
+}
+
+async fn stage(w: &Reader, op: &Op) -> Result<()> {
+    match op {
+        Op::PutUser { vshard, user } => {
+            let sql = "INSERT INTO users (vshard, user_id, password_hash, created_ts, deactivated, is_guest, is_admin)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (vshard, user_id) DO UPDATE SET password_hash = $3, created_ts = $4,
+                    deactivated = $5, is_guest = $6, is_admin = $7";
+            let created = user.created_ts as i64;
+            w.execute(
+                sql,
+                &[
+                    &(*vshard as i16),
+                    &user.user_id,
+                    &user.password_hash,
+                    &created,
+                    &user.deactivated,
+                    &user.is_guest,
+                    &user.is_admin,
+                ],
+            )
+            .await?;
+        }
+        Op::PutDevice { vshard, device } => {
+            let sql = "INSERT INTO devices (vshard, user_id, device_id, display_name, last_seen_ts, last_seen_ip)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (vshard, user_id, device_id) DO UPDATE SET display_name = $4, last_seen_ts = $5,
+                    last_seen_ip = $6";
+            let seen = device.last_seen_ts.map(|t| t as i64);
+            let params: [&(dyn ToSql + Sync); 6] = [
+                &(*vshard as i16),
+                &device.user_id,
+                &device.device_id,
+                &device.display_name,
+                &seen,
+                &device.last_seen_ip,
+            ];
+            w.execute(sql, &params).await?;
+        }
+        Op::DeleteDevice { vshard, user_id, device_id } => {
+            let v = *vshard as i16;
+            w.execute(
+                "DELETE FROM devices WHERE vshard = $1 AND user_id = $2 AND device_id = $3",
+                &[&v, user_id, device_id],
+            )
+            .await?;
+            w.execute("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2", &[user_id, device_id]).await?;
+        }
+        Op::PutAccessToken { digest, token } => {
+            let sql = "INSERT INTO access_tokens (digest, user_id, device_id, expires_ts) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (digest) DO UPDATE SET user_id = $2, device_id = $3, expires_ts = $4";
+            let expires = token.expires_ts.map(|t| t as i64);
+            w.execute(sql, &[digest, &token.user_id, &token.device_id, &expires]).await?;
+        }
+        Op::DeleteAccessToken { digest } => {
+            w.execute("DELETE FROM access_tokens WHERE digest = $1", &[digest]).await?;
+        }
+        Op::PutEvent(event) => {
+            let sql = "INSERT INTO events (event_id, room_id, vshard, stream_pos, json) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (event_id) DO UPDATE SET room_id = $2, vshard = $3, stream_pos = $4, json = $5";
+            let v = event.vshard as i16;
+            let pos = event.stream_pos.map(pos_to_sql);
+            w.execute(sql, &[&event.event_id, &event.room_id, &v, &pos, &event.json]).await?;
+            if let Some(pos) = pos {
+                let sql = "INSERT INTO timeline (vshard, room_id, pos, event_id) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (vshard, room_id, pos) DO UPDATE SET event_id = $4";
+                w.execute(sql, &[&v, &event.room_id, &pos, &event.event_id]).await?;
+            }
+        }
+        Op::SetForwardExtremities { vshard, room_id, event_ids } => {
+            let sql = "INSERT INTO forward_extremities (vshard, room_id, event_ids) VALUES ($1, $2, $3)
+                ON CONFLICT (vshard, room_id) DO UPDATE SET event_ids = $3";
+            w.execute(sql, &[&(*vshard as i16), room_id, event_ids]).await?;
+        }
+        Op::PutAccountData { vshard, data } => {
+            let sql =
+                "INSERT INTO account_data (vshard, user_id, room_id, data_type, content) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (vshard, user_id, room_id, data_type) DO UPDATE SET content = $5";
+            let room = data.room_id.as_deref().unwrap_or("");
+            w.execute(sql, &[&(*vshard as i16), &data.user_id, &room, &data.data_type, &data.content]).await?;
+        }
+        Op::SetStreamPosition { stream, pos } => {
+            let sql = "INSERT INTO stream_positions (stream, pos) VALUES ($1, $2)
+                ON CONFLICT (stream) DO UPDATE SET pos = $2";
+            w.execute(sql, &[stream, &pos_to_sql(*pos)]).await?;
+        }
+    }
+    Ok(())
+}
+
+fn user_from(row: &Row) -> UserRecord {
+    UserRecord {
+        user_id: row.get("user_id"),
+        password_hash: row.get("password_hash"),
+        created_ts: row.get::<_, i64>("created_ts") as u64,
+        deactivated: row.get("deactivated"),
+        is_guest: row.get("is_guest"),
+        is_admin: row.get("is_admin"),
+    }
+}
+
+fn device_from(row: &Row) -> DeviceRecord {
+    DeviceRecord {
+        user_id: row.get("user_id"),
+        device_id: row.get("device_id"),
+        display_name: row.get("display_name"),
+        last_seen_ts: row.get::<_, Option<i64>>("last_seen_ts").map(|t| t as u64),
+        last_seen_ip: row.get("last_seen_ip"),
+    }
+}
+
+fn account_data_from(row: &Row) -> AccountDataRecord {
+    let room: String = row.get("room_id");
+    AccountDataRecord {
+        user_id: row.get("user_id"),
+        room_id: (!room.is_empty()).then_some(room),
+        data_type: row.get("data_type"),
+        content: row.get("content"),
+    }
+}
+
+impl Store for PgStore {
+    async fn write(&self, ops: Vec<Op>) -> Result<()> {
+        let (done, answer) = oneshot::channel();
+        self.committer.send(Submission { ops, done }).map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    async fn user(&self, vshard: VShard, user_id: &str) -> Result<Option<UserRecord>> {
+        let sql = "SELECT * FROM users WHERE vshard = $1 AND user_id = $2";
+        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id]).await?.first().map(user_from))
+    }
+
+    async fn device(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Option<DeviceRecord>> {
+        let sql = "SELECT * FROM devices WHERE vshard = $1 AND user_id = $2 AND device_id = $3";
+        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id]).await?.first().map(device_from))
+    }
+
+    async fn devices(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceRecord>> {
+        let sql = "SELECT * FROM devices WHERE vshard = $1 AND user_id = $2 ORDER BY device_id COLLATE \"C\"";
+        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id]).await?.iter().map(device_from).collect())
+    }
+
+    async fn access_token(&self, digest: &[u8]) -> Result<Option<AccessTokenRecord>> {
+        let sql = "SELECT user_id, device_id, expires_ts FROM access_tokens WHERE digest = $1";
+        Ok(self.reader().query(sql, &[&digest]).await?.first().map(|row| AccessTokenRecord {
+            user_id: row.get(0),
+            device_id: row.get(1),
+            expires_ts: row.get::<_, Option<i64>>(2).map(|t| t as u64),
+        }))
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        let sql = "SELECT event_id, room_id, vshard, stream_pos, json FROM events WHERE event_id = $1";
+        Ok(self.reader().query(sql, &[&event_id]).await?.first().map(|row| EventRecord {
+            event_id: row.get(0),
+            room_id: row.get(1),
+            vshard: row.get::<_, i16>(2) as VShard,
+            stream_pos: row.get::<_, Option<i64>>(3).map(|p| p as u64),
+            json: row.get(4),
+        }))
+    }
+
+    async fn timeline(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        from: Option<StreamPos>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<(StreamPos, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let v = vshard as i16;
+        let rows = match (direction, from) {
+            (Direction::Forward, from) => {
+                // Positions are unsigned: "after u64::MAX" is nothing.
+                let Ok(after) = from.map_or(Ok(-1), i64::try_from) else { return Ok(Vec::new()) };
+                let sql = "SELECT pos, event_id FROM timeline WHERE vshard = $1 AND room_id = $2 AND pos > $3
+                    ORDER BY pos ASC LIMIT $4";
+                self.reader().query(sql, &[&v, &room_id, &after, &limit]).await?
+            }
+            (Direction::Backward, from) => {
+                let before = from.map_or(i64::MAX, |p| i64::try_from(p).unwrap_or(i64::MAX));
+                let sql = "SELECT pos, event_id FROM timeline WHERE vshard = $1 AND room_id = $2 AND pos < $3
+                    ORDER BY pos DESC LIMIT $4";
+                self.reader().query(sql, &[&v, &room_id, &before, &limit]).await?
+            }
+        };
+        Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
+    }
+
+    async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
+        let sql = "SELECT event_ids FROM forward_extremities WHERE vshard = $1 AND room_id = $2";
+        Ok(self.reader().query(sql, &[&(vshard as i16), &room_id]).await?.first().map(|r| r.get(0)).unwrap_or_default())
+    }
+
+    async fn account_data(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+    ) -> Result<Option<AccountDataRecord>> {
+        let sql = "SELECT * FROM account_data WHERE vshard = $1 AND user_id = $2 AND room_id = $3 AND data_type = $4";
+        let room = room_id.unwrap_or("");
+        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &room, &data_type]).await?;
+        Ok(rows.first().map(account_data_from))
+    }
+
+    async fn all_account_data(&self, vshard: VShard, user_id: &str) -> Result<Vec<AccountDataRecord>> {
+        let sql = "SELECT * FROM account_data WHERE vshard = $1 AND user_id = $2";
+        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id]).await?.iter().map(account_data_from).collect())
+    }
+
+    async fn stream_position(&self, stream: &str) -> Result<Option<StreamPos>> {
+        let sql = "SELECT pos FROM stream_positions WHERE stream = $1";
+        Ok(self.reader().query(sql, &[&stream]).await?.first().map(|r| r.get::<_, i64>(0) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests;

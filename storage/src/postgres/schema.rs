@@ -1,0 +1,99 @@
+//! The PostgreSQL schema and its migrations.
+//!
+//! Every shard connects at start-up; the first to take the advisory lock
+//! creates or migrates the schema, the others wait for it and then only
+//! check the version. A database with a newer version is refused.
+
+use tokio_postgres::Client;
+
+use crate::error::{Result, StorageError};
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Advisory lock key that serialises migrations ("tessera" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
+
+/// Version 1. Columns mirror the records; JSON bodies stay `bytea` so they
+/// come back byte for byte as they were stored.
+const V1: &str = "
+CREATE TABLE users (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    password_hash text,
+    created_ts bigint NOT NULL,
+    deactivated boolean NOT NULL,
+    is_guest boolean NOT NULL,
+    is_admin boolean NOT NULL,
+    PRIMARY KEY (vshard, user_id)
+);
+CREATE TABLE devices (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    device_id text NOT NULL,
+    display_name text,
+    last_seen_ts bigint,
+    last_seen_ip text,
+    PRIMARY KEY (vshard, user_id, device_id)
+);
+CREATE TABLE access_tokens (
+    digest bytea PRIMARY KEY,
+    user_id text NOT NULL,
+    device_id text NOT NULL,
+    expires_ts bigint
+);
+CREATE INDEX access_tokens_by_device ON access_tokens (user_id, device_id);
+CREATE TABLE events (
+    event_id text PRIMARY KEY,
+    room_id text NOT NULL,
+    vshard smallint NOT NULL,
+    stream_pos bigint,
+    json bytea NOT NULL
+);
+CREATE TABLE timeline (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    pos bigint NOT NULL,
+    event_id text NOT NULL,
+    PRIMARY KEY (vshard, room_id, pos)
+);
+CREATE TABLE forward_extremities (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    event_ids text[] NOT NULL,
+    PRIMARY KEY (vshard, room_id)
+);
+CREATE TABLE account_data (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    room_id text NOT NULL, -- '' for global account data
+    data_type text NOT NULL,
+    content bytea NOT NULL,
+    PRIMARY KEY (vshard, user_id, room_id, data_type)
+);
+CREATE TABLE stream_positions (
+    stream text PRIMARY KEY,
+    pos bigint NOT NULL
+);
+";
+
+/// Creates or checks the schema.
+pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)").await?;
+    let found: Option<i32> = tx.query_opt("SELECT version FROM schema_version", &[]).await?.map(|row| row.get(0));
+    match found {
+        None => {
+            tx.batch_execute(V1).await?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION]).await?;
+        }
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StorageError::NewerSchema { found: v as u32, supported: SCHEMA_VERSION as u32 });
+        }
+        // Version 1 is the first schema: no migrations exist yet.
+        Some(_) => {}
+    }
+    tx.commit().await?;
+    Ok(())
+}
