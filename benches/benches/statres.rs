@@ -14,11 +14,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use tessera_statres::testing::{hq_forks, named_state, Pdu};
-use tessera_statres::{resolve, EventIdx, RoomGraph};
+use tessera_statres::{resolve, EventIdx, Resolution, RoomGraph};
 
 #[path = "../../statres/tests/support/ruma_adapter.rs"]
 mod ruma_adapter;
@@ -79,6 +79,22 @@ fn conflicted_events(sets: &[Vec<EventIdx>]) -> usize {
     sets.iter().flatten().filter(|e| !common.contains(e)).collect::<HashSet<_>>().len()
 }
 
+/// The longest wall time of one `step(budget)`: how long other rooms on the
+/// shard could wait behind this resolution.
+fn longest_step(case: &Case, budget: u64) -> (Duration, usize) {
+    let mut resolution = Resolution::new(&case.graph, &case.sets).unwrap();
+    let (mut longest, mut steps) = (Duration::ZERO, 0);
+    loop {
+        let start = Instant::now();
+        let poll = resolution.step(budget);
+        longest = longest.max(start.elapsed());
+        steps += 1;
+        if poll.is_ready() {
+            return (longest, steps);
+        }
+    }
+}
+
 fn statres(c: &mut Criterion) {
     let members: usize = std::env::var("STATRES_MEMBERS").ok().and_then(|m| m.parse().ok()).unwrap_or(100_000);
     let mut group = c.benchmark_group("statres");
@@ -97,6 +113,10 @@ fn statres(c: &mut Criterion) {
                 conflicted_events(&case.sets),
                 our_peak as f64 / (1 << 20) as f64,
                 ruma_peak as f64 / (1 << 20) as f64,
+            );
+            let (longest, steps) = longest_step(&case, 10_000);
+            eprintln!(
+                "stepping v{version} conflicted={conflicted}: budget 10000 units, {steps} steps, longest {longest:?}"
             );
             let id = format!("v{version}/{conflicted}");
             group.bench_function(BenchmarkId::new("tessera", &id), |b| {

@@ -247,3 +247,44 @@ impl Marks {
         self.stack.is_empty()
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::testing::{random_forks, Shape};
+
+    #[test]
+    fn auth_chain_is_every_event_reachable_through_auth_events() {
+        let forks = random_forks("11", 3, Shape { members: 30, moderators: 4, forks: 3, actions: 80 });
+        let graph = forks[0].graph();
+        for idx in (0..graph.len() as u32).map(EventIdx) {
+            let mut naive = HashSet::new();
+            let mut stack: Vec<&str> = graph.event(idx).auth_events.iter().map(String::as_str).collect();
+            while let Some(id) = stack.pop() {
+                if naive.insert(id.to_owned()) {
+                    stack.extend(graph.event(graph.index_of(id).unwrap()).auth_events.iter().map(String::as_str));
+                }
+            }
+            let chain: HashSet<String> =
+                graph.auth_chain(idx).into_iter().map(|e| graph.event(e).event_id.clone()).collect();
+            assert_eq!(chain, naive, "{}", graph.event(idx).event_id);
+        }
+    }
+
+    #[test]
+    fn event_with_unknown_auth_event_is_refused_and_leaves_the_index_unchanged() {
+        let forks = random_forks("11", 3, Shape { members: 3, moderators: 1, forks: 1, actions: 0 });
+        let log = forks[0].log();
+        let mut graph = RoomGraph::new(forks[0].rules);
+        let mut orphan = log[1].clone();
+        orphan.auth_events.push("$missing:example.org".into());
+        graph.insert(log[0].clone()).unwrap();
+        assert_eq!(graph.insert(orphan), Err(GraphError::MissingAuthEvent("$missing:example.org".into())));
+        assert_eq!(graph.insert(log[0].clone()), Err(GraphError::Duplicate(log[0].event_id.clone())));
+        assert_eq!(graph.len(), 1);
+        let second = graph.insert(log[1].clone()).unwrap();
+        assert_eq!(graph.auth_events(second).len(), log[1].auth_events.len());
+    }
+}
