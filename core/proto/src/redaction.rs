@@ -10,7 +10,8 @@
 use crate::canonical_json::{write_members, write_value, Object, Value};
 use crate::room_version::{RedactionRules, RoomVersionRules};
 
-/// Which members of an object survive.
+/// Which members of an object survive. Every list below is sorted by key,
+/// so lookups are binary searches.
 #[derive(Debug, Clone, Copy)]
 enum Keep {
     /// The whole value.
@@ -121,7 +122,7 @@ impl EventRule {
     }
 
     fn member(&self, key: &str) -> Option<Keep> {
-        if !self.top_level.contains(&key) {
+        if self.top_level.binary_search(&key).is_err() {
             None
         } else if key == "content" {
             Some(self.content)
@@ -143,7 +144,7 @@ fn surviving<'a>(
 }
 
 fn nested_rule(members: &'static [(&'static str, Keep)]) -> impl Fn(&str) -> Option<Keep> {
-    move |key| members.iter().find(|(k, _)| *k == key).map(|(_, keep)| *keep)
+    move |key| members.binary_search_by(|(k, _)| (*k).cmp(key)).ok().map(|i| members[i].1)
 }
 
 fn redact_value(value: &Value, keep: Keep) -> Value {
@@ -303,6 +304,34 @@ mod tests {
         let odd = r#"{"type":"m.room.member","content":{"membership":"join","third_party_invite":"not an object"}}"#;
         assert_eq!(redacted("11", odd), r#"{"content":{"membership":"join"},"type":"m.room.member"}"#);
         assert_eq!(redacted("11", r#"{"type":"m.room.message","content":"text"}"#), r#"{"type":"m.room.message"}"#);
+    }
+
+    #[test]
+    fn keep_lists_are_sorted_for_binary_search() {
+        fn check(keep: Keep) {
+            if let Only(members) = keep {
+                assert!(members.is_sorted_by(|a, b| a.0 < b.0), "{members:?}");
+                members.iter().for_each(|(_, nested)| check(*nested));
+            }
+        }
+        assert!(TOP_LEVEL_V1.is_sorted() && TOP_LEVEL_V11.is_sorted());
+        let types = [
+            "m.room.member",
+            "m.room.create",
+            "m.room.join_rules",
+            "m.room.power_levels",
+            "m.room.aliases",
+            "m.room.history_visibility",
+            "m.room.redaction",
+            "m.room.message",
+        ];
+        for rules in
+            [RedactionRules::V1, RedactionRules::V6, RedactionRules::V8, RedactionRules::V9, RedactionRules::V11]
+        {
+            for event_type in types {
+                check(content_rule(rules, event_type));
+            }
+        }
     }
 
     #[test]
