@@ -38,6 +38,17 @@ pub fn build_shard_runtime() -> io::Result<ShardRuntime> {
         .build()
 }
 
+/// A TCP stream with tokio's I/O traits, for client libraries written for
+/// tokio (the PostgreSQL driver). It still runs on this shard's io_uring.
+pub type CompatTcpStream = monoio_compat::TcpStreamCompat;
+
+/// Connects a [`CompatTcpStream`].
+pub async fn connect_compat(addr: std::net::SocketAddr) -> io::Result<CompatTcpStream> {
+    let stream = monoio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(monoio_compat::TcpStreamCompat::new(stream))
+}
+
 /// Yields to the other tasks of this shard once.
 ///
 /// Used to let a batch accumulate (see `mesh`) and by long computations that

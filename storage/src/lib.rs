@@ -22,6 +22,8 @@ mod ops;
 pub mod postgres;
 pub mod records;
 mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use error::{Result, StorageError};
 pub use ops::Op;

@@ -9,3 +9,4 @@ pub mod generate;
 pub mod logging;
 pub mod serve;
 pub mod state;
+pub mod store;

@@ -19,13 +19,15 @@ use tessera_net::shard::{self, Shard, ShardSpec};
 use tessera_net::shutdown::{self, Shutdown};
 use tessera_storage::data_dir::DataDir;
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
+use tessera_storage::postgres::{PgConfig, PgDb};
 
 use tessera_proto::identifiers::ServerName;
 use tessera_proto::keys::{parse_key_file, SigningKey};
 
 use crate::api;
-use crate::config::{Config, ListenerSection};
+use crate::config::{self, Config, ListenerSection};
 use crate::state::{AppShard, ServerKeys, ShardState};
+use crate::store::{AnyStore, ShardRuntime};
 
 /// Batches each shard's mesh inbox holds before senders wait.
 const INBOX_BATCHES: usize = 256;
@@ -80,12 +82,7 @@ fn load_keys(config: &Config) -> Result<ServerKeys, String> {
 pub fn run(prepared: Prepared) -> Result<(), String> {
     let Prepared { config, tls, keys } = prepared;
     let data_dir = DataDir::open(&config.data_dir, config.server.vshards).map_err(|e| e.to_string())?;
-    let db = EmbeddedDb::open(&EmbeddedConfig {
-        path: data_dir.path().join("db"),
-        cache_bytes: config.storage.cache_mib << 20,
-        sync_writes: config.storage.sync_writes,
-    })
-    .map_err(|e| format!("storage: {e}"))?;
+    let db = Backend::open(&config, &data_dir).map_err(|e| format!("storage: {e}"))?;
     let shards = config.shard_count();
     tracing::info!(
         server_name = %config.server_name,
@@ -110,7 +107,14 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
         async move {
             let id = spec.id;
             let shutdown = Shutdown::new();
-            let store = db.shard_store(id).map_err(io::Error::other)?;
+            let store = match db.shard_store(id).await {
+                Ok(store) => store,
+                Err(e) => {
+                    let e = format!("storage: {e}");
+                    let _ = ready.send(Err(e.clone()));
+                    return Err(io::Error::other(e));
+                }
+            };
             let state = ShardState {
                 config: config.clone(),
                 keys,
@@ -231,4 +235,48 @@ fn log_ready(config: &Config, shards: usize) {
         federation = ?addrs(&config.listeners.federation),
         "ready"
     );
+}
+
+/// The configured backend, opened once per process (on the main thread:
+/// opening may block on disk or on resolving the database's host name).
+#[derive(Clone)]
+enum Backend {
+    Embedded(EmbeddedDb),
+    Postgres(PgDb),
+}
+
+impl Backend {
+    fn open(config: &Config, data_dir: &DataDir) -> tessera_storage::Result<Self> {
+        let s = &config.storage;
+        Ok(match s.backend {
+            config::Backend::Embedded => Self::Embedded(EmbeddedDb::open(&EmbeddedConfig {
+                path: data_dir.path().join("db"),
+                cache_bytes: s.cache_mib << 20,
+                sync_writes: s.sync_writes,
+            })?),
+            config::Backend::Postgres => Self::Postgres(PgDb::new(&PgConfig {
+                url: s.postgres_url.clone().unwrap_or_default(),
+                readers: s.postgres_readers,
+                sync_writes: s.sync_writes,
+            })?),
+        })
+    }
+
+    /// Shard `id`'s handle; runs on that shard.
+    async fn shard_store(&self, id: usize) -> tessera_storage::Result<AnyStore> {
+        Ok(match self {
+            Self::Embedded(db) => AnyStore::Embedded(db.shard_store(id)?),
+            Self::Postgres(db) => AnyStore::Postgres(db.shard_store(&ShardRuntime).await?),
+        })
+    }
+
+    /// Makes every acknowledged write durable before exit (matters only
+    /// when writes are not synced as they are acknowledged).
+    fn sync(&self) -> tessera_storage::Result<()> {
+        match self {
+            Self::Embedded(db) => db.sync(),
+            // PostgreSQL flushes its own WAL.
+            Self::Postgres(_) => Ok(()),
+        }
+    }
 }

@@ -11,9 +11,9 @@ use tessera_net::shutdown::Shutdown;
 
 use tessera_proto::identifiers::ServerName;
 use tessera_proto::keys::{OldVerifyKey, SigningKey};
-use tessera_storage::embedded::EmbeddedStore;
 
 use crate::config::Config;
+use crate::store::AnyStore;
 
 /// A shard as the homeserver sees it.
 pub type AppShard = Rc<Shard<ShardState>>;
@@ -25,7 +25,7 @@ pub struct ShardState {
     /// The server's signing keys (shared, immutable).
     pub keys: Arc<ServerKeys>,
     /// This shard's handle on the store.
-    pub store: EmbeddedStore,
+    pub store: AnyStore,
     /// This shard's shutdown latch.
     pub shutdown: Rc<Shutdown>,
     /// This shard's listeners, for metrics.

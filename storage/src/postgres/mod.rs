@@ -56,9 +56,14 @@ pub struct PgConfig {
     pub sync_writes: bool,
 }
 
-/// The database, as configured; opened once per process on the main thread.
+/// The database, as configured; opened once per process on the main thread
+/// and cloned to every shard.
 #[derive(Clone)]
 pub struct PgDb {
+    inner: std::sync::Arc<PgDbInner>,
+}
+
+struct PgDbInner {
     config: tokio_postgres::Config,
     addr: SocketAddr,
     readers: usize,
@@ -88,12 +93,13 @@ impl PgDb {
             .map_err(|e| bad(format!("cannot resolve {host}: {e}")))?
             .next()
             .ok_or_else(|| bad(format!("{host} has no address")))?;
-        Ok(Self { config: pg, addr, readers: config.readers.max(1), sync_writes: config.sync_writes })
+        let inner = PgDbInner { config: pg, addr, readers: config.readers.max(1), sync_writes: config.sync_writes };
+        Ok(Self { inner: std::sync::Arc::new(inner) })
     }
 
     async fn connect<R: PgRuntime>(&self, rt: &R) -> Result<Client> {
-        let stream = rt.connect(self.addr).await.map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
-        let (client, connection) = self.config.connect_raw(stream, NoTls).await?;
+        let stream = rt.connect(self.inner.addr).await.map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
+        let (client, connection) = self.inner.config.connect_raw(stream, NoTls).await?;
         rt.spawn(Box::pin(async move {
             if let Err(e) = connection.await {
                 tracing::error!(error = %e, "postgres connection closed");
@@ -106,11 +112,11 @@ impl PgDb {
     pub async fn shard_store<R: PgRuntime>(&self, rt: &R) -> Result<PgStore> {
         let mut writer = self.connect(rt).await?;
         schema::migrate(&mut writer).await?;
-        if !self.sync_writes {
+        if !self.inner.sync_writes {
             writer.batch_execute("SET synchronous_commit = off").await?;
         }
-        let mut readers = Vec::with_capacity(self.readers);
-        for _ in 0..self.readers {
+        let mut readers = Vec::with_capacity(self.inner.readers);
+        for _ in 0..self.inner.readers {
             readers.push(Reader { client: self.connect(rt).await?, statements: RefCell::default() });
         }
         let (tx, rx) = flume::unbounded();

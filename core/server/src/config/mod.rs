@@ -166,6 +166,9 @@ pub struct StorageSection {
     pub backend: Backend,
     /// `postgresql://…` URL, for the postgres backend.
     pub postgres_url: Option<String>,
+    /// Reader connections per shard for the postgres backend (each shard
+    /// also has one writer connection).
+    pub postgres_readers: usize,
     /// Block cache of the embedded database, MiB (shared by all shards).
     pub cache_mib: u64,
     /// Acknowledge a write only once it is on disk. `false` loses the last
@@ -175,7 +178,7 @@ pub struct StorageSection {
 
 impl Default for StorageSection {
     fn default() -> Self {
-        Self { backend: Backend::Embedded, postgres_url: None, cache_mib: 64, sync_writes: true }
+        Self { backend: Backend::Embedded, postgres_url: None, postgres_readers: 2, cache_mib: 64, sync_writes: true }
     }
 }
 
@@ -366,13 +369,12 @@ impl Config {
         if self.storage.cache_mib == 0 {
             return Err(ConfigError::key("storage.cache_mib", "must be greater than 0"));
         }
-        match self.storage.backend {
-            Backend::Embedded => {}
-            Backend::Postgres => {
-                return Err(ConfigError::key(
-                    "storage.backend",
-                    "the postgres backend is not available in this build yet; use \"embedded\"",
-                ))
+        if self.storage.backend == Backend::Postgres {
+            if self.storage.postgres_url.is_none() {
+                return Err(ConfigError::key("storage.postgres_url", "required when storage.backend = \"postgres\""));
+            }
+            if self.storage.postgres_readers == 0 {
+                return Err(ConfigError::key("storage.postgres_readers", "must be greater than 0"));
             }
         }
         if self.registration.shared_secret.len() < 16 {

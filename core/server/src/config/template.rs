@@ -95,10 +95,13 @@ idle_timeout_secs = 75
 request_timeout_secs = 30
 
 [storage]
-# "embedded" keeps everything in data_dir with no setup. "postgres" (for large
-# deployments) is not available in this build yet.
+# "embedded" keeps everything in data_dir with no setup. "postgres" is for
+# large deployments: give it an empty database (created with
+# ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C') and Tessera creates its tables.
 backend = "embedded"
-# postgres_url = "postgresql://tessera:secret@localhost/tessera"
+# postgres_url = "postgresql://tessera:secret@127.0.0.1:5432/tessera"
+# Reader connections per shard (plus one writer per shard).
+# postgres_readers = 2
 # Block cache of the embedded database in MiB, shared by all shards. More
 # cache means fewer disk reads for large rooms; the rest of memory use is
 # small.

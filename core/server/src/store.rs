@@ -1,0 +1,108 @@
+//! The store as the homeserver holds it: whichever backend the config names,
+//! behind the one `Store` interface.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
+use tessera_storage::embedded::EmbeddedStore;
+use tessera_storage::postgres::{PgRuntime, PgStore};
+use tessera_storage::records::{
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard,
+};
+use tessera_storage::{Direction, Op, Result, Store};
+
+/// One shard's handle on the configured backend.
+pub enum AnyStore {
+    /// fjall in the data directory.
+    Embedded(EmbeddedStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+/// The shard runtime, as the PostgreSQL backend needs it.
+#[derive(Clone, Copy)]
+pub struct ShardRuntime;
+
+impl PgRuntime for ShardRuntime {
+    type Stream = CompatTcpStream;
+
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<CompatTcpStream>> {
+        connect_compat(addr)
+    }
+
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
+        spawn(task);
+    }
+}
+
+/// Forwards a `Store` call to whichever backend is in use.
+macro_rules! forward {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            AnyStore::Embedded(s) => s.$method($($arg),*).await,
+            AnyStore::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn write(&self, ops: Vec<Op>) -> Result<()> {
+        forward!(self.write(ops))
+    }
+
+    async fn user(&self, vshard: VShard, user_id: &str) -> Result<Option<UserRecord>> {
+        forward!(self.user(vshard, user_id))
+    }
+
+    async fn device(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Option<DeviceRecord>> {
+        forward!(self.device(vshard, user_id, device_id))
+    }
+
+    async fn devices(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceRecord>> {
+        forward!(self.devices(vshard, user_id))
+    }
+
+    async fn access_token(&self, digest: &[u8]) -> Result<Option<AccessTokenRecord>> {
+        forward!(self.access_token(digest))
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        forward!(self.event(event_id))
+    }
+
+    async fn timeline(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        from: Option<StreamPos>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<(StreamPos, String)>> {
+        forward!(self.timeline(vshard, room_id, from, direction, limit))
+    }
+
+    async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
+        forward!(self.forward_extremities(vshard, room_id))
+    }
+
+    async fn account_data(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        room_id: Option<&str>,
+        data_type: &str,
+    ) -> Result<Option<AccountDataRecord>> {
+        forward!(self.account_data(vshard, user_id, room_id, data_type))
+    }
+
+    async fn all_account_data(&self, vshard: VShard, user_id: &str) -> Result<Vec<AccountDataRecord>> {
+        forward!(self.all_account_data(vshard, user_id))
+    }
+
+    async fn stream_position(&self, stream: &str) -> Result<Option<StreamPos>> {
+        forward!(self.stream_position(stream))
+    }
+}

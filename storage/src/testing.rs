@@ -1,0 +1,118 @@
+//! Test support for this crate's tests and the homeserver's: a throwaway
+//! PostgreSQL cluster. Built only for tests (feature `test-util`).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+const PG_USER: &str = "tessera-pg";
+
+/// A running throwaway PostgreSQL: a cluster in a temp dir, on a free port,
+/// run as an unprivileged user (initdb refuses root), stopped when dropped.
+pub struct TestCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn as_pg_user(command: &str) -> Command {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("su");
+        c.args(["-s", "/bin/sh", PG_USER, "-c", command]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", command]);
+        c
+    };
+    cmd.env_remove("PGDATA");
+    cmd
+}
+
+fn run(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestCluster {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|dirs| {
+                dirs.filter_map(|d| d.ok()).map(|d| d.path().join("bin")).filter(|b| b.join("initdb").exists()).max()
+            })
+            .expect(
+                "PostgreSQL server binaries not found in /usr/lib/postgresql: run scripts/test, which installs them",
+            );
+        if is_root() && !Command::new("id").arg(PG_USER).output().is_ok_and(|o| o.status.success()) {
+            run(
+                {
+                    let mut c = Command::new("useradd");
+                    c.args(["-M", "-r", "-s", "/usr/sbin/nologin", PG_USER]);
+                    c
+                },
+                "useradd",
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        run(
+            {
+                let mut c = Command::new("chmod");
+                c.arg("0777").arg(dir.path());
+                c
+            },
+            "chmod",
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data = dir.path().join("data");
+        let sock = dir.path().display().to_string();
+        run(
+            as_pg_user(&format!(
+                "{} -D {} -U postgres --auth=trust -E UTF8 --locale=C",
+                bin.join("initdb").display(),
+                data.display()
+            )),
+            "initdb",
+        );
+        run(
+            as_pg_user(&format!(
+                "{} -D {} -l {}/pg.log -w -o \"-p {port} -k {sock} -c listen_addresses=127.0.0.1\" start",
+                bin.join("pg_ctl").display(),
+                data.display(),
+                sock
+            )),
+            "pg_ctl start",
+        );
+        Self { bin, dir, port }
+    }
+
+    /// Creates a fresh database and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-qc"])
+            .arg(format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"));
+        run(c, "createdb");
+        format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = as_pg_user(&format!(
+            "{} -D {} -m immediate -w stop",
+            self.bin.join("pg_ctl").display(),
+            self.dir.path().join("data").display()
+        ))
+        .output();
+    }
+}
