@@ -1,5 +1,5 @@
-//! Crash consistency of the embedded backend: a writer process is killed
-//! with SIGKILL in the middle of a write load; every write it had seen
+//! Crash consistency of both backends: a writer process is killed with
+//! SIGKILL in the middle of a write load; every write it had seen
 //! acknowledged must be there after reopening, and the indexes must agree.
 
 use std::collections::BTreeSet;
@@ -7,12 +7,20 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
 use futures_util::future::join_all;
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
+use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime};
 use tessera_storage::records::EventRecord;
+use tessera_storage::testing::TestCluster;
 use tessera_storage::{Direction, Op, Store};
 
 const DIR_VAR: &str = "TESSERA_CRASH_TEST_DIR";
+/// Set in the child to write to PostgreSQL at this URL instead.
+const PG_VAR: &str = "TESSERA_CRASH_TEST_PG";
 const ROOM: &str = "!crash:example.org";
 
 fn config(dir: &str) -> EmbeddedConfig {
@@ -29,46 +37,48 @@ fn event(n: u64) -> EventRecord {
     }
 }
 
-/// The writer. Runs only as the child of the test below.
-#[test]
-#[ignore = "run by acknowledged_writes_survive_sigkill as its child process"]
-fn crash_writer() {
-    let Ok(dir) = std::env::var(DIR_VAR) else { return };
-    let store = EmbeddedDb::open(&config(&dir)).unwrap().shard_store(0).unwrap();
+/// Writes 32 events at a time forever, printing each acknowledgement.
+async fn write_forever(store: &impl Store) {
     let mut stdout = std::io::stdout().lock();
     for round in 0u64.. {
-        // 32 writers at a time, so writes share group commits.
         let writes = (0..32).map(|i| {
             let n = round * 32 + i;
-            let store = &store;
             async move {
-                store
-                    .write(vec![
-                        Op::PutEvent(event(n)),
-                        Op::SetForwardExtremities {
-                            vshard: 9,
-                            room_id: ROOM.into(),
-                            event_ids: vec![event(n).event_id],
-                        },
-                    ])
-                    .await
-                    .map(|()| n)
+                let extremity = vec![event(n).event_id];
+                let ops = vec![
+                    Op::PutEvent(event(n)),
+                    Op::SetForwardExtremities { vshard: 9, room_id: ROOM.into(), event_ids: extremity },
+                ];
+                store.write(ops).await.map(|()| n)
             }
         });
-        for n in pollster::block_on(join_all(writes)) {
+        for n in join_all(writes).await {
             writeln!(stdout, "ack {}", n.unwrap()).unwrap();
         }
         stdout.flush().unwrap();
     }
 }
 
+/// The writer. Runs only as the child of the tests below.
 #[test]
-fn acknowledged_writes_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir_str = dir.path().to_str().unwrap().to_owned();
+#[ignore = "run by the crash tests as their child process"]
+fn crash_writer() {
+    if let Ok(url) = std::env::var(PG_VAR) {
+        block_on_monoio(async {
+            let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio).await.unwrap();
+            write_forever(&store).await;
+        });
+    } else if let Ok(dir) = std::env::var(DIR_VAR) {
+        let store = EmbeddedDb::open(&config(&dir)).unwrap().shard_store(0).unwrap();
+        pollster::block_on(write_forever(&store));
+    }
+}
+
+/// Runs the writer, kills it mid-load, and returns what it acknowledged.
+fn acknowledged_before_sigkill(env: (&str, &str)) -> BTreeSet<u64> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "crash_writer", "--nocapture", "--test-threads=1"])
-        .env(DIR_VAR, &dir_str)
+        .env(env.0, env.1)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -96,20 +106,65 @@ fn acknowledged_writes_survive_sigkill() {
     }
     child.wait().unwrap();
     assert!(acked.len() >= 100, "the writer acknowledged only {} writes", acked.len());
+    acked
+}
 
-    let store = EmbeddedDb::open(&config(&dir_str)).unwrap().shard_store(0).unwrap();
-    let timeline = pollster::block_on(store.timeline(9, ROOM, None, Direction::Forward, usize::MAX)).unwrap();
+/// Every acknowledged write is there, and the timeline, the events and the
+/// forward extremity agree.
+async fn check_after_crash(store: &impl Store, acked: &BTreeSet<u64>) {
+    let timeline = store.timeline(9, ROOM, None, Direction::Forward, usize::MAX).await.unwrap();
     let in_timeline: BTreeSet<u64> = timeline.iter().map(|(pos, _)| *pos).collect();
     let lost: Vec<&u64> = acked.difference(&in_timeline).collect();
     assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    // Indexes agree: every timeline entry points at a stored event that
-    // says it sits at that position.
     for (pos, event_id) in &timeline {
-        let stored = pollster::block_on(store.event(event_id)).unwrap().expect("timeline entry without its event");
+        let stored = store.event(event_id).await.unwrap().expect("timeline entry without its event");
         assert_eq!(stored.stream_pos, Some(*pos));
     }
-    // The extremity is one of the stored events.
-    let extremities = pollster::block_on(store.forward_extremities(9, ROOM)).unwrap();
+    let extremities = store.forward_extremities(9, ROOM).await.unwrap();
     assert_eq!(extremities.len(), 1);
-    assert!(pollster::block_on(store.event(&extremities[0])).unwrap().is_some());
+    assert!(store.event(&extremities[0]).await.unwrap().is_some());
+}
+
+#[test]
+fn embedded_acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap().to_owned();
+    let acked = acknowledged_before_sigkill((DIR_VAR, &dir));
+    let store = EmbeddedDb::open(&config(&dir)).unwrap().shard_store(0).unwrap();
+    pollster::block_on(check_after_crash(&store, &acked));
+}
+
+#[test]
+fn postgres_acknowledged_writes_survive_sigkill() {
+    let cluster = TestCluster::start();
+    let url = cluster.database("crash");
+    let acked = acknowledged_before_sigkill((PG_VAR, &url));
+    block_on_monoio(async {
+        let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio).await.unwrap();
+        check_after_crash(&store, &acked).await;
+    });
+}
+
+fn pg_config(url: String) -> PgConfig {
+    PgConfig { url, readers: 1, sync_writes: true }
+}
+
+/// monoio as the PostgreSQL backend's runtime, as in the server.
+#[derive(Clone)]
+struct Monoio;
+
+impl PgRuntime for Monoio {
+    type Stream = monoio_compat::TcpStreamCompat;
+
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
+        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
+    }
+
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
+        monoio::spawn(task);
+    }
+}
+
+fn block_on_monoio<F: Future>(f: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build().unwrap().block_on(f)
 }
