@@ -13,6 +13,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use monoio::net::{TcpListener, TcpStream};
 pub use monoio::time::{sleep, timeout, Duration, Instant};
 pub use monoio::{spawn, task::JoinHandle};
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tessera_net::http::{Listener, TrustedProxies};
 use tessera_net::mesh::Mesh;
-use tessera_net::runtime::spawn;
+use tessera_net::runtime::{spawn, TcpListener};
 use tessera_net::shard::{self, Shard, ShardSpec};
 use tessera_net::shutdown::{self, Shutdown};
 use tessera_storage::data_dir::DataDir;
@@ -192,7 +192,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
     }
 }
 
-type Bound = Vec<(Rc<Listener>, monoio::net::TcpListener)>;
+type Bound = Vec<(Rc<Listener>, TcpListener)>;
 
 fn bind_listeners(shard: &AppShard, config: &Config, tls: &Tls) -> io::Result<Bound> {
     let shards = shard.shard_count();

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use monoio::net::ListenerOpts;
 
 use super::conn;
 use super::forwarded::TrustedProxies;
 use super::response::Response;
 use super::router::Router;
 use crate::metrics::HttpMetrics;
-use crate::runtime::{spawn, timeout};
+use crate::runtime::{spawn, timeout, TcpListener, TcpStream};
 use crate::shutdown::Shutdown;
 
 /// Limits that keep one client from taking more than its share.
