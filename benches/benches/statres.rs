@@ -82,7 +82,7 @@ fn conflicted_events(sets: &[Vec<EventIdx>]) -> usize {
 /// The longest wall time of one `step(budget)`: how long other rooms on the
 /// shard could wait behind this resolution.
 fn longest_step(case: &Case, budget: u64) -> (Duration, usize) {
-    let mut resolution = Resolution::new(&case.graph, &case.sets).unwrap();
+    let mut resolution = Resolution::new(&case.graph, &case.sets);
     let (mut longest, mut steps) = (Duration::ZERO, 0);
     loop {
         let start = Instant::now();
@@ -102,9 +102,9 @@ fn statres(c: &mut Criterion) {
     for version in ["11", "12"] {
         for conflicted in [10, 100, 1_000] {
             let case = case(version, members, conflicted);
-            let ours = named_state(&case.graph, &resolve(&case.graph, &case.sets).unwrap());
+            let ours = named_state(&case.graph, &resolve(&case.graph, &case.sets));
             assert_eq!(ours, case.ruma.resolve(), "v{version}/{conflicted}: Tessera and ruma disagree");
-            let (_, our_peak) = peak_heap(|| resolve(&case.graph, &case.sets).unwrap());
+            let (_, our_peak) = peak_heap(|| resolve(&case.graph, &case.sets));
             let chains = case.ruma.auth_chain_sets();
             let (_, ruma_peak) = peak_heap(|| case.ruma.resolve_prepared(chains));
             eprintln!(
@@ -120,7 +120,7 @@ fn statres(c: &mut Criterion) {
             );
             let id = format!("v{version}/{conflicted}");
             group.bench_function(BenchmarkId::new("tessera", &id), |b| {
-                b.iter(|| resolve(black_box(&case.graph), black_box(&case.sets)).unwrap())
+                b.iter(|| resolve(black_box(&case.graph), black_box(&case.sets)))
             });
             group.bench_function(BenchmarkId::new("ruma", &id), |b| {
                 b.iter_batched(

@@ -22,6 +22,8 @@ pub trait Event {
     fn content(&self) -> &Value;
     /// `origin_server_ts`, milliseconds since the epoch.
     fn origin_server_ts(&self) -> u64;
+    /// The PDU `depth` (read only by room v1 state resolution).
+    fn depth(&self) -> u64;
     /// The `prev_events` IDs.
     fn prev_events(&self) -> impl ExactSizeIterator<Item = &str>;
     /// The `auth_events` IDs.

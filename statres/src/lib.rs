@@ -1,4 +1,4 @@
-//! Matrix event authorisation rules and state resolution (v2, v2.1), over a
+//! Matrix event authorisation rules and state resolution (v1, v2, v2.1), over a
 //! trait for event access so it runs on any runtime and is testable alone.
 //! This crate is a leaf of the workspace.
 //!
@@ -21,5 +21,5 @@ pub mod testing;
 pub use auth::{check_auth, check_auth_events, Rejection, StateView};
 pub use auth_chain::{EventIdx, GraphError, KeyIdx, RoomGraph};
 pub use event::{Event, Membership};
-pub use resolve::{resolve, resolve_yielding, Resolution, ResolveError, ResolvedState};
+pub use resolve::{resolve, resolve_yielding, Resolution, ResolvedState};
 pub use rules::{RoomRules, StateResAlgorithm};

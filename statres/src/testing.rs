@@ -24,6 +24,7 @@ pub struct Pdu {
     pub state_key: Option<String>,
     pub content: Value,
     pub origin_server_ts: u64,
+    pub depth: u64,
     pub prev_events: Vec<String>,
     pub auth_events: Vec<String>,
     pub redacts: Option<String>,
@@ -53,6 +54,9 @@ impl Event for Pdu {
     fn origin_server_ts(&self) -> u64 {
         self.origin_server_ts
     }
+    fn depth(&self) -> u64 {
+        self.depth
+    }
     fn prev_events(&self) -> impl ExactSizeIterator<Item = &str> {
         self.prev_events.iter().map(String::as_str)
     }
@@ -80,6 +84,7 @@ pub struct Room {
     pub room_id: Option<String>,
     pub state: State,
     head: Vec<String>,
+    head_depth: u64,
     log: Rc<RefCell<Vec<Pdu>>>,
 }
 
@@ -97,7 +102,8 @@ impl Room {
             content.extend(extra.clone());
         }
         let room_id = rules.create_in_auth_events.then(|| format!("!room:{server}"));
-        let mut room = Room { rules, room_id, state: State::new(), head: Vec::new(), log: Rc::default() };
+        let mut room =
+            Room { rules, room_id, state: State::new(), head: Vec::new(), head_depth: 0, log: Rc::default() };
         let create = room.draft(creator, types::CREATE, Some(""), content);
         room.room_id.get_or_insert_with(|| format!("!{}", &create.event_id[1..]));
         room.accept(create);
@@ -116,6 +122,7 @@ impl Room {
             state_key: state_key.map(str::to_owned),
             content,
             origin_server_ts: n as u64,
+            depth: self.head_depth + 1,
             prev_events: self.head.clone(),
             auth_events: Vec::new(),
             redacts: None,
@@ -153,6 +160,7 @@ impl Room {
             self.state.insert((pdu.kind.clone(), key.clone()), pdu.clone());
         }
         self.head = vec![id.clone()];
+        self.head_depth = pdu.depth;
         self.log.borrow_mut().push(pdu);
         id
     }
@@ -160,6 +168,7 @@ impl Room {
     /// Merges the heads of `other` into this fork's next event's prev events.
     pub fn merge_heads(&mut self, other: &Room) {
         self.head.extend(other.head.iter().cloned());
+        self.head_depth = self.head_depth.max(other.head_depth);
     }
 
     /// Every accepted event of every fork, in creation order.

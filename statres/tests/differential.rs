@@ -18,7 +18,7 @@ fn compare(version: &str, seed: u64, shape: Shape) -> usize {
     if seed % 2 == 1 {
         make_stale(&graph, &mut sets[1], seed);
     }
-    let ours = named_state(&graph, &resolve(&graph, &sets).unwrap());
+    let ours = named_state(&graph, &resolve(&graph, &sets));
     let id_sets: Vec<Vec<String>> =
         sets.iter().map(|set| set.iter().map(|&idx| graph.event(idx).event_id.clone()).collect()).collect();
     let theirs = RumaInput::new(version, &forks[0].log(), &id_sets).resolve();

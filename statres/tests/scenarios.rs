@@ -18,11 +18,11 @@ type Named = HashMap<(String, String), String>;
 fn resolve_forks(forks: &[&Room]) -> Named {
     let graph = forks[0].graph();
     let sets: Vec<Vec<EventIdx>> = forks.iter().map(|fork| fork.state_indices(&graph)).collect();
-    named_state(&graph, &resolve(&graph, &sets).unwrap())
+    named_state(&graph, &resolve(&graph, &sets))
 }
 
 fn resolve_sets(graph: &RoomGraph<tessera_statres::testing::Pdu>, sets: &[Vec<EventIdx>]) -> Named {
-    named_state(graph, &resolve(graph, sets).unwrap())
+    named_state(graph, &resolve(graph, sets))
 }
 
 fn key(kind: &str, state_key: &str) -> (String, String) {
@@ -173,10 +173,65 @@ fn promotion_chain_survives_an_outdated_power_levels_state_in_v12_only() {
     }
 }
 
+// Room v1: passes over power levels, join rules, members, then the rest,
+// ordered by depth (then SHA-1 of the event ID).
+
 #[test]
-fn room_version_1_resolution_is_refused_not_guessed() {
-    let room = base("1", 0);
-    let graph = room.graph();
-    let sets = vec![room.state_indices(&graph)];
-    assert_eq!(resolve(&graph, &sets), Err(tessera_statres::ResolveError::UnsupportedAlgorithm));
+fn v1_keeps_a_key_only_one_state_set_holds_even_if_its_sender_was_demoted() {
+    let room = base("1", 50);
+    let mut topic = room.clone();
+    let mut demoting = room.clone();
+    let bob_topic = topic.send(BOB, "m.room.topic", "", json!({ "topic": "Bob's" })).unwrap();
+    let demotion = demoting.send(ALICE, "m.room.power_levels", "", levels(&room, json!({ BOB: 0 }))).unwrap();
+    let resolved = resolve_forks(&[&topic, &demoting]);
+    assert_eq!(resolved[&key("m.room.power_levels", "")], demotion);
+    assert_eq!(resolved[&key("m.room.topic", "")], bob_topic, "v1 never re-checks unconflicted state");
+    // Room v2 treats the missing key as a conflict and re-checks the topic.
+    let room = base("2", 50);
+    let mut topic = room.clone();
+    let mut demoting = room.clone();
+    topic.send(BOB, "m.room.topic", "", json!({ "topic": "Bob's" })).unwrap();
+    demoting.send(ALICE, "m.room.power_levels", "", levels(&room, json!({ BOB: 0 }))).unwrap();
+    assert!(!resolve_forks(&[&topic, &demoting]).contains_key(&key("m.room.topic", "")));
+}
+
+#[test]
+fn v1_deeper_power_levels_from_a_demoted_sender_do_not_replace_the_demotion() {
+    let room = base("1", 50);
+    let mut demoting = room.clone();
+    let mut bobs = room.clone();
+    let demotion = demoting.send(ALICE, "m.room.power_levels", "", levels(&room, json!({ BOB: 0 }))).unwrap();
+    bobs.send(BOB, "m.room.topic", "", json!({ "topic": "deeper" })).unwrap();
+    let mut content = levels(&room, json!({ BOB: 50 }));
+    content["events"] = json!({ "m.room.name": 50 });
+    bobs.send(BOB, "m.room.power_levels", "", content).unwrap();
+    let resolved = resolve_forks(&[&demoting, &bobs]);
+    assert_eq!(resolved[&key("m.room.power_levels", "")], demotion);
+}
+
+#[test]
+fn v1_deeper_authorised_power_levels_replace_shallower_ones() {
+    let room = base("1", 50);
+    let mut bobs = room.clone();
+    let mut demoting = room.clone();
+    let mut content = levels(&room, json!({ BOB: 50 }));
+    content["events"] = json!({ "m.room.name": 50 });
+    bobs.send(BOB, "m.room.power_levels", "", content).unwrap();
+    demoting.send(ALICE, "m.room.topic", "", json!({ "topic": "deeper" })).unwrap();
+    let demotion = demoting.send(ALICE, "m.room.power_levels", "", levels(&room, json!({ BOB: 0 }))).unwrap();
+    let resolved = resolve_forks(&[&bobs, &demoting]);
+    assert_eq!(resolved[&key("m.room.power_levels", "")], demotion);
+}
+
+#[test]
+fn v1_deepest_topic_wins_unless_its_sender_lost_the_power_to_set_it() {
+    let room = base("1", 50);
+    let mut shallow = room.clone();
+    let mut deep = room.clone();
+    let alice_topic = shallow.send(ALICE, "m.room.topic", "", json!({ "topic": "A" })).unwrap();
+    deep.send(BOB, "org.example.note", "n", json!({})).unwrap();
+    let bob_topic = deep.send(BOB, "m.room.topic", "", json!({ "topic": "B" })).unwrap();
+    assert_eq!(resolve_forks(&[&shallow, &deep])[&key("m.room.topic", "")], bob_topic);
+    shallow.send(ALICE, "m.room.power_levels", "", levels(&room, json!({ BOB: 0 }))).unwrap();
+    assert_eq!(resolve_forks(&[&shallow, &deep])[&key("m.room.topic", "")], alice_topic);
 }

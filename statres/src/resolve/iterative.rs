@@ -20,11 +20,23 @@ pub(super) async fn iterative_auth_checks<E: Event>(
     for &event in events {
         meter.spend(1).await;
         let Some(key) = graph.key_of(EventIdx(event)) else { continue };
-        let view = View { graph, state, event };
-        if check_auth(graph.rules(), graph.event(EventIdx(event)), &view).is_ok() {
+        if is_authorised(graph, state, event, true) {
             state[key.0 as usize] = event;
         }
     }
+}
+
+/// Whether the auth rules allow `event` against `state` (per key index: event
+/// index or `NONE`); with `fall_back_to_auth_events`, keys missing from the
+/// state are taken from the event's own accepted auth events (v2).
+pub(super) fn is_authorised<E: Event>(
+    graph: &RoomGraph<E>,
+    state: &[u32],
+    event: u32,
+    fall_back_to_auth_events: bool,
+) -> bool {
+    let view = View { graph, state, event, fall_back_to_auth_events };
+    check_auth(graph.rules(), graph.event(EventIdx(event)), &view).is_ok()
 }
 
 /// The state an event is checked against during the iterative auth checks.
@@ -32,6 +44,7 @@ struct View<'a, E> {
     graph: &'a RoomGraph<E>,
     state: &'a [u32],
     event: u32,
+    fall_back_to_auth_events: bool,
 }
 
 impl<E: Event> StateView<E> for View<'_, E> {
@@ -41,6 +54,8 @@ impl<E: Event> StateView<E> for View<'_, E> {
         let in_state = self.state[key.0 as usize];
         let found = if in_state != NONE {
             Some(in_state)
+        } else if !self.fall_back_to_auth_events {
+            None
         } else {
             let from_auth =
                 graph.auth_event_with_key(self.event, key).filter(|&auth| !graph.event(EventIdx(auth)).rejected());

@@ -10,6 +10,7 @@ mod budget;
 mod conflicted;
 mod iterative;
 mod ordering;
+mod v1;
 mod v2;
 
 use std::future::Future;
@@ -19,25 +20,11 @@ use std::task::{Context, Poll, Waker};
 
 use crate::auth_chain::{EventIdx, RoomGraph};
 use crate::event::Event;
+use crate::rules::StateResAlgorithm;
 use budget::Meter;
 
 /// The resolved state: one event per `(type, state_key)`, ordered by key index.
 pub type ResolvedState = Vec<EventIdx>;
-
-/// Why a resolution was not started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResolveError {
-    /// Room version 1 state resolution is not implemented by this crate yet.
-    UnsupportedAlgorithm,
-}
-
-impl std::fmt::Display for ResolveError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("room version 1 state resolution is not supported")
-    }
-}
-
-impl std::error::Error for ResolveError {}
 
 /// A state resolution in progress, advanced by [`Resolution::step`].
 pub struct Resolution<'a> {
@@ -48,17 +35,16 @@ pub struct Resolution<'a> {
 impl<'a> Resolution<'a> {
     /// Prepares the resolution of `state_sets` (each a list of state event
     /// indices, one per key) in `graph`'s room. Does no work yet.
-    pub fn new<E: Event, S: AsRef<[EventIdx]>>(
-        graph: &'a RoomGraph<E>,
-        state_sets: &'a [S],
-    ) -> Result<Self, ResolveError> {
-        if graph.rules().state_res == crate::rules::StateResAlgorithm::V1 {
-            return Err(ResolveError::UnsupportedAlgorithm);
-        }
+    pub fn new<E: Event, S: AsRef<[EventIdx]>>(graph: &'a RoomGraph<E>, state_sets: &'a [S]) -> Self {
         let meter = Rc::new(Meter::default());
         let work_meter = Rc::clone(&meter);
-        let work = Box::pin(async move { v2::resolve(graph, state_sets, &work_meter).await });
-        Ok(Resolution { meter, work })
+        let work: Pin<Box<dyn Future<Output = ResolvedState> + 'a>> = match graph.rules().state_res {
+            StateResAlgorithm::V1 => Box::pin(async move { v1::resolve(graph, state_sets, &work_meter).await }),
+            StateResAlgorithm::V2 | StateResAlgorithm::V2_1 => {
+                Box::pin(async move { v2::resolve(graph, state_sets, &work_meter).await })
+            }
+        };
+        Resolution { meter, work }
     }
 
     /// Does at most about `budget` units of work (a unit is one event or state
@@ -76,14 +62,11 @@ impl<'a> Resolution<'a> {
 }
 
 /// Resolves `state_sets` in one go.
-pub fn resolve<E: Event, S: AsRef<[EventIdx]>>(
-    graph: &RoomGraph<E>,
-    state_sets: &[S],
-) -> Result<ResolvedState, ResolveError> {
-    let mut resolution = Resolution::new(graph, state_sets)?;
+pub fn resolve<E: Event, S: AsRef<[EventIdx]>>(graph: &RoomGraph<E>, state_sets: &[S]) -> ResolvedState {
+    let mut resolution = Resolution::new(graph, state_sets);
     loop {
         if let Poll::Ready(state) = resolution.step(u64::MAX) {
-            return Ok(state);
+            return state;
         }
     }
 }
@@ -95,11 +78,11 @@ pub async fn resolve_yielding<E: Event, S: AsRef<[EventIdx]>, F: Future<Output =
     state_sets: &[S],
     units_per_step: u64,
     mut yield_now: impl FnMut() -> F,
-) -> Result<ResolvedState, ResolveError> {
-    let mut resolution = Resolution::new(graph, state_sets)?;
+) -> ResolvedState {
+    let mut resolution = Resolution::new(graph, state_sets);
     loop {
         match resolution.step(units_per_step) {
-            Poll::Ready(state) => return Ok(state),
+            Poll::Ready(state) => return state,
             Poll::Pending => yield_now().await,
         }
     }
