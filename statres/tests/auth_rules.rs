@@ -789,3 +789,65 @@ mod third_party {
         }
     }
 }
+
+// Malformed content: always a rejection or an acceptance, never a panic.
+
+fn malformed_values() -> Vec<Value> {
+    vec![
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1.5e300),
+        json!("x"),
+        json!([]),
+        json!([null, {}]),
+        json!({}),
+        json!({ "": null }),
+        json!({ "users": { "@a:b": [1] } }),
+        json!({ "users": [] }),
+        json!({ "events": { "m.room.name": "ten" } }),
+        json!({ "ban": {}, "kick": [], "users_default": "9999999999999999999999" }),
+        json!({ "membership": 5 }),
+        json!({ "membership": "join", "join_authorised_via_users_server": 7 }),
+        json!({ "membership": "invite", "third_party_invite": { "signed": { "mxid": 1, "token": [] } } }),
+        json!({ "membership": "invite", "third_party_invite": { "signed": { "mxid": BOB, "token": "tok", "signatures": [] } } }),
+        json!({ "join_rule": ["public"] }),
+        json!({ "room_version": {}, "creator": 1, "additional_creators": {} }),
+        json!({ "public_key": 1, "public_keys": [1, { "public_key": {} }] }),
+    ]
+}
+
+#[test]
+fn malformed_content_never_panics_the_auth_rules() {
+    let kinds = [
+        ("m.room.create", ""),
+        ("m.room.member", BOB),
+        ("m.room.power_levels", ""),
+        ("m.room.join_rules", ""),
+        ("m.room.third_party_invite", "tok"),
+        ("m.room.redaction", ""),
+        ("m.room.aliases", "example.org"),
+    ];
+    for v in versions() {
+        let mut room = room(v, "public");
+        room.member(BOB, BOB, "join").unwrap();
+        room.send(ALICE, "m.room.third_party_invite", "tok", json!({ "public_key": "AAAA" })).unwrap();
+        for (kind, state_key) in kinds {
+            for content in malformed_values() {
+                let pdu = room.draft(BOB, kind, Some(state_key), content.clone());
+                let _ = check(&room, &pdu);
+                let auth = auth_events_of(&room, &pdu);
+                let _ = check_auth_events(room.rules, &pdu, &refs(&auth));
+                // Malformed state already in the room must not panic later checks either.
+                let mut state = room.state.clone();
+                let mut stored = pdu.clone();
+                stored.sender = ALICE.into();
+                state.insert((kind.to_owned(), state_key.to_owned()), stored);
+                let message = room.draft(BOB, "m.room.message", None, json!({}));
+                let _ = check_auth(room.rules, &message, &state);
+                let join = room.draft(CAROL, "m.room.member", Some(CAROL), json!({ "membership": "join" }));
+                let _ = check_auth(room.rules, &join, &state);
+            }
+        }
+    }
+}

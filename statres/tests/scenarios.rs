@@ -235,3 +235,19 @@ fn v1_deepest_topic_wins_unless_its_sender_lost_the_power_to_set_it() {
     shallow.send(ALICE, "m.room.power_levels", "", levels(&room, json!({ BOB: 0 }))).unwrap();
     assert_eq!(resolve_forks(&[&shallow, &deep])[&key("m.room.topic", "")], alice_topic);
 }
+
+#[test]
+fn malformed_power_levels_in_a_state_set_are_rejected_not_panicked() {
+    for v in RoomRules::all().iter().map(|r| r.id) {
+        let room = base(v, 50);
+        let mut graph = room.graph();
+        let original = room.state_id("m.room.power_levels", "").unwrap().to_owned();
+        let malformed = room.draft(ALICE, "m.room.power_levels", Some(""), json!({ "users": [1], "ban": {} }));
+        let malformed = graph.insert(malformed).unwrap();
+        let good = room.state_indices(&graph);
+        let bad: Vec<EventIdx> =
+            good.iter().map(|&e| if graph.event(e).event_id == original { malformed } else { e }).collect();
+        let resolved = resolve_sets(&graph, &[good, bad]);
+        assert_eq!(resolved[&key("m.room.power_levels", "")], original, "v{v}");
+    }
+}
