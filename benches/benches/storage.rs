@@ -1,5 +1,7 @@
-//! Timeline appends per second on one shard, embedded backend, with and
-//! without durable acknowledgement (`sync_writes`).
+//! Timeline appends per second on one shard, on both backends, with and
+//! without durable acknowledgement (`sync_writes`). The PostgreSQL runs use
+//! a throwaway local cluster (PostgreSQL 15 from Debian, default settings,
+//! `fsync = on`), started by the benchmark.
 //!
 //! One iteration is a burst of `WRITERS` concurrent appends from one shard,
 //! each a request's worth of writes (the event and the new forward
@@ -10,8 +12,14 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb, EmbeddedStore};
+use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime};
 use tessera_storage::records::EventRecord;
+use tessera_storage::testing::TestCluster;
 use tessera_storage::{Op, Store};
 
 const ROOM: &str = "!bench:example.org";
@@ -36,8 +44,19 @@ fn append(n: u64) -> Vec<Op> {
     ]
 }
 
-fn timeline_appends(c: &mut Criterion) {
-    let mut group = c.benchmark_group("timeline_append");
+/// One burst of `writers` concurrent appends, awaited together.
+async fn burst(store: &impl Store, writers: u64, next: &mut u64) {
+    let writes = (0..writers).map(|_| {
+        *next += 1;
+        store.write(append(*next))
+    });
+    for result in join_all(writes).await {
+        result.unwrap();
+    }
+}
+
+fn embedded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("timeline_append_embedded");
     for sync_writes in [true, false] {
         for writers in [1u64, 64] {
             let dir = tempfile::tempdir().unwrap();
@@ -46,15 +65,43 @@ fn timeline_appends(c: &mut Criterion) {
             group.throughput(Throughput::Elements(writers));
             let name = if sync_writes { "durable" } else { "not_durable" };
             group.bench_function(BenchmarkId::new(name, format!("{writers}_writers")), |b| {
-                b.iter(|| {
-                    let burst = (0..writers).map(|_| {
-                        next += 1;
-                        store.write(append(next))
-                    });
-                    for result in pollster::block_on(join_all(burst)) {
-                        result.unwrap();
-                    }
-                })
+                b.iter(|| pollster::block_on(burst(&store, writers, &mut next)))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// monoio as the PostgreSQL backend's runtime, as in the server.
+#[derive(Clone)]
+struct Monoio;
+
+impl PgRuntime for Monoio {
+    type Stream = monoio_compat::TcpStreamCompat;
+
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
+        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
+    }
+
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
+        monoio::spawn(task);
+    }
+}
+
+fn postgres(c: &mut Criterion) {
+    let cluster = TestCluster::start();
+    let mut runtime = tessera_net::runtime::build_shard_runtime().unwrap();
+    let mut group = c.benchmark_group("timeline_append_postgres");
+    for sync_writes in [true, false] {
+        for writers in [1u64, 64] {
+            let url = cluster.database(&format!("bench_{sync_writes}_{writers}"));
+            let config = PgConfig { url, readers: 1, sync_writes };
+            let store = runtime.block_on(async { PgDb::new(&config).unwrap().shard_store(&Monoio).await.unwrap() });
+            let mut next = 0u64;
+            group.throughput(Throughput::Elements(writers));
+            let name = if sync_writes { "durable" } else { "not_durable" };
+            group.bench_function(BenchmarkId::new(name, format!("{writers}_writers")), |b| {
+                b.iter(|| runtime.block_on(burst(&store, writers, &mut next)))
             });
         }
     }
@@ -64,6 +111,6 @@ fn timeline_appends(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(5));
-    targets = timeline_appends
+    targets = embedded, postgres
 }
 criterion_main!(benches);
