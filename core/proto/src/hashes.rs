@@ -56,19 +56,9 @@ pub fn reference_hash(event: &Object, rules: &RoomVersionRules) -> [u8; 32] {
 /// The event's ID under `rules`: its `event_id` field in rooms v1–2, its
 /// reference hash in base64 (v3) or URL-safe base64 (v4+) otherwise.
 pub fn event_id(event: &Object, rules: &RoomVersionRules) -> Result<EventId, EventIdError> {
-    event_id_from_reference_hash(event, rules, || reference_hash(event, rules))
-}
-
-/// [`event_id`] for callers that already have the reference hash (e.g. from
-/// verifying the event), so it is not computed twice.
-pub(crate) fn event_id_from_reference_hash(
-    event: &Object,
-    rules: &RoomVersionRules,
-    reference_hash: impl FnOnce() -> [u8; 32],
-) -> Result<EventId, EventIdError> {
     let hash_id = match rules.event_id_format {
         EventIdFormat::DomainScoped => None,
-        format => EventId::from_reference_hash(&reference_hash(), format),
+        format => EventId::from_reference_hash(&reference_hash(event, rules), format),
     };
     if let Some(id) = hash_id {
         return Ok(id);
