@@ -40,14 +40,10 @@ pub trait Event {
     fn is_signed_by(&self, server_name: &str) -> bool;
 }
 
-/// The server name of a user ID (`@localpart:server`), `None` if malformed.
+/// The server name of a user ID (`@localpart:server`), or the domain of a
+/// room-v1/v2 style room or event ID; `None` if it has none.
 pub(crate) fn server_of(user_id: &str) -> Option<&str> {
     user_id.split_once(':').map(|(_, server)| server).filter(|server| !server.is_empty())
-}
-
-/// The domain of a room-v1/v2 style identifier (`!x:domain`, `$x:domain`).
-pub(crate) fn domain_of(id: &str) -> Option<&str> {
-    server_of(id)
 }
 
 /// A membership value as the auth rules distinguish them.

@@ -186,8 +186,8 @@ pub fn check_auth<E: Event, S: StateView<E>>(rules: &RoomRules, event: &E, state
         if sender_level >= ctx.levels.redact() {
             return Ok(());
         }
-        let redacted_domain = event.redacts().and_then(crate::event::domain_of);
-        if redacted_domain.is_some() && redacted_domain == crate::event::domain_of(event.event_id()) {
+        let redacted_domain = event.redacts().and_then(server_of);
+        if redacted_domain.is_some() && redacted_domain == server_of(event.event_id()) {
             return Ok(());
         }
         return Err(Rejection("sender may not redact this event"));

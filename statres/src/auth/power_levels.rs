@@ -130,11 +130,8 @@ pub fn check_change(
             return Err(Rejection("power levels change a level above the sender's"));
         }
     }
-    let mut maps = vec!["events"];
-    if rules.notifications_levels {
-        maps.push("notifications");
-    }
-    for key in maps {
+    let maps: &[&str] = if rules.notifications_levels { &["events", "notifications"] } else { &["events"] };
+    for &key in maps {
         check_map_change(previous.get(key), new.get(key), rules, |_, old, new| {
             old.is_some_and(|old| old > sender_level) || new.is_some_and(|new| new > sender_level)
         })

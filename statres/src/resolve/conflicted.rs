@@ -70,7 +70,8 @@ pub(super) async fn split<E: Event, S: AsRef<[EventIdx]>>(
     Split { unconflicted: value, conflicted }
 }
 
-fn state_key<E: Event>(graph: &RoomGraph<E>, event: u32) -> Option<usize> {
+/// The key index of a state event, `None` for a message event.
+pub(super) fn state_key<E: Event>(graph: &RoomGraph<E>, event: u32) -> Option<usize> {
     Some(graph.raw_key(event)).filter(|&key| key != crate::auth_chain::NO_KEY).map(|key| key as usize)
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sha1::{Digest, Sha1};
 
 use super::budget::{Meter, CHUNK};
-use super::conflicted::NONE;
+use super::conflicted::{state_key, NONE};
 use super::iterative::is_authorised;
 use crate::auth_chain::{EventIdx, RoomGraph};
 use crate::event::{types, Event};
@@ -25,10 +25,8 @@ pub(super) async fn resolve<E: Event, S: AsRef<[EventIdx]>>(
     for chunk in sets.iter().flat_map(|set| set.as_ref().chunks(CHUNK)) {
         meter.spend(chunk.len()).await;
         for &EventIdx(event) in chunk {
-            let key = graph.raw_key(event);
-            if key == crate::auth_chain::NO_KEY {
-                continue;
-            }
+            let Some(key) = state_key(graph, event) else { continue };
+            let key = key as u32;
             let slot = &mut state[key as usize];
             if let Some(candidates) = conflicts.get_mut(&key) {
                 if !candidates.contains(&event) {
