@@ -284,21 +284,28 @@ pub fn random_forks(version: &str, seed: u64, shape: Shape) -> Vec<Room> {
     let population = shape.members + shape.members / 4 + 2;
     for _ in 0..shape.actions {
         let fork = rng.below(forks.len());
-        random_action(&mut forks[fork], &mut rng, population, shape.moderators.max(1));
+        let draft = random_draft(&forks[fork], &mut rng, population, shape.moderators.max(1));
+        // Rejected actions are expected and simply not part of the room.
+        let _ = forks[fork].send_pdu(draft);
     }
     forks
 }
 
-fn random_action(room: &mut Room, rng: &mut Rng, population: usize, moderators: usize) {
+/// A random state event on `room`, authorised or not: a membership change,
+/// power levels, join rules or topic, from one of the first `moderators`
+/// users or from anyone among `population`.
+pub fn random_draft(room: &Room, rng: &mut Rng, population: usize, moderators: usize) -> Pdu {
     let actor = user(rng.below(moderators));
     let someone = user(rng.below(population));
-    // Rejected actions are expected and simply not part of the room.
-    let _ = match rng.below(10) {
-        0 => room.member(&actor, &someone, "ban"),
-        1 => room.member(&actor, &someone, "leave"),
-        2 => room.member(&someone, &someone, "leave"),
-        3 => room.member(&actor, &someone, "invite"),
-        4 | 5 => room.member(&someone, &someone, "join"),
+    let member = |sender: &str, target: &str, membership: &str| {
+        room.draft(sender, types::MEMBER, Some(target), json!({ "membership": membership }))
+    };
+    match rng.below(11) {
+        0 => member(&actor, &someone, "ban"),
+        1 => member(&actor, &someone, "leave"),
+        2 => member(&someone, &someone, "leave"),
+        3 => member(&actor, &someone, "invite"),
+        4 | 5 => member(&someone, &someone, "join"),
         6 | 7 => {
             let mut content = room
                 .state
@@ -309,14 +316,15 @@ fn random_action(room: &mut Room, rng: &mut Rng, population: usize, moderators: 
                 let level = [0, 25, 50, 75][rng.below(4)];
                 content["users"][target] = json!(level);
             }
-            room.send(&actor, types::POWER_LEVELS, "", content)
+            room.draft(&actor, types::POWER_LEVELS, Some(""), content)
         }
         8 => {
-            let rule = ["public", "invite"][rng.below(2)];
-            room.send(&actor, types::JOIN_RULES, "", json!({ "join_rule": rule }))
+            let rule = ["public", "invite", "knock", "restricted", "knock_restricted"][rng.below(5)];
+            room.draft(&actor, types::JOIN_RULES, Some(""), json!({ "join_rule": rule }))
         }
-        _ => room.send(&someone, "m.room.topic", "", json!({ "topic": format!("{}", rng.next_u64()) })),
-    };
+        9 => member(&someone, &someone, "knock"),
+        _ => room.draft(&someone, "m.room.topic", Some(""), json!({ "topic": format!("{}", rng.next_u64()) })),
+    }
 }
 
 /// A Matrix-HQ-shaped room: `members` joined users (with one other state

@@ -1,1 +1,2 @@
 pub mod ruma_adapter;
+pub mod ruma_auth;

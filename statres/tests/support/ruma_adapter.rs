@@ -73,7 +73,8 @@ impl ruma_state_res::Event for RumaPdu {
     }
 }
 
-fn convert(pdu: &Pdu) -> RumaPdu {
+/// The same PDU as ruma reads it.
+pub fn convert(pdu: &Pdu) -> RumaPdu {
     let id = |s: &str| EventId::parse(s).expect("event ID");
     RumaPdu(Arc::new(Inner {
         id: id(&pdu.event_id),
