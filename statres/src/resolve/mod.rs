@@ -50,6 +50,10 @@ impl<'a> Resolution<'a> {
     /// Does at most about `budget` units of work (a unit is one event or state
     /// key touched, or one auth check; a single sort may overrun by the size
     /// of what it sorts). `Poll::Ready` carries the resolved state.
+    ///
+    /// # Panics
+    ///
+    /// If called again after it returned `Poll::Ready`, like a finished future.
     pub fn step(&mut self, budget: u64) -> Poll<ResolvedState> {
         self.meter.refill(budget.max(1));
         self.work.as_mut().poll(&mut Context::from_waker(Waker::noop()))
