@@ -199,26 +199,30 @@ impl<E: Event> RoomGraph<E> {
 pub(crate) struct Marks {
     stamp: Vec<u32>,
     stack: Vec<u32>,
+    floor: u32,
 }
 
 impl Marks {
     pub fn new(len: usize) -> Self {
-        Marks { stamp: vec![0; len], stack: Vec::new() }
+        Marks { stamp: vec![0; len], stack: Vec::new(), floor: 0 }
     }
 
     pub fn get(&self, idx: u32) -> u32 {
         self.stamp[idx as usize]
     }
 
-    /// Forgets any unfinished walk.
-    pub fn clear(&mut self) {
+    /// Forgets any unfinished walk; the next walk skips events of auth depth
+    /// below `floor` (none can lead to an event of depth `floor` or more).
+    pub fn clear(&mut self, floor: u32) {
         self.stack.clear();
+        self.floor = floor;
     }
 
     /// Adds `start`'s auth events to the walk (`start` itself is visited only
     /// if reachable from another start).
     pub fn push_auth_of<E: Event>(&mut self, graph: &RoomGraph<E>, start: u32) {
-        self.stack.extend_from_slice(graph.auth_slice(start));
+        let floor = self.floor;
+        self.stack.extend(graph.auth_slice(start).iter().filter(|&&auth| graph.depth(auth) >= floor));
     }
 
     /// Continues the walk: visits, once each, up to `limit` events reachable
@@ -239,7 +243,7 @@ impl Marks {
             self.stamp[node as usize] = stamp;
             visit(node);
             for &auth in graph.auth_slice(node) {
-                if self.stamp[auth as usize] != stamp {
+                if self.stamp[auth as usize] != stamp && graph.depth(auth) >= self.floor {
                     self.stack.push(auth);
                 }
             }

@@ -199,6 +199,20 @@ impl Room {
     }
 }
 
+/// Replaces a few entries of a state set with older events of the same key,
+/// as a state set obtained by partial synchronisation may hold (the inputs
+/// MSC4297's problems A and B are about).
+pub fn make_stale(graph: &RoomGraph<Pdu>, set: &mut [EventIdx], rng: &mut Rng) {
+    for _ in 0..1 + rng.below(3) {
+        let slot = rng.below(set.len());
+        let key = graph.key_of(set[slot]);
+        let older: Vec<EventIdx> = (0..set[slot].0).map(EventIdx).filter(|&idx| graph.key_of(idx) == key).collect();
+        if !older.is_empty() {
+            set[slot] = older[rng.below(older.len())];
+        }
+    }
+}
+
 /// A resolved state as `(type, state_key) -> event ID`.
 pub fn named_state(graph: &RoomGraph<Pdu>, state: &[EventIdx]) -> HashMap<(String, String), String> {
     state
@@ -276,13 +290,19 @@ pub fn random_forks(version: &str, seed: u64, shape: Shape) -> Vec<Room> {
     for i in 1..shape.members {
         room.member(&user(i), &user(i), "join").expect("public join");
     }
+    // Forks branch off at random points, so state sets share histories of
+    // different lengths.
+    let fork_points: Vec<usize> = (1..shape.forks).map(|_| rng.below(shape.actions + 1)).collect();
     let mut forks = vec![room];
-    for _ in 1..shape.forks {
-        let parent = rng.below(forks.len());
-        forks.push(forks[parent].clone());
-    }
     let population = shape.members + shape.members / 4 + 2;
-    for _ in 0..shape.actions {
+    for step in 0..=shape.actions {
+        for _ in fork_points.iter().filter(|&&point| point == step) {
+            let parent = rng.below(forks.len());
+            forks.push(forks[parent].clone());
+        }
+        if step == shape.actions {
+            break;
+        }
         let fork = rng.below(forks.len());
         let draft = random_draft(&forks[fork], &mut rng, population, shape.moderators.max(1));
         // Rejected actions are expected and simply not part of the room.
@@ -292,7 +312,7 @@ pub fn random_forks(version: &str, seed: u64, shape: Shape) -> Vec<Room> {
 }
 
 /// A random state event on `room`, authorised or not: a membership change,
-/// power levels, join rules or topic, from one of the first `moderators`
+/// power levels, join rules, topic or a per-user status, from one of the first `moderators`
 /// users or from anyone among `population`.
 pub fn random_draft(room: &Room, rng: &mut Rng, population: usize, moderators: usize) -> Pdu {
     let actor = user(rng.below(moderators));
@@ -300,7 +320,7 @@ pub fn random_draft(room: &Room, rng: &mut Rng, population: usize, moderators: u
     let member = |sender: &str, target: &str, membership: &str| {
         room.draft(sender, types::MEMBER, Some(target), json!({ "membership": membership }))
     };
-    match rng.below(11) {
+    match rng.below(12) {
         0 => member(&actor, &someone, "ban"),
         1 => member(&actor, &someone, "leave"),
         2 => member(&someone, &someone, "leave"),
@@ -323,6 +343,7 @@ pub fn random_draft(room: &Room, rng: &mut Rng, population: usize, moderators: u
             room.draft(&actor, types::JOIN_RULES, Some(""), json!({ "join_rule": rule }))
         }
         9 => member(&someone, &someone, "knock"),
+        10 => room.draft(&actor, "org.example.status", Some(&actor), json!({ "n": rng.next_u64() })),
         _ => room.draft(&someone, "m.room.topic", Some(""), json!({ "topic": format!("{}", rng.next_u64()) })),
     }
 }

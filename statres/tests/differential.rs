@@ -13,15 +13,15 @@ mod support;
 
 use support::ruma_adapter::RumaInput;
 use support::ruma_auth::ruma_allows;
-use tessera_statres::testing::{named_state, random_draft, random_forks, user, Pdu, Rng, Shape};
-use tessera_statres::{check_auth, resolve, EventIdx, RoomGraph, RoomRules};
+use tessera_statres::testing::{make_stale, named_state, random_draft, random_forks, user, Rng, Shape};
+use tessera_statres::{check_auth, resolve, EventIdx, RoomRules};
 
 fn compare(version: &str, seed: u64, shape: Shape) -> usize {
     let forks = random_forks(version, seed, shape);
     let graph = forks[0].graph();
     let mut sets: Vec<Vec<EventIdx>> = forks.iter().map(|fork| fork.state_indices(&graph)).collect();
     if seed % 2 == 1 {
-        make_stale(&graph, &mut sets[1], seed);
+        make_stale(&graph, &mut sets[1], &mut Rng::new(seed ^ 0x5eed));
     }
     let ours = named_state(&graph, &resolve(&graph, &sets));
     let id_sets: Vec<Vec<String>> =
@@ -30,21 +30,6 @@ fn compare(version: &str, seed: u64, shape: Shape) -> usize {
     assert_eq!(ours, theirs, "room v{version}, seed {seed}, {shape:?}");
     let distinct: std::collections::HashSet<_> = sets.iter().flatten().collect();
     distinct.len() - sets[0].len()
-}
-
-/// Replaces a few entries of a state set with older events of the same key,
-/// as a state set obtained by partial synchronisation may hold (the inputs
-/// MSC4297's problems A and B are about).
-fn make_stale(graph: &RoomGraph<Pdu>, set: &mut [EventIdx], seed: u64) {
-    let mut rng = Rng::new(seed ^ 0x5eed);
-    for _ in 0..1 + rng.below(3) {
-        let slot = rng.below(set.len());
-        let key = graph.key_of(set[slot]);
-        let older: Vec<EventIdx> = (0..set[slot].0).map(EventIdx).filter(|&idx| graph.key_of(idx) == key).collect();
-        if !older.is_empty() {
-            set[slot] = older[rng.below(older.len())];
-        }
-    }
 }
 
 fn run(version: &str, cases: u64) {

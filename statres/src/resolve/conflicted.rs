@@ -97,7 +97,7 @@ pub(super) async fn full_conflicted_set<E: Event, S: AsRef<[EventIdx]>>(
     let mut touched = Vec::new();
     for (i, set) in sets.iter().enumerate() {
         let starts = set.as_ref().iter().map(|e| e.0).filter(|&e| flags[e as usize] & CONFLICTED != 0);
-        walk(graph, &mut marks, starts, i as u32 + 1, meter, |event| {
+        walk(graph, &mut marks, starts, i as u32 + 1, 0, meter, |event| {
             if reached_by[event as usize] == 0 {
                 touched.push(event);
             }
@@ -105,9 +105,14 @@ pub(super) async fn full_conflicted_set<E: Event, S: AsRef<[EventIdx]>>(
         })
         .await;
     }
+    // Only events some but not all sets reach can be in the auth difference,
+    // and only unconflicted paths down to the shallowest of them matter.
     let unconflicted_stamp = sets.len() as u32 + 1;
-    let unconflicted = split.unconflicted.iter().copied().filter(|&e| e != NONE);
-    walk(graph, &mut marks, unconflicted, unconflicted_stamp, meter, |_| {}).await;
+    let in_some_chains = touched.iter().filter(|&&e| reached_by[e as usize] != sets.len() as u32);
+    if let Some(floor) = in_some_chains.map(|&e| graph.depth(e)).min() {
+        let unconflicted = split.unconflicted.iter().copied().filter(|&e| e != NONE);
+        walk(graph, &mut marks, unconflicted, unconflicted_stamp, floor, meter, |_| {}).await;
+    }
 
     let mut full: Vec<u32> = split.conflicted.clone();
     for &event in &split.conflicted {
@@ -144,16 +149,18 @@ pub(super) async fn full_conflicted_set<E: Event, S: AsRef<[EventIdx]>>(
     full
 }
 
-/// Walks the auth chains of `starts` under `stamp`, charging the meter.
+/// Walks the auth chains of `starts` under `stamp`, down to auth depth
+/// `floor`, charging the meter.
 async fn walk<E: Event>(
     graph: &RoomGraph<E>,
     marks: &mut Marks,
     starts: impl Iterator<Item = u32>,
     stamp: u32,
+    floor: u32,
     meter: &Meter,
     mut visit: impl FnMut(u32),
 ) {
-    marks.clear();
+    marks.clear(floor);
     let mut queued = 0;
     for start in starts {
         marks.push_auth_of(graph, start);
@@ -178,6 +185,59 @@ async fn drain<E: Event>(
         meter.spend(CHUNK).await;
         if done {
             break;
+        }
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use std::collections::HashSet;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::testing::{make_stale, random_forks, Pdu, Rng, Shape};
+
+    fn run<T>(future: impl Future<Output = T>) -> T {
+        let mut future = pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return out;
+            }
+        }
+    }
+
+    /// The definitions, computed the slow way: full auth chains per set.
+    fn naive_full_conflicted_set(graph: &RoomGraph<Pdu>, sets: &[Vec<EventIdx>]) -> HashSet<u32> {
+        let chains: Vec<HashSet<u32>> =
+            sets.iter().map(|set| set.iter().flat_map(|&e| graph.auth_chain(e)).map(|e| e.0).collect()).collect();
+        let union: HashSet<u32> = chains.iter().flatten().copied().collect();
+        let difference = union.iter().copied().filter(|e| !chains.iter().all(|c| c.contains(e)));
+        let conflicted = sets.iter().flatten().filter(|e| {
+            !sets.iter().all(|set| {
+                let key = graph.key_of(**e);
+                set.iter().find(|other| graph.key_of(**other) == key) == Some(*e)
+            })
+        });
+        difference.chain(conflicted.map(|e| e.0)).collect()
+    }
+
+    #[test]
+    fn full_conflicted_set_is_conflicted_state_plus_exact_auth_difference() {
+        let meter = Meter::default();
+        meter.refill(u64::MAX);
+        for seed in 0..40 {
+            let shape = Shape { members: 8 + seed as usize, moderators: 4, forks: 2 + seed as usize % 3, actions: 60 };
+            let forks = random_forks("11", seed, shape);
+            let graph = forks[0].graph();
+            let mut sets: Vec<Vec<EventIdx>> = forks.iter().map(|fork| fork.state_indices(&graph)).collect();
+            make_stale(&graph, &mut sets[1], &mut Rng::new(seed));
+            let mut flags = vec![0u8; graph.len()];
+            let split = run(split(&graph, &sets, &mut flags, &meter));
+            let full = run(full_conflicted_set(&graph, &sets, &split, false, &mut flags, &meter));
+            let full: HashSet<u32> = full.into_iter().collect();
+            assert_eq!(full, naive_full_conflicted_set(&graph, &sets), "seed {seed}");
         }
     }
 }
