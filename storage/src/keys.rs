@@ -62,6 +62,20 @@ pub(crate) fn timeline_pos(key: &[u8]) -> Option<StreamPos> {
     Some(StreamPos::from_be_bytes(tail))
 }
 
+/// `vshard ‖ room ‖ 0x00 ‖ number` (state keys, event numbers)
+pub(crate) fn room_nid(vshard: VShard, room_id: &str, nid: u32) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, room_id);
+    key.extend_from_slice(&nid.to_be_bytes());
+    key
+}
+
+/// `vshard ‖ room ‖ 0x00 ‖ group`
+pub(crate) fn state_group(vshard: VShard, room_id: &str, group: u64) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, room_id);
+    key.extend_from_slice(&group.to_be_bytes());
+    key
+}
+
 /// `vshard ‖ user ‖ 0x00 ‖ room or empty ‖ 0x00 ‖ type`
 pub(crate) fn account_data(vshard: VShard, user_id: &str, room_id: Option<&str>, data_type: &str) -> Vec<u8> {
     let mut key = scoped_prefix(vshard, user_id);

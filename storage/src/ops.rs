@@ -3,7 +3,10 @@
 //! atomic unit; the backend turns them into its own writes (keys or rows)
 //! and commits many such units together (group commit).
 
-use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+use crate::records::{
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
+    StreamPos, UserRecord, VShard,
+};
 
 /// One write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +66,36 @@ pub enum Op {
         vshard: VShard,
         /// The data.
         data: AccountDataRecord,
+    },
+    /// Interns state keys of a room (new numbers only; a number never
+    /// changes meaning).
+    PutStateKeys {
+        /// The room's partition.
+        vshard: VShard,
+        /// The room.
+        room_id: String,
+        /// The new keys.
+        keys: Vec<StateKeyRecord>,
+    },
+    /// Interns event IDs of a room.
+    PutEventNids {
+        /// The room's partition.
+        vshard: VShard,
+        /// The room.
+        room_id: String,
+        /// (number, event ID) pairs.
+        events: Vec<(EventNid, String)>,
+    },
+    /// Stores a room state (snapshot or delta) under its group number.
+    PutStateGroup {
+        /// The room's partition.
+        vshard: VShard,
+        /// The room.
+        room_id: String,
+        /// The group's number, unique within the room.
+        group: u64,
+        /// The state.
+        state: StateGroupRecord,
     },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {

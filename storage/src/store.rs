@@ -2,9 +2,18 @@
 
 use std::future::Future;
 
-use crate::error::Result;
+use std::collections::BTreeMap;
+
+use crate::error::{Result, StorageError};
 use crate::ops::Op;
-use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+use crate::records::{
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyNid,
+    StateKeyRecord, StreamPos, UserRecord, VShard,
+};
+
+/// Longest chain of deltas `state_at` will follow: a chain this long means a
+/// missing snapshot or a cycle, not a real state.
+pub const MAX_STATE_CHAIN: usize = 10_000;
 
 /// Which way a timeline is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,4 +83,59 @@ pub trait Store {
 
     /// How far a named stream has got.
     fn stream_position(&self, stream: &str) -> impl Future<Output = Result<Option<StreamPos>>>;
+
+    /// Every interned state key of a room, by number.
+    fn state_keys(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Vec<StateKeyRecord>>>;
+
+    /// The event IDs of these event numbers of a room (`None` where a number
+    /// is unknown), in the order asked.
+    fn event_ids_of(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        nids: &[EventNid],
+    ) -> impl Future<Output = Result<Vec<Option<String>>>>;
+
+    /// One stored state group, as stored (snapshot or delta).
+    fn state_group(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        group: u64,
+    ) -> impl Future<Output = Result<Option<StateGroupRecord>>>;
+
+    /// The full state of a group: its chain of deltas applied to the
+    /// snapshot it starts from. Sorted by state key.
+    fn state_at(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        group: u64,
+    ) -> impl Future<Output = Result<Option<Vec<(StateKeyNid, EventNid)>>>> {
+        async move {
+            let mut chain = Vec::new();
+            let mut next = Some(group);
+            while let Some(id) = next {
+                let Some(state) = self.state_group(vshard, room_id, id).await? else {
+                    return if chain.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(StorageError::Corrupt { keyspace: "state_groups", why: format!("missing parent {id}") })
+                    };
+                };
+                if chain.len() == MAX_STATE_CHAIN {
+                    let why = format!("state group {group} has a chain longer than {MAX_STATE_CHAIN}");
+                    return Err(StorageError::Corrupt { keyspace: "state_groups", why });
+                }
+                next = state.parent;
+                chain.push(state.entries);
+            }
+            // Oldest first, so newer changes overwrite older entries.
+            let mut state = BTreeMap::new();
+            for entries in chain.into_iter().rev() {
+                state.extend(entries);
+            }
+            Ok(Some(state.into_iter().collect()))
+        }
+    }
 }

@@ -10,7 +10,8 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
+    StreamPos, UserRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -104,5 +105,17 @@ impl Store for AnyStore {
 
     async fn stream_position(&self, stream: &str) -> Result<Option<StreamPos>> {
         forward!(self.stream_position(stream))
+    }
+
+    async fn state_keys(&self, vshard: VShard, room_id: &str) -> Result<Vec<StateKeyRecord>> {
+        forward!(self.state_keys(vshard, room_id))
+    }
+
+    async fn event_ids_of(&self, vshard: VShard, room_id: &str, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
+        forward!(self.event_ids_of(vshard, room_id, nids))
+    }
+
+    async fn state_group(&self, vshard: VShard, room_id: &str, group: u64) -> Result<Option<StateGroupRecord>> {
+        forward!(self.state_group(vshard, room_id, group))
     }
 }

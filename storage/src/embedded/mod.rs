@@ -20,7 +20,10 @@ use serde::Serialize;
 use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
-use crate::records::{AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StreamPos, UserRecord, VShard};
+use crate::records::{
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
+    StreamPos, UserRecord, VShard,
+};
 use crate::store::{Direction, Store};
 use committer::Committer;
 
@@ -48,6 +51,9 @@ struct Keyspaces {
     extremities: Keyspace,
     account_data: Keyspace,
     streams: Keyspace,
+    state_keys: Keyspace,
+    event_nids: Keyspace,
+    state_groups: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -78,6 +84,9 @@ impl EmbeddedDb {
             extremities: open("extremities")?,
             account_data: open("account_data")?,
             streams: open("streams")?,
+            state_keys: open("state_keys")?,
+            event_nids: open("event_nids")?,
+            state_groups: open("state_groups")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -93,6 +102,30 @@ impl EmbeddedDb {
     /// not synced as they are acknowledged).
     pub fn sync(&self) -> Result<()> {
         Ok(self.inner.db.persist(fjall::PersistMode::SyncAll)?)
+    }
+
+    /// Writes every memtable out to its tables and waits, so that
+    /// `disk_space` counts data in its final, compressed form.
+    pub fn flush(&self) -> Result<()> {
+        let ks = &self.inner.ks;
+        for keyspace in [
+            &ks.meta,
+            &ks.users,
+            &ks.devices,
+            &ks.tokens,
+            &ks.device_tokens,
+            &ks.events,
+            &ks.timeline,
+            &ks.extremities,
+            &ks.account_data,
+            &ks.streams,
+            &ks.state_keys,
+            &ks.event_nids,
+            &ks.state_groups,
+        ] {
+            keyspace.rotate_memtable_and_wait()?;
+        }
+        Ok(())
     }
 
     /// Bytes the database takes on disk (journals and tables).
@@ -164,6 +197,20 @@ impl Inner {
             }
             Op::SetStreamPosition { stream, pos } => {
                 batch.insert(&ks.streams, stream.as_bytes(), pos.to_be_bytes().as_slice())
+            }
+            Op::PutStateKeys { vshard, room_id, keys: state_keys } => {
+                for key in state_keys {
+                    let value = encode(&(&key.event_type, &key.state_key));
+                    batch.insert(&ks.state_keys, keys::room_nid(*vshard, room_id, key.nid), value);
+                }
+            }
+            Op::PutEventNids { vshard, room_id, events } => {
+                for (nid, event_id) in events {
+                    batch.insert(&ks.event_nids, keys::room_nid(*vshard, room_id, *nid), event_id.as_bytes());
+                }
+            }
+            Op::PutStateGroup { vshard, room_id, group, state } => {
+                batch.insert(&ks.state_groups, keys::state_group(*vshard, room_id, *group), state.encode())
             }
         }
         Ok(())
@@ -269,6 +316,44 @@ impl Store for EmbeddedStore {
             .try_into()
             .map_err(|_| StorageError::Corrupt { keyspace: "streams", why: "position is not 8 bytes".into() })?;
         Ok(Some(StreamPos::from_be_bytes(bytes)))
+    }
+
+    async fn state_keys(&self, vshard: VShard, room_id: &str) -> Result<Vec<StateKeyRecord>> {
+        let prefix = keys::scoped_prefix(vshard, room_id);
+        let corrupt = |why: &str| StorageError::Corrupt { keyspace: "state_keys", why: why.into() };
+        self.inner
+            .ks
+            .state_keys
+            .prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry.into_inner()?;
+                let nid: [u8; 4] = key[prefix.len()..].try_into().map_err(|_| corrupt("number is not 4 bytes"))?;
+                let (event_type, state_key): (String, String) = decode("state_keys", &value)?;
+                Ok(StateKeyRecord { nid: u32::from_be_bytes(nid), event_type, state_key })
+            })
+            .collect()
+    }
+
+    async fn event_ids_of(&self, vshard: VShard, room_id: &str, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
+        nids.iter()
+            .map(|&nid| {
+                let Some(bytes) = self.inner.ks.event_nids.get(keys::room_nid(vshard, room_id, nid))? else {
+                    return Ok(None);
+                };
+                String::from_utf8(bytes.to_vec())
+                    .map(Some)
+                    .map_err(|_| StorageError::Corrupt { keyspace: "event_nids", why: "event ID is not UTF-8".into() })
+            })
+            .collect()
+    }
+
+    async fn state_group(&self, vshard: VShard, room_id: &str, group: u64) -> Result<Option<StateGroupRecord>> {
+        let Some(bytes) = self.inner.ks.state_groups.get(keys::state_group(vshard, room_id, group))? else {
+            return Ok(None);
+        };
+        StateGroupRecord::decode(&bytes)
+            .map(Some)
+            .map_err(|why| StorageError::Corrupt { keyspace: "state_groups", why })
     }
 }
 

@@ -75,6 +75,31 @@ CREATE TABLE stream_positions (
     stream text PRIMARY KEY,
     pos bigint NOT NULL
 );
+CREATE TABLE room_state_keys (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    nid integer NOT NULL,
+    event_type text NOT NULL,
+    state_key text NOT NULL,
+    PRIMARY KEY (vshard, room_id, nid)
+);
+CREATE TABLE room_event_nids (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    nid integer NOT NULL,
+    event_id text NOT NULL,
+    PRIMARY KEY (vshard, room_id, nid)
+);
+-- entries: the compact encoding of storage::records::StateGroupRecord
+-- (parent included), so a 100,000-entry snapshot is one ~400 KB value.
+CREATE TABLE state_groups (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    group_id bigint NOT NULL,
+    parent bigint,
+    entries bytea NOT NULL,
+    PRIMARY KEY (vshard, room_id, group_id)
+);
 ";
 
 /// Creates or checks the schema.
