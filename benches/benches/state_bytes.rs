@@ -15,13 +15,15 @@ use std::pin::Pin;
 
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
 use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime};
-use tessera_storage::records::{StateGroupRecord, StateKeyRecord};
+use tessera_storage::records::{RoomNid, StateGroupRecord, StateKeyRecord};
 use tessera_storage::testing::TestCluster;
 use tessera_storage::{Op, Store};
 
 const MEMBERS: u32 = 100_000;
 const OTHER_STATE: u32 = 1_000;
-const ROOM: &str = "!OGEhHVWSdvArJzumhm:matrix.org";
+/// The room's number (vshard 7, first room of that vshard). Its ID is
+/// stored once, in the room-number table, not in every state row.
+const ROOM_NID: RoomNid = (7 << 48) | 1;
 
 /// A plausible user ID: most members on a few big servers, the rest spread.
 fn user_id(i: u32) -> String {
@@ -61,9 +63,9 @@ fn room_state() -> Vec<Op> {
     let events = (0..total).map(|nid| (nid, event_id(nid))).collect();
     let snapshot = StateGroupRecord { parent: None, entries: (0..total).map(|nid| (nid, nid)).collect() };
     vec![
-        Op::PutStateKeys { vshard: 7, room_id: ROOM.into(), keys },
-        Op::PutEventNids { vshard: 7, room_id: ROOM.into(), events },
-        Op::PutStateGroup { vshard: 7, room_id: ROOM.into(), group: 1, state: snapshot },
+        Op::PutStateKeys { room: ROOM_NID, keys },
+        Op::PutEventNids { room: ROOM_NID, events },
+        Op::PutStateGroup { room: ROOM_NID, group: 1, state: snapshot },
     ]
 }
 
@@ -72,11 +74,10 @@ fn one_join() -> Vec<Op> {
     let nid = MEMBERS + OTHER_STATE;
     let key = StateKeyRecord { nid, event_type: "m.room.member".into(), state_key: user_id(nid) };
     vec![
-        Op::PutStateKeys { vshard: 7, room_id: ROOM.into(), keys: vec![key] },
-        Op::PutEventNids { vshard: 7, room_id: ROOM.into(), events: vec![(nid, event_id(nid))] },
+        Op::PutStateKeys { room: ROOM_NID, keys: vec![key] },
+        Op::PutEventNids { room: ROOM_NID, events: vec![(nid, event_id(nid))] },
         Op::PutStateGroup {
-            vshard: 7,
-            room_id: ROOM.into(),
+            room: ROOM_NID,
             group: 2,
             state: StateGroupRecord { parent: Some(1), entries: vec![(nid, nid)] },
         },
@@ -86,14 +87,11 @@ fn one_join() -> Vec<Op> {
 /// Key and value bytes the operations hand to the backend (before any
 /// compression or per-row overhead).
 fn logical_bytes(ops: &[Op]) -> usize {
-    let prefix = 2 + ROOM.len() + 1;
     ops.iter()
         .map(|op| match op {
-            Op::PutStateKeys { keys, .. } => {
-                keys.iter().map(|k| prefix + 4 + k.event_type.len() + k.state_key.len() + 2).sum()
-            }
-            Op::PutEventNids { events, .. } => events.iter().map(|(_, id)| prefix + 4 + id.len()).sum(),
-            Op::PutStateGroup { state, .. } => prefix + 8 + state.encode().len(),
+            Op::PutStateKeys { keys, .. } => keys.iter().map(|k| 12 + k.event_type.len() + k.state_key.len() + 2).sum(),
+            Op::PutEventNids { events, .. } => events.iter().map(|(_, id)| 12 + id.len()).sum(),
+            Op::PutStateGroup { state, .. } => 16 + state.encode().len(),
             _ => 0,
         })
         .sum()
@@ -127,7 +125,7 @@ fn embedded() {
     pollster::block_on(store.write(join)).unwrap();
     db.flush().unwrap();
     let join_disk = db.disk_space().unwrap() - before;
-    let state = pollster::block_on(store.state_at(7, ROOM, 2)).unwrap().unwrap();
+    let state = pollster::block_on(store.state_at(ROOM_NID, 2)).unwrap().unwrap();
     assert_eq!(state.len(), (MEMBERS + OTHER_STATE + 1) as usize);
     report("embedded (fjall, LZ4-compressed tables)", &rows, join_logical, join_disk);
 }

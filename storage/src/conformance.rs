@@ -8,7 +8,8 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, StateGroupRecord, StateKeyRecord, UserRecord,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, RoomNid, StateGroupRecord, StateKeyRecord,
+    UserRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -187,28 +188,28 @@ async fn concurrent_writes_are_all_acknowledged_and_visible(s: &impl Store) {
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
 }
 
+const ROOM: RoomNid = (3 << 48) | 1;
+
 async fn state_keys_and_event_numbers_are_listed_by_number(s: &impl Store) {
     let key = |nid: u32, user: &str| StateKeyRecord { nid, event_type: "m.room.member".into(), state_key: user.into() };
     s.write(vec![
-        Op::PutStateKeys { vshard: 3, room_id: "!r:x".into(), keys: vec![key(300, "@c:x"), key(0, "@a:x")] },
-        Op::PutStateKeys { vshard: 3, room_id: "!r:xy".into(), keys: vec![key(1, "@other:x")] },
-        Op::PutEventNids {
-            vshard: 3,
-            room_id: "!r:x".into(),
-            events: vec![(7, "$seven".into()), (256, "$big".into())],
-        },
+        Op::PutRoomNid { vshard: 3, room_id: "!r:x".into(), room: ROOM },
+        Op::PutStateKeys { room: ROOM, keys: vec![key(300, "@c:x"), key(0, "@a:x")] },
+        Op::PutStateKeys { room: ROOM + 1, keys: vec![key(1, "@other:x")] },
+        Op::PutEventNids { room: ROOM, events: vec![(7, "$seven".into()), (256, "$big".into())] },
     ])
     .await
     .unwrap();
-    assert_eq!(s.state_keys(3, "!r:x").await.unwrap(), [key(0, "@a:x"), key(300, "@c:x")]);
-    let ids = s.event_ids_of(3, "!r:x", &[256, 8, 7]).await.unwrap();
+    assert_eq!(s.room_nid(3, "!r:x").await.unwrap(), Some(ROOM));
+    assert_eq!(s.room_nid(3, "!r:xy").await.unwrap(), None);
+    assert_eq!(s.state_keys(ROOM).await.unwrap(), [key(0, "@a:x"), key(300, "@c:x")]);
+    let ids = s.event_ids_of(ROOM, &[256, 8, 7]).await.unwrap();
     assert_eq!(ids, [Some("$big".to_owned()), None, Some("$seven".to_owned())]);
 }
 
 async fn state_at_applies_deltas_over_their_snapshot(s: &impl Store) {
     let put = |group, parent, entries: &[(u32, u32)]| Op::PutStateGroup {
-        vshard: 3,
-        room_id: "!r:x".into(),
+        room: ROOM,
         group,
         state: StateGroupRecord { parent, entries: entries.to_vec() },
     };
@@ -219,14 +220,15 @@ async fn state_at_applies_deltas_over_their_snapshot(s: &impl Store) {
     ])
     .await
     .unwrap();
-    assert_eq!(s.state_at(3, "!r:x", 3).await.unwrap().unwrap(), [(0, 30), (1, 21), (2, 12), (5, 25)]);
-    assert_eq!(s.state_at(3, "!r:x", 1).await.unwrap().unwrap(), [(0, 10), (1, 11), (2, 12)]);
-    assert_eq!(s.state_at(3, "!r:x", 4).await.unwrap(), None);
-    assert_eq!(s.state_group(3, "!r:x", 2).await.unwrap().unwrap().parent, Some(1));
+    assert_eq!(s.state_at(ROOM, 3).await.unwrap().unwrap(), [(0, 30), (1, 21), (2, 12), (5, 25)]);
+    assert_eq!(s.state_at(ROOM, 1).await.unwrap().unwrap(), [(0, 10), (1, 11), (2, 12)]);
+    assert_eq!(s.state_at(ROOM, 4).await.unwrap(), None);
+    assert_eq!(s.state_at(ROOM + 1, 3).await.unwrap(), None);
+    assert_eq!(s.state_group(ROOM, 2).await.unwrap().unwrap().parent, Some(1));
 }
 
 async fn state_at_reports_a_missing_parent_as_corruption(s: &impl Store) {
     let orphan = StateGroupRecord { parent: Some(99), entries: vec![(0, 1)] };
-    s.write(vec![Op::PutStateGroup { vshard: 3, room_id: "!r:x".into(), group: 5, state: orphan }]).await.unwrap();
-    assert!(matches!(s.state_at(3, "!r:x", 5).await, Err(StorageError::Corrupt { .. })));
+    s.write(vec![Op::PutStateGroup { room: ROOM, group: 5, state: orphan }]).await.unwrap();
+    assert!(matches!(s.state_at(ROOM, 5).await, Err(StorageError::Corrupt { .. })));
 }

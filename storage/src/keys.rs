@@ -6,7 +6,7 @@
 //! separated by a 0x00 byte, which no Matrix identifier contains; positions
 //! are big-endian so byte order is numeric order.
 
-use crate::records::{StreamPos, VShard};
+use crate::records::{RoomNid, StreamPos, VShard};
 
 const SEP: u8 = 0;
 
@@ -62,17 +62,20 @@ pub(crate) fn timeline_pos(key: &[u8]) -> Option<StreamPos> {
     Some(StreamPos::from_be_bytes(tail))
 }
 
-/// `vshard ‖ room ‖ 0x00 ‖ number` (state keys, event numbers)
-pub(crate) fn room_nid(vshard: VShard, room_id: &str, nid: u32) -> Vec<u8> {
-    let mut key = scoped_prefix(vshard, room_id);
-    key.extend_from_slice(&nid.to_be_bytes());
+/// `room number ‖ number` (state keys, event numbers). The room number
+/// starts with the vshard, so these rows too are grouped by vshard.
+pub(crate) fn room_nid(room: RoomNid, nid: u32) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&room.to_be_bytes());
+    key[8..].copy_from_slice(&nid.to_be_bytes());
     key
 }
 
-/// `vshard ‖ room ‖ 0x00 ‖ group`
-pub(crate) fn state_group(vshard: VShard, room_id: &str, group: u64) -> Vec<u8> {
-    let mut key = scoped_prefix(vshard, room_id);
-    key.extend_from_slice(&group.to_be_bytes());
+/// `room number ‖ group`
+pub(crate) fn state_group(room: RoomNid, group: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&room.to_be_bytes());
+    key[8..].copy_from_slice(&group.to_be_bytes());
     key
 }
 

@@ -4,8 +4,8 @@
 //! and commits many such units together (group commit).
 
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
-    StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
+    StateKeyRecord, StreamPos, UserRecord, VShard,
 };
 
 /// One write.
@@ -67,31 +67,34 @@ pub enum Op {
         /// The data.
         data: AccountDataRecord,
     },
-    /// Interns state keys of a room (new numbers only; a number never
-    /// changes meaning).
-    PutStateKeys {
+    /// Gives a room its number (once, when the room is first stored).
+    PutRoomNid {
         /// The room's partition.
         vshard: VShard,
         /// The room.
         room_id: String,
+        /// Its number.
+        room: RoomNid,
+    },
+    /// Interns state keys of a room (new numbers only; a number never
+    /// changes meaning).
+    PutStateKeys {
+        /// The room.
+        room: RoomNid,
         /// The new keys.
         keys: Vec<StateKeyRecord>,
     },
     /// Interns event IDs of a room.
     PutEventNids {
-        /// The room's partition.
-        vshard: VShard,
         /// The room.
-        room_id: String,
+        room: RoomNid,
         /// (number, event ID) pairs.
         events: Vec<(EventNid, String)>,
     },
     /// Stores a room state (snapshot or delta) under its group number.
     PutStateGroup {
-        /// The room's partition.
-        vshard: VShard,
         /// The room.
-        room_id: String,
+        room: RoomNid,
         /// The group's number, unique within the room.
         group: u64,
         /// The state.

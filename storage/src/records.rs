@@ -87,6 +87,18 @@ pub struct AccountDataRecord {
     pub content: Vec<u8>,
 }
 
+/// A process-wide number standing for a room in the keys of its state rows,
+/// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
+/// The top 16 bits are the room's vshard (so a vshard's rows stay one key
+/// range), the low 48 a counter of that vshard, allocated by its shard
+/// ([`room_nid`]).
+pub type RoomNid = u64;
+
+/// The room number for counter value `counter` of `vshard`.
+pub fn room_nid(vshard: VShard, counter: u64) -> RoomNid {
+    (u64::from(vshard) << 48) | (counter & ((1 << 48) - 1))
+}
+
 /// A room-local number standing for an `(event type, state key)` pair, so
 /// state entries are two small integers instead of two strings. Allocated
 /// densely from 0 by the room's shard.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyNid,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord, StateKeyNid,
     StateKeyRecord, StreamPos, UserRecord, VShard,
 };
 
@@ -84,39 +84,31 @@ pub trait Store {
     /// How far a named stream has got.
     fn stream_position(&self, stream: &str) -> impl Future<Output = Result<Option<StreamPos>>>;
 
+    /// A room's number, if it has one.
+    fn room_nid(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Option<RoomNid>>>;
+
     /// Every interned state key of a room, by number.
-    fn state_keys(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Vec<StateKeyRecord>>>;
+    fn state_keys(&self, room: RoomNid) -> impl Future<Output = Result<Vec<StateKeyRecord>>>;
 
     /// The event IDs of these event numbers of a room (`None` where a number
     /// is unknown), in the order asked.
-    fn event_ids_of(
-        &self,
-        vshard: VShard,
-        room_id: &str,
-        nids: &[EventNid],
-    ) -> impl Future<Output = Result<Vec<Option<String>>>>;
+    fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> impl Future<Output = Result<Vec<Option<String>>>>;
 
     /// One stored state group, as stored (snapshot or delta).
-    fn state_group(
-        &self,
-        vshard: VShard,
-        room_id: &str,
-        group: u64,
-    ) -> impl Future<Output = Result<Option<StateGroupRecord>>>;
+    fn state_group(&self, room: RoomNid, group: u64) -> impl Future<Output = Result<Option<StateGroupRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.
     fn state_at(
         &self,
-        vshard: VShard,
-        room_id: &str,
+        room: RoomNid,
         group: u64,
     ) -> impl Future<Output = Result<Option<Vec<(StateKeyNid, EventNid)>>>> {
         async move {
             let mut chain = Vec::new();
             let mut next = Some(group);
             while let Some(id) = next {
-                let Some(state) = self.state_group(vshard, room_id, id).await? else {
+                let Some(state) = self.state_group(room, id).await? else {
                     return if chain.is_empty() {
                         Ok(None)
                     } else {

@@ -10,8 +10,8 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
-    StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
+    StateKeyRecord, StreamPos, UserRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -107,15 +107,19 @@ impl Store for AnyStore {
         forward!(self.stream_position(stream))
     }
 
-    async fn state_keys(&self, vshard: VShard, room_id: &str) -> Result<Vec<StateKeyRecord>> {
-        forward!(self.state_keys(vshard, room_id))
+    async fn room_nid(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomNid>> {
+        forward!(self.room_nid(vshard, room_id))
     }
 
-    async fn event_ids_of(&self, vshard: VShard, room_id: &str, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
-        forward!(self.event_ids_of(vshard, room_id, nids))
+    async fn state_keys(&self, room: RoomNid) -> Result<Vec<StateKeyRecord>> {
+        forward!(self.state_keys(room))
     }
 
-    async fn state_group(&self, vshard: VShard, room_id: &str, group: u64) -> Result<Option<StateGroupRecord>> {
-        forward!(self.state_group(vshard, room_id, group))
+    async fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
+        forward!(self.event_ids_of(room, nids))
+    }
+
+    async fn state_group(&self, room: RoomNid, group: u64) -> Result<Option<StateGroupRecord>> {
+        forward!(self.state_group(room, group))
     }
 }

@@ -21,8 +21,8 @@ use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
-    StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
+    StateKeyRecord, StreamPos, UserRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -51,6 +51,7 @@ struct Keyspaces {
     extremities: Keyspace,
     account_data: Keyspace,
     streams: Keyspace,
+    room_nids: Keyspace,
     state_keys: Keyspace,
     event_nids: Keyspace,
     state_groups: Keyspace,
@@ -84,6 +85,7 @@ impl EmbeddedDb {
             extremities: open("extremities")?,
             account_data: open("account_data")?,
             streams: open("streams")?,
+            room_nids: open("room_nids")?,
             state_keys: open("state_keys")?,
             event_nids: open("event_nids")?,
             state_groups: open("state_groups")?,
@@ -119,6 +121,7 @@ impl EmbeddedDb {
             &ks.extremities,
             &ks.account_data,
             &ks.streams,
+            &ks.room_nids,
             &ks.state_keys,
             &ks.event_nids,
             &ks.state_groups,
@@ -198,19 +201,22 @@ impl Inner {
             Op::SetStreamPosition { stream, pos } => {
                 batch.insert(&ks.streams, stream.as_bytes(), pos.to_be_bytes().as_slice())
             }
-            Op::PutStateKeys { vshard, room_id, keys: state_keys } => {
+            Op::PutRoomNid { vshard, room_id, room } => {
+                batch.insert(&ks.room_nids, keys::scoped(*vshard, room_id), room.to_be_bytes().as_slice())
+            }
+            Op::PutStateKeys { room, keys: state_keys } => {
                 for key in state_keys {
                     let value = encode(&(&key.event_type, &key.state_key));
-                    batch.insert(&ks.state_keys, keys::room_nid(*vshard, room_id, key.nid), value);
+                    batch.insert(&ks.state_keys, keys::room_nid(*room, key.nid).as_slice(), value);
                 }
             }
-            Op::PutEventNids { vshard, room_id, events } => {
+            Op::PutEventNids { room, events } => {
                 for (nid, event_id) in events {
-                    batch.insert(&ks.event_nids, keys::room_nid(*vshard, room_id, *nid), event_id.as_bytes());
+                    batch.insert(&ks.event_nids, keys::room_nid(*room, *nid).as_slice(), event_id.as_bytes());
                 }
             }
-            Op::PutStateGroup { vshard, room_id, group, state } => {
-                batch.insert(&ks.state_groups, keys::state_group(*vshard, room_id, *group), state.encode())
+            Op::PutStateGroup { room, group, state } => {
+                batch.insert(&ks.state_groups, keys::state_group(*room, *group).as_slice(), state.encode())
             }
         }
         Ok(())
@@ -318,26 +324,36 @@ impl Store for EmbeddedStore {
         Ok(Some(StreamPos::from_be_bytes(bytes)))
     }
 
-    async fn state_keys(&self, vshard: VShard, room_id: &str) -> Result<Vec<StateKeyRecord>> {
-        let prefix = keys::scoped_prefix(vshard, room_id);
+    async fn room_nid(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomNid>> {
+        let Some(bytes) = self.inner.ks.room_nids.get(keys::scoped(vshard, room_id))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| StorageError::Corrupt { keyspace: "room_nids", why: "room number is not 8 bytes".into() })?;
+        Ok(Some(RoomNid::from_be_bytes(bytes)))
+    }
+
+    async fn state_keys(&self, room: RoomNid) -> Result<Vec<StateKeyRecord>> {
         let corrupt = |why: &str| StorageError::Corrupt { keyspace: "state_keys", why: why.into() };
         self.inner
             .ks
             .state_keys
-            .prefix(&prefix)
+            .prefix(room.to_be_bytes())
             .map(|entry| {
                 let (key, value) = entry.into_inner()?;
-                let nid: [u8; 4] = key[prefix.len()..].try_into().map_err(|_| corrupt("number is not 4 bytes"))?;
+                let nid: [u8; 4] = key[8..].try_into().map_err(|_| corrupt("number is not 4 bytes"))?;
                 let (event_type, state_key): (String, String) = decode("state_keys", &value)?;
                 Ok(StateKeyRecord { nid: u32::from_be_bytes(nid), event_type, state_key })
             })
             .collect()
     }
 
-    async fn event_ids_of(&self, vshard: VShard, room_id: &str, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
+    async fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
         nids.iter()
             .map(|&nid| {
-                let Some(bytes) = self.inner.ks.event_nids.get(keys::room_nid(vshard, room_id, nid))? else {
+                let Some(bytes) = self.inner.ks.event_nids.get(keys::room_nid(room, nid))? else {
                     return Ok(None);
                 };
                 String::from_utf8(bytes.to_vec())
@@ -347,8 +363,8 @@ impl Store for EmbeddedStore {
             .collect()
     }
 
-    async fn state_group(&self, vshard: VShard, room_id: &str, group: u64) -> Result<Option<StateGroupRecord>> {
-        let Some(bytes) = self.inner.ks.state_groups.get(keys::state_group(vshard, room_id, group))? else {
+    async fn state_group(&self, room: RoomNid, group: u64) -> Result<Option<StateGroupRecord>> {
+        let Some(bytes) = self.inner.ks.state_groups.get(keys::state_group(room, group))? else {
             return Ok(None);
         };
         StateGroupRecord::decode(&bytes)

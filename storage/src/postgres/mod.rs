@@ -31,8 +31,8 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, StateGroupRecord, StateKeyRecord,
-    StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
+    StateKeyRecord, StreamPos, UserRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -295,32 +295,36 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
                 ON CONFLICT (stream) DO UPDATE SET pos = $2";
             w.execute(sql, &[stream, &pos_to_sql(*pos)]).await?;
         }
-        Op::PutStateKeys { vshard, room_id, keys } => {
+        Op::PutRoomNid { vshard, room_id, room } => {
+            let sql = "INSERT INTO room_nids (vshard, room_id, room_nid) VALUES ($1, $2, $3)
+                ON CONFLICT (vshard, room_id) DO UPDATE SET room_nid = $3";
+            w.execute(sql, &[&(*vshard as i16), room_id, &(*room as i64)]).await?;
+        }
+        Op::PutStateKeys { room, keys } => {
             // One statement for all keys: a room joined over federation
             // interns 100,000 at once.
-            let sql = "INSERT INTO room_state_keys (vshard, room_id, nid, event_type, state_key)
-                SELECT $1, $2, * FROM unnest($3::integer[], $4::text[], $5::text[])
-                ON CONFLICT (vshard, room_id, nid) DO UPDATE SET event_type = excluded.event_type,
+            let sql = "INSERT INTO room_state_keys (room_nid, nid, event_type, state_key)
+                SELECT $1, * FROM unnest($2::integer[], $3::text[], $4::text[])
+                ON CONFLICT (room_nid, nid) DO UPDATE SET event_type = excluded.event_type,
                     state_key = excluded.state_key";
             let nids: Vec<i32> = keys.iter().map(|k| k.nid as i32).collect();
             let types: Vec<&str> = keys.iter().map(|k| k.event_type.as_str()).collect();
             let state_keys: Vec<&str> = keys.iter().map(|k| k.state_key.as_str()).collect();
-            w.execute(sql, &[&(*vshard as i16), room_id, &nids, &types, &state_keys]).await?;
+            w.execute(sql, &[&(*room as i64), &nids, &types, &state_keys]).await?;
         }
-        Op::PutEventNids { vshard, room_id, events } => {
-            let sql = "INSERT INTO room_event_nids (vshard, room_id, nid, event_id)
-                SELECT $1, $2, * FROM unnest($3::integer[], $4::text[])
-                ON CONFLICT (vshard, room_id, nid) DO UPDATE SET event_id = excluded.event_id";
+        Op::PutEventNids { room, events } => {
+            let sql = "INSERT INTO room_event_nids (room_nid, nid, event_id)
+                SELECT $1, * FROM unnest($2::integer[], $3::text[])
+                ON CONFLICT (room_nid, nid) DO UPDATE SET event_id = excluded.event_id";
             let nids: Vec<i32> = events.iter().map(|(nid, _)| *nid as i32).collect();
             let ids: Vec<&str> = events.iter().map(|(_, id)| id.as_str()).collect();
-            w.execute(sql, &[&(*vshard as i16), room_id, &nids, &ids]).await?;
+            w.execute(sql, &[&(*room as i64), &nids, &ids]).await?;
         }
-        Op::PutStateGroup { vshard, room_id, group, state } => {
-            let sql =
-                "INSERT INTO state_groups (vshard, room_id, group_id, parent, entries) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (vshard, room_id, group_id) DO UPDATE SET parent = $4, entries = $5";
+        Op::PutStateGroup { room, group, state } => {
+            let sql = "INSERT INTO state_groups (room_nid, group_id, parent, entries) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (room_nid, group_id) DO UPDATE SET parent = $3, entries = $4";
             let parent = state.parent.map(|p| p as i64);
-            w.execute(sql, &[&(*vshard as i16), room_id, &(*group as i64), &parent, &state.encode()]).await?;
+            w.execute(sql, &[&(*room as i64), &(*group as i64), &parent, &state.encode()]).await?;
         }
     }
     Ok(())
@@ -455,27 +459,32 @@ impl Store for PgStore {
         Ok(self.reader().query(sql, &[&stream]).await?.first().map(|r| r.get::<_, i64>(0) as u64))
     }
 
-    async fn state_keys(&self, vshard: VShard, room_id: &str) -> Result<Vec<StateKeyRecord>> {
-        let sql = "SELECT nid, event_type, state_key FROM room_state_keys WHERE vshard = $1 AND room_id = $2
-            ORDER BY nid";
+    async fn room_nid(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomNid>> {
+        let sql = "SELECT room_nid FROM room_nids WHERE vshard = $1 AND room_id = $2";
         let rows = self.reader().query(sql, &[&(vshard as i16), &room_id]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as RoomNid))
+    }
+
+    async fn state_keys(&self, room: RoomNid) -> Result<Vec<StateKeyRecord>> {
+        let sql = "SELECT nid, event_type, state_key FROM room_state_keys WHERE room_nid = $1 ORDER BY nid";
+        let rows = self.reader().query(sql, &[&(room as i64)]).await?;
         Ok(rows
             .iter()
             .map(|r| StateKeyRecord { nid: r.get::<_, i32>(0) as u32, event_type: r.get(1), state_key: r.get(2) })
             .collect())
     }
 
-    async fn event_ids_of(&self, vshard: VShard, room_id: &str, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
-        let sql = "SELECT nid, event_id FROM room_event_nids WHERE vshard = $1 AND room_id = $2 AND nid = ANY($3)";
+    async fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
+        let sql = "SELECT nid, event_id FROM room_event_nids WHERE room_nid = $1 AND nid = ANY($2)";
         let wanted: Vec<i32> = nids.iter().map(|&n| n as i32).collect();
-        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id, &wanted]).await?;
+        let rows = self.reader().query(sql, &[&(room as i64), &wanted]).await?;
         let found: HashMap<u32, String> = rows.iter().map(|r| (r.get::<_, i32>(0) as u32, r.get(1))).collect();
         Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
     }
 
-    async fn state_group(&self, vshard: VShard, room_id: &str, group: u64) -> Result<Option<StateGroupRecord>> {
-        let sql = "SELECT entries FROM state_groups WHERE vshard = $1 AND room_id = $2 AND group_id = $3";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id, &(group as i64)]).await?;
+    async fn state_group(&self, room: RoomNid, group: u64) -> Result<Option<StateGroupRecord>> {
+        let sql = "SELECT entries FROM state_groups WHERE room_nid = $1 AND group_id = $2";
+        let rows = self.reader().query(sql, &[&(room as i64), &(group as i64)]).await?;
         rows.first()
             .map(|r| StateGroupRecord::decode(r.get(0)))
             .transpose()

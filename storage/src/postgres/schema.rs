@@ -75,30 +75,33 @@ CREATE TABLE stream_positions (
     stream text PRIMARY KEY,
     pos bigint NOT NULL
 );
-CREATE TABLE room_state_keys (
+CREATE TABLE room_nids (
     vshard smallint NOT NULL,
     room_id text NOT NULL,
+    room_nid bigint NOT NULL UNIQUE,
+    PRIMARY KEY (vshard, room_id)
+);
+CREATE TABLE room_state_keys (
+    room_nid bigint NOT NULL,
     nid integer NOT NULL,
     event_type text NOT NULL,
     state_key text NOT NULL,
-    PRIMARY KEY (vshard, room_id, nid)
+    PRIMARY KEY (room_nid, nid)
 );
 CREATE TABLE room_event_nids (
-    vshard smallint NOT NULL,
-    room_id text NOT NULL,
+    room_nid bigint NOT NULL,
     nid integer NOT NULL,
     event_id text NOT NULL,
-    PRIMARY KEY (vshard, room_id, nid)
+    PRIMARY KEY (room_nid, nid)
 );
 -- entries: the compact encoding of storage::records::StateGroupRecord
 -- (parent included), so a 100,000-entry snapshot is one ~400 KB value.
 CREATE TABLE state_groups (
-    vshard smallint NOT NULL,
-    room_id text NOT NULL,
+    room_nid bigint NOT NULL,
     group_id bigint NOT NULL,
     parent bigint,
     entries bytea NOT NULL,
-    PRIMARY KEY (vshard, room_id, group_id)
+    PRIMARY KEY (room_nid, group_id)
 );
 ";
 
