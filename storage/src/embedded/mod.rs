@@ -13,7 +13,8 @@ pub mod schema;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
+use fjall::config::{BlockSizePolicy, CompressionPolicy};
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -26,6 +27,10 @@ use crate::records::{
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
+
+/// Data block size of the cold keyspaces: larger blocks compress better and
+/// these are read by point lookups and whole-room scans, not hot ranges.
+const COLD_BLOCK_BYTES: u32 = 16 * 1024;
 
 /// How to open the embedded database.
 #[derive(Debug, Clone)]
@@ -74,20 +79,31 @@ impl EmbeddedDb {
     pub fn open(config: &EmbeddedConfig) -> Result<Self> {
         let db = Database::builder(&config.path).cache_size(config.cache_bytes).open()?;
         let open = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        // Large, rarely rewritten data (event JSON, the interning tables of
+        // huge rooms): compressed at every level and in bigger blocks, where
+        // fjall's default leaves the first two levels uncompressed for
+        // write speed. Measured in docs/benchmarks.md.
+        let cold = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default()
+                    .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+                    .data_block_size_policy(BlockSizePolicy::all(COLD_BLOCK_BYTES))
+            })
+        };
         let ks = Keyspaces {
             meta: open("meta")?,
             users: open("users")?,
             devices: open("devices")?,
             tokens: open("tokens")?,
             device_tokens: open("device_tokens")?,
-            events: open("events")?,
+            events: cold("events")?,
             timeline: open("timeline")?,
             extremities: open("extremities")?,
             account_data: open("account_data")?,
             streams: open("streams")?,
             room_nids: open("room_nids")?,
-            state_keys: open("state_keys")?,
-            event_nids: open("event_nids")?,
+            state_keys: cold("state_keys")?,
+            event_nids: cold("event_nids")?,
             state_groups: open("state_groups")?,
         };
         schema::check(&db, &ks.meta)?;
