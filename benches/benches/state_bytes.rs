@@ -9,14 +9,13 @@
 //!
 //! `cargo bench -p tessera-benches --bench state_bytes`
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
-use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime};
+use tessera_storage::postgres::PgRuntime;
+use tessera_storage::postgres::{PgConfig, PgDb};
 use tessera_storage::records::{RoomNid, StateGroupRecord, StateKeyRecord};
-use tessera_storage::testing::TestCluster;
+use tessera_storage::testing::{Monoio, TestCluster};
 use tessera_storage::{Op, Store};
 
 const MEMBERS: u32 = 100_000;
@@ -128,22 +127,6 @@ fn embedded() {
     let state = pollster::block_on(store.state_at(ROOM_NID, 2)).unwrap().unwrap();
     assert_eq!(state.len(), (MEMBERS + OTHER_STATE + 1) as usize);
     report("embedded (fjall, LZ4-compressed tables)", &rows, join_logical, join_disk);
-}
-
-/// monoio as the PostgreSQL backend's runtime, as in the server.
-#[derive(Clone)]
-struct Monoio;
-
-impl PgRuntime for Monoio {
-    type Stream = monoio_compat::TcpStreamCompat;
-
-    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
-        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
-    }
-
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
-        monoio::spawn(task);
-    }
 }
 
 fn postgres() {

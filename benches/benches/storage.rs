@@ -12,14 +12,11 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
 
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb, EmbeddedStore};
-use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime};
+use tessera_storage::postgres::{PgConfig, PgDb};
 use tessera_storage::records::EventRecord;
-use tessera_storage::testing::TestCluster;
+use tessera_storage::testing::{Monoio, TestCluster};
 use tessera_storage::{Op, Store};
 
 const ROOM: &str = "!bench:example.org";
@@ -70,22 +67,6 @@ fn embedded(c: &mut Criterion) {
         }
     }
     group.finish();
-}
-
-/// monoio as the PostgreSQL backend's runtime, as in the server.
-#[derive(Clone)]
-struct Monoio;
-
-impl PgRuntime for Monoio {
-    type Stream = monoio_compat::TcpStreamCompat;
-
-    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
-        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
-    }
-
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
-        monoio::spawn(task);
-    }
 }
 
 fn postgres(c: &mut Criterion) {

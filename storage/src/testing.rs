@@ -1,9 +1,40 @@
 //! Test support for this crate's tests and the homeserver's: a throwaway
-//! PostgreSQL cluster. Built only for tests (feature `test-util`).
+//! PostgreSQL cluster, and monoio as the PostgreSQL backend's runtime.
+//! Built only for tests and benchmarks (feature `test-util`).
 
-use std::net::TcpListener;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::Command;
+
+use crate::postgres::PgRuntime;
+
+/// monoio as the PostgreSQL backend's runtime, as in the server (whose own
+/// implementation goes through `tessera-net`, which this crate cannot use).
+#[derive(Clone, Copy)]
+pub struct Monoio;
+
+impl PgRuntime for Monoio {
+    type Stream = monoio_compat::TcpStreamCompat;
+
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
+        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
+    }
+
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
+        monoio::spawn(task);
+    }
+}
+
+/// Runs `future` to completion on a fresh io_uring runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("io_uring runtime")
+        .block_on(future)
+}
 
 const PG_USER: &str = "tessera-pg";
 

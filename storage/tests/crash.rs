@@ -7,15 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
-
 use futures_util::future::join_all;
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
-use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime};
+use tessera_storage::postgres::{PgConfig, PgDb};
 use tessera_storage::records::EventRecord;
-use tessera_storage::testing::TestCluster;
+use tessera_storage::testing::{block_on, Monoio, TestCluster};
 use tessera_storage::{Direction, Op, Store};
 
 const DIR_VAR: &str = "TESSERA_CRASH_TEST_DIR";
@@ -64,7 +60,7 @@ async fn write_forever(store: &impl Store) {
 #[ignore = "run by the crash tests as their child process"]
 fn crash_writer() {
     if let Ok(url) = std::env::var(PG_VAR) {
-        block_on_monoio(async {
+        block_on(async {
             let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio).await.unwrap();
             write_forever(&store).await;
         });
@@ -139,7 +135,7 @@ fn postgres_acknowledged_writes_survive_sigkill() {
     let cluster = TestCluster::start();
     let url = cluster.database("crash");
     let acked = acknowledged_before_sigkill((PG_VAR, &url));
-    block_on_monoio(async {
+    block_on(async {
         let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio).await.unwrap();
         check_after_crash(&store, &acked).await;
     });
@@ -147,24 +143,4 @@ fn postgres_acknowledged_writes_survive_sigkill() {
 
 fn pg_config(url: String) -> PgConfig {
     PgConfig { url, readers: 1, sync_writes: true }
-}
-
-/// monoio as the PostgreSQL backend's runtime, as in the server.
-#[derive(Clone)]
-struct Monoio;
-
-impl PgRuntime for Monoio {
-    type Stream = monoio_compat::TcpStreamCompat;
-
-    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
-        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
-    }
-
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
-        monoio::spawn(task);
-    }
-}
-
-fn block_on_monoio<F: Future>(f: F) -> F::Output {
-    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build().unwrap().block_on(f)
 }

@@ -1,31 +1,9 @@
 //! The PostgreSQL backend against a real PostgreSQL that the test starts
 //! ([`TestCluster`]).
 
-use std::net::SocketAddr;
-
 use super::*;
 use crate::conformance;
-use crate::testing::TestCluster;
-
-/// monoio as the backend's runtime, as in the server.
-#[derive(Clone)]
-pub(crate) struct Monoio;
-
-impl PgRuntime for Monoio {
-    type Stream = monoio_compat::TcpStreamCompat;
-
-    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
-        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
-    }
-
-    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
-        monoio::spawn(task);
-    }
-}
-
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build().unwrap().block_on(f)
-}
+use crate::testing::{block_on, Monoio, TestCluster};
 
 fn config(url: String) -> PgConfig {
     PgConfig { url, readers: 2, sync_writes: true }
