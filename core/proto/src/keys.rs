@@ -282,12 +282,17 @@ pub enum ServerKeysError {
     WrongServer { expected: String, found: String },
     #[error("key {key_id}: {source}")]
     Key { key_id: String, source: KeyError },
-    #[error("response is not validly signed by its own key {key_id}: {source}")]
-    NotSelfSigned { key_id: String, source: VerifyError },
+    #[error("response is not validly signed by its own verify keys: {0}")]
+    NotSelfSigned(VerifyError),
 }
 
 /// Reads another server's `/_matrix/key/v2/server` response, requiring that
-/// it names `server` and is signed by every key in its `verify_keys`.
+/// it names `server`, has the fields the spec requires (`server_name`,
+/// `verify_keys`, `signatures`, `valid_until_ts`), and is signed by at least
+/// one key in its own `verify_keys`, with no signature by one of those keys
+/// failing. Only then are its `old_verify_keys` read: without that check
+/// anyone relaying the response (a notary) could plant old keys for any
+/// server.
 pub fn parse_server_keys(body: &[u8], server: &ServerName) -> Result<ServerKeys, ServerKeysError> {
     let response = parse_object(body)?;
     let field = |name: &'static str| response.get(name).ok_or(ServerKeysError::Field(name));
@@ -319,14 +324,17 @@ pub fn parse_server_keys(body: &[u8], server: &ServerName) -> Result<ServerKeys,
     };
 
     let mut verify_keys = Vec::new();
+    let mut own_keys = KnownKeys::new();
+    field("verify_keys")?;
     for (key_id, entry) in entries("verify_keys")? {
         let key = public_key(&key_id, entry)?;
-        let mut only_this_key = KnownKeys::new();
-        only_this_key.insert(server.as_str(), key_id.as_str(), KnownKey { key, valid_until_ts: None });
-        verify_json(&response, server.as_str(), &only_this_key)
-            .map_err(|source| ServerKeysError::NotSelfSigned { key_id: key_id.to_string(), source })?;
+        own_keys.insert(server.as_str(), key_id.as_str(), KnownKey { key, valid_until_ts: None });
         verify_keys.push((key_id, key));
     }
+    // Fails unless at least one of the keys above signed, or if a signature
+    // by any of them does not match.
+    verify_json(&response, server.as_str(), &own_keys).map_err(ServerKeysError::NotSelfSigned)?;
+
     let mut old_verify_keys = Vec::new();
     for (key_id, entry) in entries("old_verify_keys")? {
         let key = public_key(&key_id, entry)?;
@@ -497,7 +505,44 @@ mod tests {
         let tampered = String::from_utf8(body).unwrap().replace("\"valid_until_ts\":1", "\"valid_until_ts\":2");
         assert!(matches!(
             parse_server_keys(tampered.as_bytes(), &server),
-            Err(ServerKeysError::NotSelfSigned { key_id, .. }) if key_id == "ed25519:a"
+            Err(ServerKeysError::NotSelfSigned(VerifyError::BadSignature { key_id, .. })) if key_id == "ed25519:a"
         ));
+    }
+
+    /// Re-signs a response body after `edit`, with `keys` as `server`.
+    fn resigned(body: &[u8], keys: &[&SigningKey], edit: impl FnOnce(&mut Object)) -> Vec<u8> {
+        let mut response = parse_object(body).unwrap();
+        response.remove("signatures");
+        edit(&mut response);
+        for key in keys {
+            sign_json(&mut response, "example.org", key);
+        }
+        to_bytes(&Value::Object(response))
+    }
+
+    #[test]
+    fn unsigned_response_cannot_plant_old_verify_keys() {
+        let (server, _, body) = published(1_000);
+        // A notary strips `verify_keys` and the signatures, keeping only an
+        // old key of its choosing.
+        let planted = resigned(&body, &[], |r| drop(r.remove("verify_keys")));
+        assert_eq!(parse_server_keys(&planted, &server), Err(ServerKeysError::Field("verify_keys")));
+        let empty = resigned(&body, &[], |r| drop(r.insert("verify_keys", Object::new())));
+        assert_eq!(
+            parse_server_keys(&empty, &server),
+            Err(ServerKeysError::NotSelfSigned(VerifyError::MissingSignatures))
+        );
+        // Signed, but not by any key the response publishes.
+        let notary = SigningKey::from_seed("notary", [9; 32]).unwrap();
+        let foreign = resigned(&body, &[&notary], |r| drop(r.insert("verify_keys", Object::new())));
+        assert_eq!(
+            parse_server_keys(&foreign, &server),
+            Err(ServerKeysError::NotSelfSigned(VerifyError::NoKnownKey("example.org".into())))
+        );
+        let unsigned = resigned(&body, &[], |_| ());
+        assert_eq!(
+            parse_server_keys(&unsigned, &server),
+            Err(ServerKeysError::NotSelfSigned(VerifyError::MissingSignatures))
+        );
     }
 }
