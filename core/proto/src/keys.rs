@@ -280,8 +280,6 @@ pub enum ServerKeysError {
     Field(&'static str),
     #[error("response is for {found:?}, not {expected:?}")]
     WrongServer { expected: String, found: String },
-    #[error("key {key_id}: {source}")]
-    Key { key_id: String, source: KeyError },
     #[error("response is not validly signed by its own verify keys: {0}")]
     NotSelfSigned(VerifyError),
 }
@@ -304,46 +302,43 @@ pub fn parse_server_keys(body: &[u8], server: &ServerName) -> Result<ServerKeys,
         .as_integer()
         .and_then(|ts| u64::try_from(ts).ok())
         .ok_or(ServerKeysError::Field("valid_until_ts"))?;
-    let key_error = |key_id: &str| {
-        let key_id = key_id.to_owned();
-        move |source| ServerKeysError::Key { key_id, source }
-    };
-    let entries = |name: &'static str| -> Result<Vec<(KeyId, &Object)>, ServerKeysError> {
+    // Like Synapse, entries for algorithms other than ed25519 are skipped,
+    // and so are ed25519 entries we cannot use (a malformed key ID, key or
+    // `expired_ts`, or a weak key): one such key must not make the server's
+    // other keys unusable.
+    let entries = |name: &'static str| -> Result<Vec<(KeyId, &Object, PublicKey)>, ServerKeysError> {
         let Some(map) = response.get(name) else { return Ok(Vec::new()) };
         let map = map.as_object().ok_or(ServerKeysError::Field(name))?;
-        map.iter()
-            .map(|(key_id, entry)| {
-                let id = KeyId::parse(key_id).map_err(|e| key_error(key_id)(e.into()))?;
-                Ok((id, entry.as_object().ok_or(ServerKeysError::Field(name))?))
+        Ok(map
+            .iter()
+            .filter(|(key_id, _)| key_id.starts_with("ed25519:"))
+            .filter_map(|(key_id, entry)| {
+                let id = KeyId::parse(key_id).ok()?;
+                let entry = entry.as_object()?;
+                let key = PublicKey::from_base64(entry.get("key")?.as_str()?).ok()?;
+                Some((id, entry, key))
             })
-            .collect()
-    };
-    let public_key = |key_id: &KeyId, entry: &Object| {
-        let encoded = entry.get("key").and_then(Value::as_str).ok_or(ServerKeysError::Field("key"))?;
-        PublicKey::from_base64(encoded).map_err(key_error(key_id.as_str()))
+            .collect())
     };
 
+    field("verify_keys")?;
     let mut verify_keys = Vec::new();
     let mut own_keys = KnownKeys::new();
-    field("verify_keys")?;
-    for (key_id, entry) in entries("verify_keys")? {
-        let key = public_key(&key_id, entry)?;
+    for (key_id, _, key) in entries("verify_keys")? {
         own_keys.insert(server.as_str(), key_id.as_str(), KnownKey { key, valid_until_ts: None });
         verify_keys.push((key_id, key));
     }
     // Fails unless at least one of the keys above signed, or if a signature
-    // by any of them does not match.
+    // by any of them does not match; keys that did not sign are still kept,
+    // as Synapse does.
     verify_json(&response, server.as_str(), &own_keys).map_err(ServerKeysError::NotSelfSigned)?;
 
     let mut old_verify_keys = Vec::new();
-    for (key_id, entry) in entries("old_verify_keys")? {
-        let key = public_key(&key_id, entry)?;
-        let expired_ts = entry
-            .get("expired_ts")
-            .and_then(Value::as_integer)
-            .and_then(|ts| u64::try_from(ts).ok())
-            .ok_or(ServerKeysError::Field("expired_ts"))?;
-        old_verify_keys.push(OldVerifyKey { key_id, key, expired_ts });
+    for (key_id, entry, key) in entries("old_verify_keys")? {
+        let expired_ts = entry.get("expired_ts").and_then(Value::as_integer).and_then(|ts| u64::try_from(ts).ok());
+        if let Some(expired_ts) = expired_ts {
+            old_verify_keys.push(OldVerifyKey { key_id, key, expired_ts });
+        }
     }
     Ok(ServerKeys { verify_keys, old_verify_keys, valid_until_ts })
 }
@@ -543,6 +538,61 @@ mod tests {
         assert_eq!(
             parse_server_keys(&unsigned, &server),
             Err(ServerKeysError::NotSelfSigned(VerifyError::MissingSignatures))
+        );
+    }
+
+    #[test]
+    fn one_unusable_or_unsigning_key_does_not_reject_the_response() {
+        let (server, current, body) = published(1_000);
+        // Only key `a` signs; `b` is still published, next to keys of an
+        // unknown algorithm, a malformed key ID, bad base64, a weak key and
+        // an entry that is not an object.
+        // The identity point (y = 1): small order, refused as weak.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = STANDARD_NO_PAD.encode(identity);
+        assert_eq!(PublicKey::from_base64(&weak), Err(KeyError::WeakPublicKey));
+        let body = resigned(&body, &[&current[0]], |r| {
+            let verify_keys = r.get_mut("verify_keys").and_then(Value::as_object_mut).unwrap();
+            let mut entry = |id: &str, key: &str| {
+                let mut e = Object::new();
+                e.insert("key", key);
+                verify_keys.insert(id, e);
+            };
+            entry("curve25519:x", "AAAA");
+            entry("ed25519:bad-id!", &current[0].public_key().to_base64());
+            entry("ed25519:b64", "not base64!");
+            entry("ed25519:weak", &weak);
+            verify_keys.insert("ed25519:str", "oops");
+            let old = r.get_mut("old_verify_keys").and_then(Value::as_object_mut).unwrap();
+            old.insert("unknown:x", Object::new());
+            old.insert("ed25519:noexpiry", Object::new());
+        });
+        let keys = parse_server_keys(&body, &server).unwrap();
+        let ids: Vec<_> = keys.verify_keys.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["ed25519:a", "ed25519:b"]);
+        let old: Vec<_> = keys.old_verify_keys.iter().map(|k| k.key_id.as_str()).collect();
+        assert_eq!(old, ["ed25519:old"]);
+    }
+
+    #[test]
+    fn bad_signature_by_a_published_key_still_rejects_the_response() {
+        let (server, current, body) = published(1_000);
+        let other = SigningKey::from_seed("other", [4; 32]).unwrap();
+        // `b`'s signature is replaced by one from a different key: `a`'s
+        // valid signature does not excuse it.
+        let mut response = parse_object(&resigned(&body, &[&current[0], &other], |_| ())).unwrap();
+        let signatures = response.get_mut("signatures").and_then(Value::as_object_mut).unwrap();
+        let ours = signatures.get_mut("example.org").and_then(Value::as_object_mut).unwrap();
+        let forged = ours.remove("ed25519:other").unwrap();
+        ours.insert("ed25519:b", forged);
+        let body = to_bytes(&Value::Object(response));
+        assert_eq!(
+            parse_server_keys(&body, &server),
+            Err(ServerKeysError::NotSelfSigned(VerifyError::BadSignature {
+                entity: "example.org".into(),
+                key_id: "ed25519:b".into()
+            }))
         );
     }
 }
