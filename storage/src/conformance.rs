@@ -8,8 +8,8 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, RoomNid, StateGroupRecord, StateKeyRecord,
-    UserRecord,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, RoomMemberRecord, RoomNid, StateGroupRecord,
+    StateKeyRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -39,6 +39,8 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         state_keys_and_event_numbers_are_listed_by_number,
         state_at_applies_deltas_over_their_snapshot,
         state_at_reports_a_missing_parent_as_corruption,
+        membership_change_replaces_both_directions_and_filters_by_membership,
+        members_of_one_room_exclude_a_room_with_a_longer_id,
     );
 }
 
@@ -231,4 +233,51 @@ async fn state_at_reports_a_missing_parent_as_corruption(s: &impl Store) {
     let orphan = StateGroupRecord { parent: Some(99), entries: vec![(0, 1)] };
     s.write(vec![Op::PutStateGroup { room: ROOM, group: 5, state: orphan }]).await.unwrap();
     assert!(matches!(s.state_at(ROOM, 5).await, Err(StorageError::Corrupt { .. })));
+}
+
+/// Room `room` on vshard 3, user `user` on vshard 1.
+fn membership(room: &str, user: &str, membership: &str, event_id: &str) -> Op {
+    Op::PutMembership {
+        vshard_room: 3,
+        vshard_user: 1,
+        room_id: room.into(),
+        user_id: user.into(),
+        membership: membership.into(),
+        event_id: event_id.into(),
+    }
+}
+
+async fn membership_change_replaces_both_directions_and_filters_by_membership(s: &impl Store) {
+    s.write(vec![
+        membership("!r:x", "@b:x", "join", "$b1"),
+        membership("!r:x", "@a:x", "join", "$a1"),
+        membership("!r:x", "@c:x", "invite", "$c1"),
+        membership("!s:x", "@a:x", "invite", "$a2"),
+    ])
+    .await
+    .unwrap();
+    s.write(vec![membership("!r:x", "@a:x", "leave", "$a3")]).await.unwrap();
+    let member = |user: &str, membership: &str, event: &str| RoomMemberRecord {
+        user_id: user.into(),
+        membership: membership.into(),
+        event_id: event.into(),
+    };
+    let all = s.room_members(3, "!r:x", None).await.unwrap();
+    assert_eq!(all, [member("@a:x", "leave", "$a3"), member("@b:x", "join", "$b1"), member("@c:x", "invite", "$c1")]);
+    assert_eq!(s.room_members(3, "!r:x", Some("join")).await.unwrap(), [member("@b:x", "join", "$b1")]);
+    assert!(s.room_members(3, "!r:x", Some("ban")).await.unwrap().is_empty());
+    let room = |room: &str, membership: &str| UserRoomRecord { room_id: room.into(), membership: membership.into() };
+    assert_eq!(s.user_rooms(1, "@a:x", None).await.unwrap(), [room("!r:x", "leave"), room("!s:x", "invite")]);
+    assert_eq!(s.user_rooms(1, "@a:x", Some("invite")).await.unwrap(), [room("!s:x", "invite")]);
+    // Each direction is filed under its own partition only.
+    assert!(s.user_rooms(3, "@a:x", None).await.unwrap().is_empty());
+    assert!(s.room_members(1, "!r:x", None).await.unwrap().is_empty());
+}
+
+async fn members_of_one_room_exclude_a_room_with_a_longer_id(s: &impl Store) {
+    s.write(vec![membership("!r:x", "@a:x", "join", "$1"), membership("!r:xy", "@b:x", "join", "$2")]).await.unwrap();
+    let members = s.room_members(3, "!r:x", None).await.unwrap();
+    assert_eq!(members.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), ["@a:x"]);
+    let rooms = s.user_rooms(1, "@b:x", Some("join")).await.unwrap();
+    assert_eq!(rooms.iter().map(|r| r.room_id.as_str()).collect::<Vec<_>>(), ["!r:xy"]);
 }

@@ -25,10 +25,11 @@ pub(crate) fn scoped_prefix(vshard: VShard, id: &str) -> Vec<u8> {
     key
 }
 
-/// `vshard ‖ user ‖ 0x00 ‖ device`
-pub(crate) fn device(vshard: VShard, user_id: &str, device_id: &str) -> Vec<u8> {
-    let mut key = scoped_prefix(vshard, user_id);
-    key.extend_from_slice(device_id.as_bytes());
+/// `vshard ‖ id ‖ 0x00 ‖ sub`: a row under `id`, such as a user's device
+/// (user, device), a room's member (room, user) or a user's room (user, room).
+pub(crate) fn scoped_pair(vshard: VShard, id: &str, sub: &str) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, id);
+    key.extend_from_slice(sub.as_bytes());
     key
 }
 

@@ -100,6 +100,23 @@ pub enum Op {
         /// The state.
         state: StateGroupRecord,
     },
+    /// Sets a user's membership of a room, in both directions: the room's
+    /// member list (under the room's vshard) and the user's room list (under
+    /// the user's), so neither read crosses partitions.
+    PutMembership {
+        /// The room's partition.
+        vshard_room: VShard,
+        /// The user's partition.
+        vshard_user: VShard,
+        /// The room.
+        room_id: String,
+        /// The member.
+        user_id: String,
+        /// `join`, `invite`, `knock`, `leave` or `ban`.
+        membership: String,
+        /// The `m.room.member` event that set it.
+        event_id: String,
+    },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {
         /// Stream name.

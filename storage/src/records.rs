@@ -87,6 +87,30 @@ pub struct AccountDataRecord {
     pub content: Vec<u8>,
 }
 
+/// A user's membership of a room as the room sees it: one row per user who
+/// has an `m.room.member` state event in the room (Client-Server API, "Room
+/// membership"), so member lists and counts need no state walk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomMemberRecord {
+    /// The member.
+    pub user_id: String,
+    /// `content.membership` of the current event: `join`, `invite`,
+    /// `knock`, `leave` or `ban`.
+    pub membership: String,
+    /// The current `m.room.member` event.
+    pub event_id: String,
+}
+
+/// A user's membership of a room as the user sees it (the rooms `/sync`
+/// walks), filed under the user's vshard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRoomRecord {
+    /// The room.
+    pub room_id: String,
+    /// As in [`RoomMemberRecord::membership`].
+    pub membership: String,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

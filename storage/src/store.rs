@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord, StateKeyNid,
-    StateKeyRecord, StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
+    StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -96,6 +96,23 @@ pub trait Store {
 
     /// One stored state group, as stored (snapshot or delta).
     fn state_group(&self, room: RoomNid, group: u64) -> impl Future<Output = Result<Option<StateGroupRecord>>>;
+
+    /// A room's members with this membership (`None`: every membership),
+    /// by user ID.
+    fn room_members(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        membership: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RoomMemberRecord>>>;
+
+    /// The rooms a user has this membership of (`None`: any), by room ID.
+    fn user_rooms(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        membership: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<UserRoomRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.

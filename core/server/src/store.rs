@@ -10,8 +10,8 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
-    StateKeyRecord, StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
+    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -121,5 +121,18 @@ impl Store for AnyStore {
 
     async fn state_group(&self, room: RoomNid, group: u64) -> Result<Option<StateGroupRecord>> {
         forward!(self.state_group(room, group))
+    }
+
+    async fn room_members(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        membership: Option<&str>,
+    ) -> Result<Vec<RoomMemberRecord>> {
+        forward!(self.room_members(vshard, room_id, membership))
+    }
+
+    async fn user_rooms(&self, vshard: VShard, user_id: &str, membership: Option<&str>) -> Result<Vec<UserRoomRecord>> {
+        forward!(self.user_rooms(vshard, user_id, membership))
     }
 }

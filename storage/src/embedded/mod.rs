@@ -22,8 +22,8 @@ use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
-    StateKeyRecord, StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
+    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -60,6 +60,8 @@ struct Keyspaces {
     state_keys: Keyspace,
     event_nids: Keyspace,
     state_groups: Keyspace,
+    room_members: Keyspace,
+    user_rooms: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -105,6 +107,8 @@ impl EmbeddedDb {
             state_keys: cold("state_keys")?,
             event_nids: cold("event_nids")?,
             state_groups: open("state_groups")?,
+            room_members: open("room_members")?,
+            user_rooms: open("user_rooms")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -168,6 +172,10 @@ fn decode<T: DeserializeOwned>(keyspace: &'static str, bytes: &[u8]) -> Result<T
     postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt { keyspace, why: e.to_string() })
 }
 
+fn utf8(keyspace: &'static str, bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| StorageError::Corrupt { keyspace, why: "ID is not UTF-8".into() })
+}
+
 impl Inner {
     /// Adds one operation's writes to `batch`. Reads it needs (to delete a
     /// device's tokens) see the state before the batch, which is the state
@@ -177,11 +185,13 @@ impl Inner {
         let ks = &self.ks;
         match op {
             Op::PutUser { vshard, user } => batch.insert(&ks.users, keys::scoped(*vshard, &user.user_id), encode(user)),
-            Op::PutDevice { vshard, device } => {
-                batch.insert(&ks.devices, keys::device(*vshard, &device.user_id, &device.device_id), encode(device))
-            }
+            Op::PutDevice { vshard, device } => batch.insert(
+                &ks.devices,
+                keys::scoped_pair(*vshard, &device.user_id, &device.device_id),
+                encode(device),
+            ),
             Op::DeleteDevice { vshard, user_id, device_id } => {
-                batch.remove(&ks.devices, keys::device(*vshard, user_id, device_id));
+                batch.remove(&ks.devices, keys::scoped_pair(*vshard, user_id, device_id));
                 let prefix = keys::device_tokens_prefix(user_id, device_id);
                 for entry in ks.device_tokens.prefix(&prefix) {
                     let key = entry.key()?;
@@ -234,12 +244,33 @@ impl Inner {
             Op::PutStateGroup { room, group, state } => {
                 batch.insert(&ks.state_groups, keys::state_group(*room, *group).as_slice(), state.encode())
             }
+            Op::PutMembership { vshard_room, vshard_user, room_id, user_id, membership, event_id } => {
+                let key = keys::scoped_pair(*vshard_room, room_id, user_id);
+                batch.insert(&ks.room_members, key, encode(&(membership, event_id)));
+                batch.insert(&ks.user_rooms, keys::scoped_pair(*vshard_user, user_id, room_id), encode(membership));
+            }
         }
         Ok(())
     }
 
     fn get<T: DeserializeOwned>(&self, ks: &Keyspace, name: &'static str, key: &[u8]) -> Result<Option<T>> {
         ks.get(key)?.map(|bytes| decode(name, &bytes)).transpose()
+    }
+
+    /// The rows under `prefix` as (rest of the key, value), for keyspaces
+    /// whose keys end in an ID that the value does not repeat.
+    fn scan_tail<T: DeserializeOwned>(
+        &self,
+        ks: &Keyspace,
+        name: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<(String, T)>> {
+        ks.prefix(prefix)
+            .map(|entry| {
+                let (key, value) = entry.into_inner()?;
+                Ok((utf8(name, &key[prefix.len()..])?, decode(name, &value)?))
+            })
+            .collect()
     }
 
     fn scan<T: DeserializeOwned>(&self, ks: &Keyspace, name: &'static str, prefix: &[u8]) -> Result<Vec<T>> {
@@ -257,7 +288,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn device(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Option<DeviceRecord>> {
-        self.inner.get(&self.inner.ks.devices, "devices", &keys::device(vshard, user_id, device_id))
+        self.inner.get(&self.inner.ks.devices, "devices", &keys::scoped_pair(vshard, user_id, device_id))
     }
 
     async fn devices(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceRecord>> {
@@ -386,6 +417,31 @@ impl Store for EmbeddedStore {
         StateGroupRecord::decode(&bytes)
             .map(Some)
             .map_err(|why| StorageError::Corrupt { keyspace: "state_groups", why })
+    }
+
+    async fn room_members(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        membership: Option<&str>,
+    ) -> Result<Vec<RoomMemberRecord>> {
+        let rows: Vec<(String, (String, String))> =
+            self.inner.scan_tail(&self.inner.ks.room_members, "room_members", &keys::scoped_prefix(vshard, room_id))?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, (m, _))| membership.is_none_or(|wanted| m == wanted))
+            .map(|(user_id, (membership, event_id))| RoomMemberRecord { user_id, membership, event_id })
+            .collect())
+    }
+
+    async fn user_rooms(&self, vshard: VShard, user_id: &str, membership: Option<&str>) -> Result<Vec<UserRoomRecord>> {
+        let rows: Vec<(String, String)> =
+            self.inner.scan_tail(&self.inner.ks.user_rooms, "user_rooms", &keys::scoped_prefix(vshard, user_id))?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, m)| membership.is_none_or(|wanted| m == wanted))
+            .map(|(room_id, membership)| UserRoomRecord { room_id, membership })
+            .collect())
     }
 }
 

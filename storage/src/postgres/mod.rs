@@ -31,8 +31,8 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
-    StateKeyRecord, StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
+    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -326,6 +326,15 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
             let parent = state.parent.map(|p| p as i64);
             w.execute(sql, &[&(*room as i64), &(*group as i64), &parent, &state.encode()]).await?;
         }
+        Op::PutMembership { vshard_room, vshard_user, room_id, user_id, membership, event_id } => {
+            let sql = "INSERT INTO room_members (vshard, room_id, user_id, membership, event_id)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (vshard, room_id, user_id) DO UPDATE SET membership = $4, event_id = $5";
+            w.execute(sql, &[&(*vshard_room as i16), room_id, user_id, membership, event_id]).await?;
+            let sql = "INSERT INTO user_rooms (vshard, user_id, room_id, membership) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (vshard, user_id, room_id) DO UPDATE SET membership = $4";
+            w.execute(sql, &[&(*vshard_user as i16), user_id, room_id, membership]).await?;
+        }
     }
     Ok(())
 }
@@ -489,6 +498,30 @@ impl Store for PgStore {
             .map(|r| StateGroupRecord::decode(r.get(0)))
             .transpose()
             .map_err(|why| StorageError::Corrupt { keyspace: "state_groups", why })
+    }
+
+    async fn room_members(
+        &self,
+        vshard: VShard,
+        room_id: &str,
+        membership: Option<&str>,
+    ) -> Result<Vec<RoomMemberRecord>> {
+        let sql = "SELECT user_id, membership, event_id FROM room_members
+            WHERE vshard = $1 AND room_id = $2 AND ($3::text IS NULL OR membership = $3)
+            ORDER BY user_id COLLATE \"C\"";
+        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id, &membership]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| RoomMemberRecord { user_id: r.get(0), membership: r.get(1), event_id: r.get(2) })
+            .collect())
+    }
+
+    async fn user_rooms(&self, vshard: VShard, user_id: &str, membership: Option<&str>) -> Result<Vec<UserRoomRecord>> {
+        let sql = "SELECT room_id, membership FROM user_rooms
+            WHERE vshard = $1 AND user_id = $2 AND ($3::text IS NULL OR membership = $3)
+            ORDER BY room_id COLLATE \"C\"";
+        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &membership]).await?;
+        Ok(rows.iter().map(|r| UserRoomRecord { room_id: r.get(0), membership: r.get(1) }).collect())
     }
 }
 

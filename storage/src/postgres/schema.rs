@@ -103,6 +103,23 @@ CREATE TABLE state_groups (
     entries bytea NOT NULL,
     PRIMARY KEY (room_nid, group_id)
 );
+-- Memberships in both directions, each under its own partition: a room's
+-- member list under the room's vshard, a user's rooms under the user's.
+CREATE TABLE room_members (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    user_id text NOT NULL,
+    membership text NOT NULL,
+    event_id text NOT NULL,
+    PRIMARY KEY (vshard, room_id, user_id)
+);
+CREATE TABLE user_rooms (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    room_id text NOT NULL,
+    membership text NOT NULL,
+    PRIMARY KEY (vshard, user_id, room_id)
+);
 ";
 
 /// Creates or checks the schema.
