@@ -3,7 +3,8 @@
 //! It accepts any RFC 8259 JSON text (whitespace, any escape spelling) and
 //! refuses what the spec's canonical JSON forbids instead of silently
 //! changing it: duplicate keys, numbers that are not integers within
-//! ±(2^53−1), lone UTF-16 surrogates, invalid UTF-8, and nesting deeper than
+//! ±(2^53−1) or that are written with a fraction or exponent (even `1.0`),
+//! lone UTF-16 surrogates, invalid UTF-8, and nesting deeper than
 //! [`MAX_DEPTH`].
 
 use super::scan::next_special;
@@ -291,10 +292,16 @@ impl<'a> Parser<'a> {
         &bytes[start..self.pos]
     }
 
-    /// Parses a JSON number, accepting it only if its value is an integer in
-    /// range. Spec example: `{"a": -0, "b": 1e10}` canonicalises to
-    /// `{"a":0,"b":10000000000}`, so the written form does not matter, only
-    /// the value.
+    /// Parses a JSON number, accepting it only if it is written as an
+    /// integer (optionally `-`, then digits) within ±(2^53−1).
+    ///
+    /// Numbers with a fraction or exponent are refused even when their value
+    /// is integral (`1.0`, `2.50e1`, `1e10`). The appendix's canonical JSON
+    /// example turns `1e10` into `10000000000`, but the servers we federate
+    /// with refuse such events in room versions with strict canonical JSON:
+    /// Synapse and ruma parse them as floats and reject them. Accepting
+    /// them would make us take events the rest of the room drops. `-0` is
+    /// an integer to all of them and stays accepted, written as `0`.
     fn number(&mut self) -> Result<i64, ParseError> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
@@ -308,61 +315,39 @@ impl<'a> Parser<'a> {
         if int_part.len() > 1 && int_part[0] == b'0' {
             return Err(ParseError { offset: start, reason: ParseErrorReason::LeadingZero });
         }
-        // The common case: a plain integer short enough to not overflow.
-        if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) && int_part.len() <= 16 {
-            let magnitude = int_part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
-            return self.in_range(start, negative, magnitude);
-        }
-        let mut frac = &[][..];
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            frac = self.digits();
-            if frac.is_empty() {
-                return Err(self.error(ParseErrorReason::InvalidNumber));
-            }
-        }
-        let mut exponent: i64 = 0;
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            let exp_negative = match self.peek() {
-                Some(b'-') => {
-                    self.pos += 1;
-                    true
-                }
-                Some(b'+') => {
-                    self.pos += 1;
-                    false
-                }
-                _ => false,
-            };
-            let exp_digits = self.digits();
-            if exp_digits.is_empty() {
-                return Err(self.error(ParseErrorReason::InvalidNumber));
-            }
-            // Saturate: any exponent this large is out of range or makes a
-            // non-integer unless the mantissa is zero, which is handled below.
-            let magnitude = exp_digits.iter().fold(0i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(1 << 32));
-            exponent = if exp_negative { -magnitude } else { magnitude };
-        }
-        // value = (int_part ++ frac) × 10^(exponent − frac.len()), computed
-        // exactly on the significant digits.
-        let all_digits = int_part.iter().chain(frac).copied();
-        let significant: Vec<u8> = all_digits.skip_while(|&d| d == b'0').collect();
-        let trailing_zeros = significant.iter().rev().take_while(|&&d| d == b'0').count();
-        let significant = &significant[..significant.len() - trailing_zeros];
-        if significant.is_empty() {
-            return Ok(0);
-        }
-        let scale = exponent - frac.len() as i64 + trailing_zeros as i64;
-        if scale < 0 {
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            // Finish reading the number so malformed syntax is reported as
+            // such, then refuse it.
+            self.fraction_and_exponent()?;
             return Err(ParseError { offset: start, reason: ParseErrorReason::NotAnInteger });
         }
-        if significant.len() as i64 + scale > 16 {
+        // Without leading zeros, 17 or more digits are at least 10^16.
+        if int_part.len() > 16 {
             return Err(ParseError { offset: start, reason: ParseErrorReason::IntegerOutOfRange });
         }
-        let magnitude =
-            significant.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')) * 10i64.pow(scale as u32);
+        let magnitude = int_part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
         self.in_range(start, negative, magnitude)
+    }
+
+    /// Skips a number's `.digits` and `e[+-]digits` parts, checking their
+    /// syntax.
+    fn fraction_and_exponent(&mut self) -> Result<(), ParseError> {
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits().is_empty() {
+                return Err(self.error(ParseErrorReason::InvalidNumber));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'-' | b'+') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits().is_empty() {
+                return Err(self.error(ParseErrorReason::InvalidNumber));
+            }
+        }
+        Ok(())
     }
 
     fn in_range(&self, start: usize, negative: bool, magnitude: i64) -> Result<i64, ParseError> {
