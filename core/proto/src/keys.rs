@@ -12,10 +12,12 @@ use crate::ed25519::{self, KeyRejection};
 use crate::identifiers::{IdError, KeyId, ServerName};
 use crate::signatures::{sign_json, verify_json, KnownKey, KnownKeys, VerifyError};
 
-/// Standard-alphabet base64 that, like the Python decoder Synapse reads key
-/// files with, accepts input with or without `=` padding and ignores unused
-/// trailing bits (the spec's own `SIGNING_KEY_SEED` has some set).
-const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+/// Standard-alphabet base64 for decoding anything another server or a key
+/// file gives us. Spec, appendices § Unpadded Base64: "implementations
+/// SHOULD accept input with or without padding"; and like the Python decoder
+/// Synapse uses, unused trailing bits are ignored (the spec's own
+/// `SIGNING_KEY_SEED` has some set). We still encode without padding.
+pub(crate) const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)
@@ -31,7 +33,7 @@ pub enum KeyError {
     InvalidKeyId(#[from] IdError),
     #[error("unsupported key algorithm {0:?} (only ed25519 is supported)")]
     UnsupportedAlgorithm(String),
-    #[error("key is not valid unpadded base64")]
+    #[error("key is not valid base64")]
     InvalidBase64,
     #[error("key is {0} bytes long, not 32")]
     WrongLength(usize),
@@ -125,9 +127,10 @@ impl SigningKey {
 pub struct PublicKey(pub(crate) ed25519_dalek::VerifyingKey);
 
 impl PublicKey {
-    /// Parses the unpadded base64 form found in `verify_keys`.
+    /// Parses the base64 form found in `verify_keys` (unpadded, but padded
+    /// input is accepted too).
     pub fn from_base64(encoded: &str) -> Result<Self, KeyError> {
-        let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| KeyError::InvalidBase64)?;
+        let bytes = LENIENT_BASE64.decode(encoded).map_err(|_| KeyError::InvalidBase64)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::WrongLength(bytes.len()))?;
         ed25519::public_key(&bytes).map(Self).map_err(|rejection| match rejection {
             KeyRejection::NotAPoint => KeyError::InvalidPublicKey,
@@ -395,6 +398,15 @@ mod tests {
             parse_key_file("ed25519 a-b BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc").map(|_| ()),
             line(KeyError::InvalidKeyId(IdError::InvalidKeyVersion))
         );
+    }
+
+    #[test]
+    fn padded_base64_public_keys_are_not_rejected() {
+        let key = SigningKey::from_seed("a", [1; 32]).unwrap().public_key();
+        let unpadded = key.to_base64();
+        assert_eq!(unpadded.len(), 43);
+        assert_eq!(PublicKey::from_base64(&format!("{unpadded}=")), Ok(key));
+        assert_eq!(PublicKey::from_base64(&unpadded), Ok(key));
     }
 
     #[test]

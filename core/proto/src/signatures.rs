@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::canonical_json::{write_object_except, Object, Value};
 use crate::ed25519;
 use crate::hashes::{content_hash, write_signed_part, EVENT_BUFFER_BYTES, NOT_SIGNED};
-use crate::keys::{PublicKey, SigningKey};
+use crate::keys::{PublicKey, SigningKey, LENIENT_BASE64};
 use crate::room_version::RoomVersionRules;
 
 /// Why a signature check failed.
@@ -22,7 +22,7 @@ pub enum VerifyError {
     NoSignaturesFrom(String),
     #[error("no signature from {0} by an ed25519 key we know and that was valid at the time")]
     NoKnownKey(String),
-    #[error("signature {key_id} from {entity} is not valid unpadded base64 of 64 bytes")]
+    #[error("signature {key_id} from {entity} is not valid base64 of 64 bytes")]
     MalformedSignature { entity: String, key_id: String },
     #[error("signature {key_id} from {entity} does not match")]
     BadSignature { entity: String, key_id: String },
@@ -123,11 +123,8 @@ fn verify_entity(
             }
         }
         let malformed = || VerifyError::MalformedSignature { entity: entity.to_owned(), key_id: key_id.to_owned() };
-        let mut bytes = [0u8; 64];
         let encoded = signature.as_str().ok_or_else(malformed)?;
-        if STANDARD_NO_PAD.decode_slice(encoded, &mut bytes) != Ok(64) {
-            return Err(malformed());
-        }
+        let bytes = decode_array::<64>(encoded).ok_or_else(malformed)?;
         if !ed25519::verify(&known.key.0, signed_bytes, &bytes) {
             return Err(VerifyError::BadSignature { entity: entity.to_owned(), key_id: key_id.to_owned() });
         }
@@ -137,6 +134,20 @@ fn verify_entity(
         Ok(())
     } else {
         Err(VerifyError::NoKnownKey(entity.to_owned()))
+    }
+}
+
+/// Decodes base64 of exactly `N` bytes, padded or not (spec: appendices §
+/// Unpadded Base64, implementations "SHOULD accept input with or without
+/// padding").
+fn decode_array<const N: usize>(encoded: &str) -> Option<[u8; N]> {
+    // Room for the decoder's length estimate, which rounds up to whole
+    // 3-byte groups.
+    let mut buffer = [0u8; 66];
+    let bytes = buffer.get_mut(..N.div_ceil(3) * 3)?;
+    match LENIENT_BASE64.decode_slice(encoded, bytes) {
+        Ok(len) if len == N => bytes[..N].try_into().ok(),
+        _ => None,
     }
 }
 
@@ -236,9 +247,7 @@ pub fn verify_event(event: &Object, rules: &RoomVersionRules, keys: &KnownKeys) 
         verify_entity(signatures, server, keys, at_ts, &signed_bytes)?;
     }
 
-    let mut claimed = [0u8; 32];
-    let hash_matches =
-        STANDARD_NO_PAD.decode_slice(claimed_hash, &mut claimed) == Ok(32) && claimed == content_hash(event);
+    let hash_matches = decode_array::<32>(claimed_hash) == Some(content_hash(event));
     Ok(VerifiedEvent {
         content_hash: if hash_matches { ContentHash::Matches } else { ContentHash::Mismatch },
         reference_hash: Sha256::digest(&signed_bytes).into(),

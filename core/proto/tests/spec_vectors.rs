@@ -1,6 +1,8 @@
 //! The spec's own test vectors (appendices § Cryptographic Test Vectors),
 //! run through the public API.
 
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
 use tessera_proto::canonical_json::{parse_object, to_bytes, Object, Value};
 use tessera_proto::hashes::{content_hash, event_id, reference_hash};
 use tessera_proto::identifiers::EventIdFormat;
@@ -146,4 +148,39 @@ fn events_get_the_id_shape_of_their_room_version() {
             _ => assert_eq!(id.as_str().len(), 44, "v{}: {id}", rules.id),
         }
     }
+}
+
+/// Appendices § Unpadded Base64: "implementations SHOULD accept input with
+/// or without padding". A server that pads its signatures or hashes must not
+/// have its events dropped or treated as redacted.
+#[test]
+fn padded_signatures_and_hashes_are_not_rejected() {
+    let mut event = json(
+        r#"{"content": {"body": "hi"}, "event_id": "$0:domain", "origin_server_ts": 1, "type": "X",
+            "room_id": "!r:domain", "sender": "@u:domain"}"#,
+    );
+    let mut hashes = Object::new();
+    hashes.insert("sha256", format!("{}=", STANDARD_NO_PAD.encode(content_hash(&event))));
+    event.insert("hashes", hashes);
+    // The hash is signed as sent, padding included: sign the redacted form.
+    let mut redacted = tessera_proto::redaction::redact(&event, v1());
+    sign_json(&mut redacted, "domain", &spec_key());
+    let signatures = redacted.get("signatures").unwrap().clone();
+    event.insert("signatures", signatures);
+    let text = String::from_utf8(to_bytes(&Value::Object(event))).unwrap();
+    let signature = text.split(r#""ed25519:1":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert_eq!(signature.len(), 86);
+    let padded = json(&text.replace(&signature, &format!("{signature}==")));
+    let verified = verify_event(&padded, v1(), &spec_keys()).unwrap();
+    assert_eq!(verified.content_hash, ContentHash::Matches);
+
+    let mut object = Object::new();
+    sign_json(&mut object, "domain", &spec_key());
+    let text = String::from_utf8(to_bytes(&Value::Object(object))).unwrap();
+    verify_json(&json(&text.replace("AQ\"", "AQ==\"")), "domain", &spec_keys()).unwrap();
+    // Still exactly 64 bytes, whatever the padding.
+    assert_eq!(
+        verify_json(&json(&text.replace("AQ\"", "AQAA\"")), "domain", &spec_keys()),
+        Err(VerifyError::MalformedSignature { entity: "domain".into(), key_id: "ed25519:1".into() })
+    );
 }
