@@ -8,8 +8,8 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, RoomMemberRecord, RoomNid, StateGroupRecord,
-    StateKeyRecord, UserRecord, UserRoomRecord,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, ReceiptRecord, RoomMemberRecord, RoomNid,
+    StateGroupRecord, StateKeyRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -41,6 +41,7 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         state_at_reports_a_missing_parent_as_corruption,
         membership_change_replaces_both_directions_and_filters_by_membership,
         members_of_one_room_exclude_a_room_with_a_longer_id,
+        receipt_replaces_only_its_own_type_user_and_thread,
     );
 }
 
@@ -280,4 +281,36 @@ async fn members_of_one_room_exclude_a_room_with_a_longer_id(s: &impl Store) {
     assert_eq!(members.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), ["@a:x"]);
     let rooms = s.user_rooms(1, "@b:x", Some("join")).await.unwrap();
     assert_eq!(rooms.iter().map(|r| r.room_id.as_str()).collect::<Vec<_>>(), ["!r:xy"]);
+}
+
+async fn receipt_replaces_only_its_own_type_user_and_thread(s: &impl Store) {
+    let receipt = |receipt_type: &str, user: &str, thread: Option<&str>, event: &str, ts| ReceiptRecord {
+        receipt_type: receipt_type.into(),
+        user_id: user.into(),
+        thread_id: thread.map(Into::into),
+        event_id: event.into(),
+        ts,
+    };
+    let put = |room: &str, receipt| Op::PutReceipt { vshard: 3, room_id: room.into(), receipt };
+    s.write(vec![
+        put("!r:x", receipt("m.read", "@b:x", None, "$1", 10)),
+        put("!r:x", receipt("m.read", "@a:x", None, "$1", 11)),
+        put("!r:x", receipt("m.read", "@a:x", Some("main"), "$2", 12)),
+        put("!r:x", receipt("m.read.private", "@a:x", None, "$3", 13)),
+        put("!r:xy", receipt("m.read", "@a:x", None, "$9", 19)),
+    ])
+    .await
+    .unwrap();
+    // A newer unthreaded receipt replaces the unthreaded one only.
+    s.write(vec![put("!r:x", receipt("m.read", "@a:x", None, "$4", 14))]).await.unwrap();
+    assert_eq!(
+        s.receipts(3, "!r:x").await.unwrap(),
+        [
+            receipt("m.read", "@a:x", None, "$4", 14),
+            receipt("m.read", "@a:x", Some("main"), "$2", 12),
+            receipt("m.read", "@b:x", None, "$1", 10),
+            receipt("m.read.private", "@a:x", None, "$3", 13),
+        ]
+    );
+    assert!(s.receipts(1, "!r:x").await.unwrap().is_empty());
 }

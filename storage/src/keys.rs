@@ -89,6 +89,24 @@ pub(crate) fn account_data(vshard: VShard, user_id: &str, room_id: Option<&str>,
     key
 }
 
+/// `vshard ‖ room ‖ 0x00 ‖ receipt type ‖ 0x00 ‖ user ‖ 0x00 ‖ thread or
+/// empty`: so the unthreaded receipt sorts before the threaded ones.
+pub(crate) fn receipt(
+    vshard: VShard,
+    room_id: &str,
+    receipt_type: &str,
+    user_id: &str,
+    thread_id: Option<&str>,
+) -> Vec<u8> {
+    let mut key = scoped_prefix(vshard, room_id);
+    for part in [receipt_type, user_id] {
+        key.extend_from_slice(part.as_bytes());
+        key.push(SEP);
+    }
+    key.extend_from_slice(thread_id.unwrap_or("").as_bytes());
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

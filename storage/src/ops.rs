@@ -4,8 +4,8 @@
 //! and commits many such units together (group commit).
 
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomNid, StateGroupRecord,
-    StateKeyRecord, StreamPos, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomNid,
+    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, VShard,
 };
 
 /// One write.
@@ -116,6 +116,15 @@ pub enum Op {
         membership: String,
         /// The `m.room.member` event that set it.
         event_id: String,
+    },
+    /// Creates or replaces a user's receipt of one type and thread in a room.
+    PutReceipt {
+        /// The room's partition.
+        vshard: VShard,
+        /// The room.
+        room_id: String,
+        /// The receipt.
+        receipt: ReceiptRecord,
     },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {

@@ -111,6 +111,23 @@ pub struct UserRoomRecord {
     pub membership: String,
 }
 
+/// A user's receipt in a room (Client-Server API, "Receipts"): the event up
+/// to which the user has read, one per receipt type and thread ("Threaded
+/// read receipts": a threaded receipt does not replace the unthreaded one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRecord {
+    /// `m.read` or `m.read.private`.
+    pub receipt_type: String,
+    /// Whose receipt.
+    pub user_id: String,
+    /// `None` for an unthreaded receipt; a thread root's event ID or `main`.
+    pub thread_id: Option<String>,
+    /// The event read up to.
+    pub event_id: String,
+    /// When, POSIX milliseconds.
+    pub ts: u64,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
-    StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
+    RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -113,6 +113,10 @@ pub trait Store {
         user_id: &str,
         membership: Option<&str>,
     ) -> impl Future<Output = Result<Vec<UserRoomRecord>>>;
+
+    /// Every receipt in a room, by receipt type, user and thread (the
+    /// unthreaded receipt first).
+    fn receipts(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Vec<ReceiptRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.

@@ -10,8 +10,8 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
+    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -134,5 +134,9 @@ impl Store for AnyStore {
 
     async fn user_rooms(&self, vshard: VShard, user_id: &str, membership: Option<&str>) -> Result<Vec<UserRoomRecord>> {
         forward!(self.user_rooms(vshard, user_id, membership))
+    }
+
+    async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {
+        forward!(self.receipts(vshard, room_id))
     }
 }

@@ -22,8 +22,8 @@ use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
+    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -62,6 +62,7 @@ struct Keyspaces {
     state_groups: Keyspace,
     room_members: Keyspace,
     user_rooms: Keyspace,
+    receipts: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -109,6 +110,7 @@ impl EmbeddedDb {
             state_groups: open("state_groups")?,
             room_members: open("room_members")?,
             user_rooms: open("user_rooms")?,
+            receipts: open("receipts")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -248,6 +250,11 @@ impl Inner {
                 let key = keys::scoped_pair(*vshard_room, room_id, user_id);
                 batch.insert(&ks.room_members, key, encode(&(membership, event_id)));
                 batch.insert(&ks.user_rooms, keys::scoped_pair(*vshard_user, user_id, room_id), encode(membership));
+            }
+            Op::PutReceipt { vshard, room_id, receipt } => {
+                let r = receipt;
+                let key = keys::receipt(*vshard, room_id, &r.receipt_type, &r.user_id, r.thread_id.as_deref());
+                batch.insert(&ks.receipts, key, encode(receipt));
             }
         }
         Ok(())
@@ -442,6 +449,10 @@ impl Store for EmbeddedStore {
             .filter(|(_, m)| membership.is_none_or(|wanted| m == wanted))
             .map(|(room_id, membership)| UserRoomRecord { room_id, membership })
             .collect())
+    }
+
+    async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {
+        self.inner.scan(&self.inner.ks.receipts, "receipts", &keys::scoped_prefix(vshard, room_id))
     }
 }
 

@@ -31,8 +31,8 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, RoomMemberRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
+    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -335,6 +335,22 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
                 ON CONFLICT (vshard, user_id, room_id) DO UPDATE SET membership = $4";
             w.execute(sql, &[&(*vshard_user as i16), user_id, room_id, membership]).await?;
         }
+        Op::PutReceipt { vshard, room_id, receipt } => {
+            let sql = "INSERT INTO receipts (vshard, room_id, receipt_type, user_id, thread_id, event_id, ts)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (vshard, room_id, receipt_type, user_id, thread_id) DO UPDATE SET event_id = $6, ts = $7";
+            let thread = receipt.thread_id.as_deref().unwrap_or("");
+            let params: [&(dyn ToSql + Sync); 7] = [
+                &(*vshard as i16),
+                room_id,
+                &receipt.receipt_type,
+                &receipt.user_id,
+                &thread,
+                &receipt.event_id,
+                &(receipt.ts as i64),
+            ];
+            w.execute(sql, &params).await?;
+        }
     }
     Ok(())
 }
@@ -522,6 +538,26 @@ impl Store for PgStore {
             ORDER BY room_id COLLATE \"C\"";
         let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &membership]).await?;
         Ok(rows.iter().map(|r| UserRoomRecord { room_id: r.get(0), membership: r.get(1) }).collect())
+    }
+
+    async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {
+        let sql =
+            "SELECT receipt_type, user_id, thread_id, event_id, ts FROM receipts WHERE vshard = $1 AND room_id = $2
+            ORDER BY receipt_type COLLATE \"C\", user_id COLLATE \"C\", thread_id COLLATE \"C\"";
+        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let thread: String = r.get(2);
+                ReceiptRecord {
+                    receipt_type: r.get(0),
+                    user_id: r.get(1),
+                    thread_id: (!thread.is_empty()).then_some(thread),
+                    event_id: r.get(3),
+                    ts: r.get::<_, i64>(4) as u64,
+                }
+            })
+            .collect())
     }
 }
 

@@ -120,6 +120,16 @@ CREATE TABLE user_rooms (
     membership text NOT NULL,
     PRIMARY KEY (vshard, user_id, room_id)
 );
+CREATE TABLE receipts (
+    vshard smallint NOT NULL,
+    room_id text NOT NULL,
+    receipt_type text NOT NULL,
+    user_id text NOT NULL,
+    thread_id text NOT NULL, -- '' for an unthreaded receipt
+    event_id text NOT NULL,
+    ts bigint NOT NULL,
+    PRIMARY KEY (vshard, room_id, receipt_type, user_id, thread_id)
+);
 ";
 
 /// Creates or checks the schema.
