@@ -185,10 +185,16 @@ pub struct VerifiedEvent {
 /// The servers whose signatures an event needs (spec: § Validating hashes
 /// and signatures on received events): the `sender`'s server, except for an
 /// invite made from a third-party invite; in rooms v1–2 also the `event_id`'s
-/// server; and, from room v8, the server of the user in a member event's
-/// `join_authorised_via_users_server` (auth rule 4.2: "If the event is not
-/// validly signed by the homeserver of the user ID denoted by the key,
-/// reject").
+/// server; and, in rooms with restricted joins (v8+), for a join carrying
+/// `join_authorised_via_users_server`, that user's server.
+///
+/// The spec only requires the originating server here and leaves the
+/// authoriser's signature to auth rule 4.2 (reject rather than drop), but
+/// Synapse (`_check_sigs_on_pdu` in `federation/federation_base.py`) and
+/// ruma (`required_server_signatures_to_verify_event`) both drop a join
+/// whose authorising server did not sign; we do the same so we do not keep
+/// events the rest of the federation never stores. Like Synapse, only joins
+/// are held to it: the field means nothing on other memberships.
 fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<Vec<&'a str>, VerifyError> {
     let field =
         |field: &'static str| event.get(field).and_then(Value::as_str).ok_or(VerifyError::MissingField { field });
@@ -209,7 +215,7 @@ fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<V
     if rules.event_id_server_signs {
         servers.push(server_of(field("event_id")?, "event_id")?);
     }
-    if rules.restricted_join_rule && is_member {
+    if rules.restricted_join_rule && is_member && membership == Some("join") {
         if let Some(authoriser) = content_str("join_authorised_via_users_server") {
             servers.push(server_of(authoriser, "content.join_authorised_via_users_server")?);
         }
@@ -252,4 +258,56 @@ pub fn verify_event(event: &Object, rules: &RoomVersionRules, keys: &KnownKeys) 
         content_hash: if hash_matches { ContentHash::Matches } else { ContentHash::Mismatch },
         reference_hash: Sha256::digest(&signed_bytes).into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical_json::parse_object;
+
+    fn member_event(membership: &str) -> (Object, KnownKeys, &'static RoomVersionRules) {
+        let rules = RoomVersionRules::get("10").unwrap();
+        let key = SigningKey::from_seed("1", [1; 32]).unwrap();
+        let mut event = parse_object(
+            format!(
+                r#"{{"type":"m.room.member","state_key":"@u:example.org","sender":"@u:example.org",
+                    "room_id":"!r:example.org","origin_server_ts":1,"depth":1,"prev_events":[],"auth_events":[],
+                    "content":{{"membership":"{membership}","join_authorised_via_users_server":"@a:other.example"}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        hash_and_sign_event(&mut event, "example.org", &key, rules);
+        let mut keys = KnownKeys::new();
+        let known = KnownKey { key: key.public_key(), valid_until_ts: None };
+        keys.insert("example.org", "ed25519:1", known);
+        keys.insert("other.example", "ed25519:1", known);
+        (event, keys, rules)
+    }
+
+    /// Synapse drops only joins whose authorising server did not sign; a
+    /// leave or invite that happens to carry the field must not be dropped.
+    #[test]
+    fn non_join_with_authoriser_field_is_not_dropped_for_its_missing_signature() {
+        for membership in ["leave", "invite", "ban", "knock"] {
+            let (event, keys, rules) = member_event(membership);
+            assert_eq!(verify_event(&event, rules, &keys).map(|v| v.content_hash), Ok(ContentHash::Matches));
+        }
+    }
+
+    /// As Synapse and ruma do, a restricted join the authorising server did
+    /// not sign is dropped on receipt.
+    #[test]
+    fn join_without_authorising_server_signature_is_dropped_like_synapse() {
+        let (mut event, keys, rules) = member_event("join");
+        assert_eq!(
+            verify_event(&event, rules, &keys).map(|_| ()),
+            Err(VerifyError::NoSignaturesFrom("other.example".into()))
+        );
+        let authoriser = SigningKey::from_seed("1", [1; 32]).unwrap();
+        let mut json = Vec::new();
+        write_signed_part(&event, rules, &mut json);
+        add_signature(&mut event, "other.example", &authoriser, &json);
+        assert!(verify_event(&event, rules, &keys).is_ok());
+    }
 }
