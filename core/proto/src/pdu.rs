@@ -10,6 +10,12 @@ use crate::room_version::{RoomIdFormat, RoomVersionRules};
 /// Spec, § Size limits: "The complete event MUST NOT be larger than 65536
 /// bytes, when formatted with the federation event format, including any
 /// signatures, and encoded as Canonical JSON."
+///
+/// `unsigned` is left out of the measurement: no signature or hash covers
+/// it, so counting it would let any server relaying a valid event pad
+/// `unsigned` to get it dropped. Synapse likewise strips `unsigned` of
+/// everything but `age` (and, on member events, the stripped room state of
+/// invites and knocks) before measuring a received PDU.
 pub const MAX_PDU_BYTES: usize = 65_536;
 
 /// Spec, client-server API § Size limits: "`state_key` MUST NOT exceed 255
@@ -74,7 +80,7 @@ impl Pdu {
     /// Checks an already parsed event.
     pub fn from_json(json: Object, rules: &RoomVersionRules) -> Result<Self, PduError> {
         let mut canonical = Vec::with_capacity(EVENT_BUFFER_BYTES);
-        write_object_except(&json, &[], &mut canonical);
+        write_object_except(&json, &["unsigned"], &mut canonical);
         let size = canonical.len();
         if size > MAX_PDU_BYTES {
             return Err(PduError::TooLarge(size));
@@ -419,5 +425,19 @@ mod tests {
             assert_eq!(ok(field, "x".repeat(256)), Err(PduError::TooLong { field, bytes: 256 }));
             assert_eq!(ok(field, "é".repeat(128)), Err(PduError::TooLong { field, bytes: 256 }));
         }
+    }
+
+    #[test]
+    fn padding_unsigned_cannot_get_a_valid_event_dropped_as_too_large() {
+        let mut unsigned = Object::new();
+        unsigned.insert("pad", "x".repeat(MAX_PDU_BYTES));
+        assert!(check("11", |j| drop(j.insert("unsigned", unsigned))).is_ok());
+        // Right at the limit without `unsigned` is still fine, one byte over is not.
+        let size = |j: &Object| crate::canonical_json::to_bytes(&Value::Object(j.clone())).len();
+        let base = size(&event("11")) + r#","pad":"""#.len();
+        let at_limit = check("11", |j| drop(j.insert("pad", "x".repeat(MAX_PDU_BYTES - base))));
+        assert!(at_limit.is_ok());
+        let over = check("11", |j| drop(j.insert("pad", "x".repeat(MAX_PDU_BYTES - base + 1))));
+        assert_eq!(over, Err(PduError::TooLarge(MAX_PDU_BYTES + 1)));
     }
 }
