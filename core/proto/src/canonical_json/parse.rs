@@ -12,8 +12,13 @@ use super::value::{Object, Value, MAX_SAFE_INTEGER};
 
 /// How deeply arrays and objects may nest (the top-level value is depth 1).
 ///
-/// The spec sets no limit; this bound keeps recursion safe and matches the
-/// default of `serde_json`, which most other Rust homeservers parse with.
+/// The spec sets no limit. We cap it because the parser recurses once per
+/// level, and input from other servers must not be able to exhaust the
+/// stack. The value is our choice, not anyone's default: `serde_json` (which
+/// ruma-based servers parse with) stops at 127 levels, one fewer, while
+/// Synapse's Python parser goes on to Python's recursion limit (about 1000),
+/// so an event nested more than 128 deep that Synapse accepts is refused
+/// here.
 pub const MAX_DEPTH: usize = 128;
 
 /// Why some bytes are not acceptable canonical JSON input.

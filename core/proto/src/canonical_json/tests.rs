@@ -185,3 +185,14 @@ fn write_object_except_skips_only_top_level_members() {
     write_object_except(&object, &["unsigned"], &mut out);
     assert_eq!(out, br#"{"x":{"unsigned":2}}"#);
 }
+
+/// Guards the `MAX_DEPTH` doc comment, which once claimed to match
+/// `serde_json`'s default: serde_json refuses the 128 levels we accept.
+#[test]
+fn max_depth_is_not_serde_jsons_default() {
+    let ours = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+    assert!(parse(ours.as_bytes()).is_ok());
+    assert!(serde_json::from_str::<serde_json::Value>(&ours).is_err());
+    let theirs = "[".repeat(MAX_DEPTH - 1) + &"]".repeat(MAX_DEPTH - 1);
+    assert!(serde_json::from_str::<serde_json::Value>(&theirs).is_ok());
+}
