@@ -9,7 +9,7 @@ use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, ReceiptRecord, RoomMemberRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, UserRecord, UserRoomRecord,
+    StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -42,6 +42,8 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         membership_change_replaces_both_directions_and_filters_by_membership,
         members_of_one_room_exclude_a_room_with_a_longer_id,
         receipt_replaces_only_its_own_type_user_and_thread,
+        to_device_inbox_pages_in_order_and_forgets_only_acknowledged_messages,
+        deleting_a_device_drops_its_to_device_inbox_only,
     );
 }
 
@@ -313,4 +315,47 @@ async fn receipt_replaces_only_its_own_type_user_and_thread(s: &impl Store) {
         ]
     );
     assert!(s.receipts(1, "!r:x").await.unwrap().is_empty());
+}
+
+fn to_device(device: &str, pos: u64) -> Op {
+    Op::PutToDevice { vshard: 1, user_id: "@a:x".into(), device_id: device.into(), message: to_device_message(pos) }
+}
+
+fn to_device_message(pos: u64) -> ToDeviceRecord {
+    ToDeviceRecord { pos, message: format!(r#"{{"type":"m.room_key_request","n":{pos}}}"#).into_bytes() }
+}
+
+async fn to_device_inbox_pages_in_order_and_forgets_only_acknowledged_messages(s: &impl Store) {
+    s.write(vec![
+        to_device("D1", 300),
+        to_device("D1", 5),
+        to_device("D1", 7),
+        to_device("D1x", 6),
+        to_device("D2", 1),
+    ])
+    .await
+    .unwrap();
+    let inbox = |device: &'static str, after, limit| async move {
+        s.to_device(1, "@a:x", device, after, limit).await.unwrap().into_iter().map(|m| m.pos).collect::<Vec<_>>()
+    };
+    assert_eq!(inbox("D1", 0, 2).await, [5, 7]);
+    assert_eq!(inbox("D1", 7, 10).await, [300]);
+    assert_eq!(inbox("D1", u64::MAX, 10).await, Vec::<u64>::new());
+    assert_eq!(s.to_device(1, "@a:x", "D1", 0, 1).await.unwrap(), [to_device_message(5)]);
+    // The next sync acknowledges what the previous one delivered.
+    let ack = |up_to| Op::DeleteToDevice { vshard: 1, user_id: "@a:x".into(), device_id: "D1".into(), up_to };
+    s.write(vec![ack(7)]).await.unwrap();
+    assert_eq!(inbox("D1", 0, 10).await, [300]);
+    assert_eq!(inbox("D1x", 0, 10).await, [6]);
+    assert_eq!(inbox("D2", 0, 10).await, [1]);
+    s.write(vec![ack(u64::MAX)]).await.unwrap();
+    assert_eq!(inbox("D1", 0, 10).await, Vec::<u64>::new());
+    assert!(s.to_device(2, "@a:x", "D2", 0, 10).await.unwrap().is_empty());
+}
+
+async fn deleting_a_device_drops_its_to_device_inbox_only(s: &impl Store) {
+    s.write(vec![to_device("D1", 1), to_device("D1", 2), to_device("D2", 3)]).await.unwrap();
+    s.write(vec![Op::DeleteDevice { vshard: 1, user_id: "@a:x".into(), device_id: "D1".into() }]).await.unwrap();
+    assert!(s.to_device(1, "@a:x", "D1", 0, 10).await.unwrap().is_empty());
+    assert_eq!(s.to_device(1, "@a:x", "D2", 0, 10).await.unwrap(), [to_device_message(3)]);
 }

@@ -57,8 +57,8 @@ pub(crate) fn timeline(vshard: VShard, room_id: &str, pos: StreamPos) -> Vec<u8>
     key
 }
 
-/// The position at the end of a timeline key.
-pub(crate) fn timeline_pos(key: &[u8]) -> Option<StreamPos> {
+/// The position at the end of a timeline or to-device key.
+pub(crate) fn trailing_pos(key: &[u8]) -> Option<StreamPos> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(StreamPos::from_be_bytes(tail))
 }
@@ -107,6 +107,20 @@ pub(crate) fn receipt(
     key
 }
 
+/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00`: a device's to-device inbox.
+pub(crate) fn to_device_prefix(vshard: VShard, user_id: &str, device_id: &str) -> Vec<u8> {
+    let mut key = scoped_pair(vshard, user_id, device_id);
+    key.push(SEP);
+    key
+}
+
+/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00 ‖ position`
+pub(crate) fn to_device(vshard: VShard, user_id: &str, device_id: &str, pos: StreamPos) -> Vec<u8> {
+    let mut key = to_device_prefix(vshard, user_id, device_id);
+    key.extend_from_slice(&pos.to_be_bytes());
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +130,7 @@ mod tests {
         let a = timeline(7, "!r:x", 9);
         let b = timeline(7, "!r:x", 256);
         assert!(a < b);
-        assert_eq!(timeline_pos(&b), Some(256));
+        assert_eq!(trailing_pos(&b), Some(256));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, VShard,
+    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -25,7 +25,8 @@ pub enum Op {
         /// The device.
         device: DeviceRecord,
     },
-    /// Deletes a device and every access token issued to it.
+    /// Deletes a device, every access token issued to it and its to-device
+    /// inbox.
     DeleteDevice {
         /// The owner's partition.
         vshard: VShard,
@@ -125,6 +126,31 @@ pub enum Op {
         room_id: String,
         /// The receipt.
         receipt: ReceiptRecord,
+    },
+    /// Appends a message to a device's to-device inbox. The recipient's
+    /// shard allocates the position (above every earlier one of the device,
+    /// e.g. from a stream it records with `SetStreamPosition`).
+    PutToDevice {
+        /// The recipient's partition.
+        vshard: VShard,
+        /// Recipient.
+        user_id: String,
+        /// Recipient device.
+        device_id: String,
+        /// The message and its position.
+        message: ToDeviceRecord,
+    },
+    /// Deletes the messages of a device's inbox up to and including
+    /// position `up_to` (those the device has acknowledged).
+    DeleteToDevice {
+        /// The recipient's partition.
+        vshard: VShard,
+        /// Recipient.
+        user_id: String,
+        /// Recipient device.
+        device_id: String,
+        /// Last acknowledged position.
+        up_to: StreamPos,
     },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {

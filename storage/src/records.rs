@@ -128,6 +128,17 @@ pub struct ReceiptRecord {
     pub ts: u64,
 }
 
+/// A message waiting in a device's to-device inbox (Client-Server API,
+/// "Send-to-Device messaging"): kept until the device acknowledges it by
+/// syncing again with the token that followed it, then deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToDeviceRecord {
+    /// Position in the device's inbox, increasing in order of arrival.
+    pub pos: StreamPos,
+    /// The event as `/sync` lists it (`sender`, `type`, `content`), JSON.
+    pub message: Vec<u8>,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

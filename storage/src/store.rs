@@ -8,7 +8,8 @@ use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
+    VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -117,6 +118,17 @@ pub trait Store {
     /// Every receipt in a room, by receipt type, user and thread (the
     /// unthreaded receipt first).
     fn receipts(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Vec<ReceiptRecord>>>;
+
+    /// Up to `limit` messages of a device's to-device inbox with a position
+    /// strictly after `after`, oldest first.
+    fn to_device(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        after: StreamPos,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ToDeviceRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.

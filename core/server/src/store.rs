@@ -11,7 +11,7 @@ use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
     AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -134,6 +134,17 @@ impl Store for AnyStore {
 
     async fn user_rooms(&self, vshard: VShard, user_id: &str, membership: Option<&str>) -> Result<Vec<UserRoomRecord>> {
         forward!(self.user_rooms(vshard, user_id, membership))
+    }
+
+    async fn to_device(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        after: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<ToDeviceRecord>> {
+        forward!(self.to_device(vshard, user_id, device_id, after, limit))
     }
 
     async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {

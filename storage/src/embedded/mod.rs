@@ -23,7 +23,7 @@ use crate::keys;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -63,6 +63,7 @@ struct Keyspaces {
     room_members: Keyspace,
     user_rooms: Keyspace,
     receipts: Keyspace,
+    to_device: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -111,6 +112,7 @@ impl EmbeddedDb {
             room_members: open("room_members")?,
             user_rooms: open("user_rooms")?,
             receipts: open("receipts")?,
+            to_device: open("to_device")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -200,6 +202,9 @@ impl Inner {
                     batch.remove(&ks.tokens, &key[prefix.len()..]);
                     batch.remove(&ks.device_tokens, key);
                 }
+                for entry in ks.to_device.prefix(keys::to_device_prefix(*vshard, user_id, device_id)) {
+                    batch.remove(&ks.to_device, entry.key()?);
+                }
             }
             Op::PutAccessToken { digest, token } => {
                 batch.insert(&ks.tokens, digest.as_slice(), encode(token));
@@ -250,6 +255,17 @@ impl Inner {
                 let key = keys::scoped_pair(*vshard_room, room_id, user_id);
                 batch.insert(&ks.room_members, key, encode(&(membership, event_id)));
                 batch.insert(&ks.user_rooms, keys::scoped_pair(*vshard_user, user_id, room_id), encode(membership));
+            }
+            Op::PutToDevice { vshard, user_id, device_id, message } => {
+                let key = keys::to_device(*vshard, user_id, device_id, message.pos);
+                batch.insert(&ks.to_device, key, message.message.as_slice());
+            }
+            Op::DeleteToDevice { vshard, user_id, device_id, up_to } => {
+                let acknowledged = keys::to_device(*vshard, user_id, device_id, 0)
+                    ..=keys::to_device(*vshard, user_id, device_id, *up_to);
+                for entry in ks.to_device.range(acknowledged) {
+                    batch.remove(&ks.to_device, entry.key()?);
+                }
             }
             Op::PutReceipt { vshard, room_id, receipt } => {
                 let r = receipt;
@@ -336,7 +352,7 @@ impl Store for EmbeddedStore {
         let mut out = Vec::with_capacity(limit.min(1024));
         for entry in entries.take(limit) {
             let (key, value) = entry.into_inner()?;
-            let pos = keys::timeline_pos(&key)
+            let pos = keys::trailing_pos(&key)
                 .ok_or(StorageError::Corrupt { keyspace: "timeline", why: "key too short for a position".into() })?;
             let event_id = String::from_utf8(value.to_vec())
                 .map_err(|_| StorageError::Corrupt { keyspace: "timeline", why: "event ID is not UTF-8".into() })?;
@@ -449,6 +465,33 @@ impl Store for EmbeddedStore {
             .filter(|(_, m)| membership.is_none_or(|wanted| m == wanted))
             .map(|(room_id, membership)| UserRoomRecord { room_id, membership })
             .collect())
+    }
+
+    async fn to_device(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        after: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<ToDeviceRecord>> {
+        let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
+        let range = keys::to_device(vshard, user_id, device_id, first)
+            ..=keys::to_device(vshard, user_id, device_id, StreamPos::MAX);
+        self.inner
+            .ks
+            .to_device
+            .range(range)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.into_inner()?;
+                let pos = keys::trailing_pos(&key).ok_or(StorageError::Corrupt {
+                    keyspace: "to_device",
+                    why: "key too short for a position".into(),
+                })?;
+                Ok(ToDeviceRecord { pos, message: value.to_vec() })
+            })
+            .collect()
     }
 
     async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {

@@ -32,7 +32,7 @@ use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, UserRecord, UserRoomRecord, VShard,
+    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -256,6 +256,11 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
             )
             .await?;
             w.execute("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2", &[user_id, device_id]).await?;
+            w.execute(
+                "DELETE FROM to_device WHERE vshard = $1 AND user_id = $2 AND device_id = $3",
+                &[&v, user_id, device_id],
+            )
+            .await?;
         }
         Op::PutAccessToken { digest, token } => {
             let sql = "INSERT INTO access_tokens (digest, user_id, device_id, expires_ts) VALUES ($1, $2, $3, $4)
@@ -334,6 +339,17 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
             let sql = "INSERT INTO user_rooms (vshard, user_id, room_id, membership) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (vshard, user_id, room_id) DO UPDATE SET membership = $4";
             w.execute(sql, &[&(*vshard_user as i16), user_id, room_id, membership]).await?;
+        }
+        Op::PutToDevice { vshard, user_id, device_id, message } => {
+            let sql = "INSERT INTO to_device (vshard, user_id, device_id, pos, message) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (vshard, user_id, device_id, pos) DO UPDATE SET message = $5";
+            let pos = pos_to_sql(message.pos);
+            w.execute(sql, &[&(*vshard as i16), user_id, device_id, &pos, &message.message]).await?;
+        }
+        Op::DeleteToDevice { vshard, user_id, device_id, up_to } => {
+            let sql = "DELETE FROM to_device WHERE vshard = $1 AND user_id = $2 AND device_id = $3 AND pos <= $4";
+            let up_to = i64::try_from(*up_to).unwrap_or(i64::MAX);
+            w.execute(sql, &[&(*vshard as i16), user_id, device_id, &up_to]).await?;
         }
         Op::PutReceipt { vshard, room_id, receipt } => {
             let sql = "INSERT INTO receipts (vshard, room_id, receipt_type, user_id, thread_id, event_id, ts)
@@ -538,6 +554,24 @@ impl Store for PgStore {
             ORDER BY room_id COLLATE \"C\"";
         let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &membership]).await?;
         Ok(rows.iter().map(|r| UserRoomRecord { room_id: r.get(0), membership: r.get(1) }).collect())
+    }
+
+    async fn to_device(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        after: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<ToDeviceRecord>> {
+        // Positions are unsigned: "after" anything above i64::MAX is nothing.
+        let Ok(after) = i64::try_from(after) else { return Ok(Vec::new()) };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql =
+            "SELECT pos, message FROM to_device WHERE vshard = $1 AND user_id = $2 AND device_id = $3 AND pos > $4
+            ORDER BY pos ASC LIMIT $5";
+        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id, &after, &limit]).await?;
+        Ok(rows.iter().map(|r| ToDeviceRecord { pos: r.get::<_, i64>(0) as u64, message: r.get(1) }).collect())
     }
 
     async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {

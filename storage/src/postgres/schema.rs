@@ -130,6 +130,14 @@ CREATE TABLE receipts (
     ts bigint NOT NULL,
     PRIMARY KEY (vshard, room_id, receipt_type, user_id, thread_id)
 );
+CREATE TABLE to_device (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    device_id text NOT NULL,
+    pos bigint NOT NULL,
+    message bytea NOT NULL,
+    PRIMARY KEY (vshard, user_id, device_id, pos)
+);
 ";
 
 /// Creates or checks the schema.
