@@ -22,12 +22,13 @@ pub const MAX_PDU_BYTES: usize = 65_536;
 /// bytes. `type` MUST NOT exceed 255 bytes."
 pub const MAX_TYPE_AND_STATE_KEY_BYTES: usize = 255;
 
-/// `prev_events` "Must contain less than or equal to 20 events."
+/// `prev_events` "Must contain less than or equal to 20 events." (same
+/// schemas).
 pub const MAX_PREV_EVENTS: usize = 20;
 
-/// `auth_events` carries at most the create, power levels, join rules, the
-/// sender's and the target's membership, and third-party invite events;
-/// this bounds it generously without trusting the sender's length.
+/// `auth_events` "Must contain less than or equal to 10 events" (the
+/// `pdu_v1` … `pdu_v12` schemas in data/api/server-server/definitions, via
+/// `components/auth_events_prev_events_v4.yaml` from v4).
 pub const MAX_AUTH_EVENTS: usize = 10;
 
 /// Why some JSON is not a valid PDU for its room version.
@@ -439,5 +440,17 @@ mod tests {
         assert!(at_limit.is_ok());
         let over = check("11", |j| drop(j.insert("pad", "x".repeat(MAX_PDU_BYTES - base + 1))));
         assert_eq!(over, Err(PduError::TooLarge(MAX_PDU_BYTES + 1)));
+    }
+
+    #[test]
+    fn rejects_more_auth_events_than_the_pdu_schemas_allow() {
+        assert_eq!(MAX_AUTH_EVENTS, 10);
+        let ten = Value::Array(vec![V4_ID.into(); 10]);
+        assert!(check("11", |j| drop(j.insert("auth_events", ten))).is_ok());
+        let eleven = Value::Array(vec![V4_ID.into(); 11]);
+        assert_eq!(
+            check("11", |j| drop(j.insert("auth_events", eleven))),
+            Err(PduError::TooMany { field: "auth_events", count: 11, max: 10 })
+        );
     }
 }

@@ -5,8 +5,11 @@ use proptest::test_runner::Config;
 use serde_json::{json, Map, Value as Json};
 use tessera_proto::room_version::{RoomVersionRules, STABLE};
 
-/// `cases` cases, without failure files (the crate has no `src/lib.rs` next
-/// to the tests for proptest to place them by).
+/// `cases` cases, without failure files: proptest's default places them by
+/// looking for a `lib.rs` or `main.rs` in a directory above the test file,
+/// and the crate's `src/lib.rs` is beside `tests/`, not above it, so it
+/// would warn and fall back to a path next to the source file. A failure
+/// prints its minimal case instead.
 pub fn config(cases: u32) -> Config {
     Config { cases, failure_persistence: None, ..Config::default() }
 }
