@@ -8,8 +8,8 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventRecord, ReceiptRecord, RoomMemberRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
+    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventRecord, OneTimeKeyRecord, ReceiptRecord,
+    RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -44,6 +44,9 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         receipt_replaces_only_its_own_type_user_and_thread,
         to_device_inbox_pages_in_order_and_forgets_only_acknowledged_messages,
         deleting_a_device_drops_its_to_device_inbox_only,
+        device_keys_are_replaced_and_dropped_with_their_device,
+        one_time_keys_are_counted_per_algorithm_of_one_device,
+        concurrent_claims_never_hand_out_one_key_twice,
     );
 }
 
@@ -358,4 +361,66 @@ async fn deleting_a_device_drops_its_to_device_inbox_only(s: &impl Store) {
     s.write(vec![Op::DeleteDevice { vshard: 1, user_id: "@a:x".into(), device_id: "D1".into() }]).await.unwrap();
     assert!(s.to_device(1, "@a:x", "D1", 0, 10).await.unwrap().is_empty());
     assert_eq!(s.to_device(1, "@a:x", "D2", 0, 10).await.unwrap(), [to_device_message(3)]);
+}
+
+fn device_keys(device: &str, keys: &str) -> DeviceKeysRecord {
+    DeviceKeysRecord { user_id: "@a:x".into(), device_id: device.into(), keys: keys.as_bytes().to_vec() }
+}
+
+fn one_time_keys(device: &str, keys: &[(&str, &str)]) -> Op {
+    Op::PutOneTimeKeys {
+        vshard: 1,
+        user_id: "@a:x".into(),
+        device_id: device.into(),
+        keys: keys.iter().map(|&(algorithm, key_id)| one_time_key(algorithm, key_id)).collect(),
+    }
+}
+
+fn one_time_key(algorithm: &str, key_id: &str) -> OneTimeKeyRecord {
+    OneTimeKeyRecord {
+        algorithm: algorithm.into(),
+        key_id: key_id.into(),
+        key: format!(r#"{{"key":"{key_id}"}}"#).into_bytes(),
+    }
+}
+
+async fn device_keys_are_replaced_and_dropped_with_their_device(s: &impl Store) {
+    let put = |keys| Op::PutDeviceKeys { vshard: 1, keys };
+    s.write(vec![put(device_keys("D2", "{}")), put(device_keys("D1", "{}")), one_time_keys("D1", &[("curve", "k")])])
+        .await
+        .unwrap();
+    s.write(vec![put(device_keys("D1", r#"{"v":2}"#))]).await.unwrap();
+    assert_eq!(s.device_keys(1, "@a:x").await.unwrap(), [device_keys("D1", r#"{"v":2}"#), device_keys("D2", "{}")]);
+    assert!(s.device_keys(2, "@a:x").await.unwrap().is_empty());
+    s.write(vec![Op::DeleteDevice { vshard: 1, user_id: "@a:x".into(), device_id: "D1".into() }]).await.unwrap();
+    assert_eq!(s.device_keys(1, "@a:x").await.unwrap(), [device_keys("D2", "{}")]);
+    assert!(s.one_time_key_counts(1, "@a:x", "D1").await.unwrap().is_empty());
+}
+
+async fn one_time_keys_are_counted_per_algorithm_of_one_device(s: &impl Store) {
+    s.write(vec![
+        one_time_keys("D1", &[("signed_curve25519", "A"), ("signed_curve25519", "B"), ("curve25519", "C")]),
+        one_time_keys("D1x", &[("signed_curve25519", "D")]),
+        // Uploading a key ID again does not add a key.
+        one_time_keys("D1", &[("signed_curve25519", "A")]),
+    ])
+    .await
+    .unwrap();
+    let counts = s.one_time_key_counts(1, "@a:x", "D1").await.unwrap();
+    assert_eq!(counts, [("curve25519".to_owned(), 1), ("signed_curve25519".to_owned(), 2)]);
+    assert!(s.one_time_key_counts(1, "@a:x", "D2").await.unwrap().is_empty());
+}
+
+async fn concurrent_claims_never_hand_out_one_key_twice(s: &impl Store) {
+    let keys =
+        [("signed_curve25519", "A"), ("signed_curve25519", "B"), ("signed_curve25519", "C"), ("curve25519", "D")];
+    s.write(vec![one_time_keys("D1", &keys)]).await.unwrap();
+    // Issued together, so they share a group commit where the backend has one.
+    let claims = (0..4).map(|_| s.claim_one_time_key(1, "@a:x", "D1", "signed_curve25519"));
+    let mut claimed: Vec<OneTimeKeyRecord> =
+        join_all(claims).await.into_iter().filter_map(|claim| claim.unwrap()).collect();
+    claimed.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    assert_eq!(claimed, ["A", "B", "C"].map(|id| one_time_key("signed_curve25519", id)));
+    assert_eq!(s.one_time_key_counts(1, "@a:x", "D1").await.unwrap(), [("curve25519".to_owned(), 1)]);
+    assert_eq!(s.claim_one_time_key(1, "@a:x", "D1", "signed_curve25519").await.unwrap(), None);
 }

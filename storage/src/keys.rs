@@ -107,8 +107,9 @@ pub(crate) fn receipt(
     key
 }
 
-/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00`: a device's to-device inbox.
-pub(crate) fn to_device_prefix(vshard: VShard, user_id: &str, device_id: &str) -> Vec<u8> {
+/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00`: the prefix of a device's
+/// to-device inbox and of its one-time keys.
+pub(crate) fn device_prefix(vshard: VShard, user_id: &str, device_id: &str) -> Vec<u8> {
     let mut key = scoped_pair(vshard, user_id, device_id);
     key.push(SEP);
     key
@@ -116,9 +117,30 @@ pub(crate) fn to_device_prefix(vshard: VShard, user_id: &str, device_id: &str) -
 
 /// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00 ‖ position`
 pub(crate) fn to_device(vshard: VShard, user_id: &str, device_id: &str, pos: StreamPos) -> Vec<u8> {
-    let mut key = to_device_prefix(vshard, user_id, device_id);
+    let mut key = device_prefix(vshard, user_id, device_id);
     key.extend_from_slice(&pos.to_be_bytes());
     key
+}
+
+/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00 ‖ algorithm ‖ 0x00`: the one-time
+/// keys of one algorithm of a device.
+pub(crate) fn one_time_keys_prefix(vshard: VShard, user_id: &str, device_id: &str, algorithm: &str) -> Vec<u8> {
+    let mut key = device_prefix(vshard, user_id, device_id);
+    key.extend_from_slice(algorithm.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00 ‖ algorithm ‖ 0x00 ‖ key ID`
+pub(crate) fn one_time_key(vshard: VShard, user_id: &str, device_id: &str, algorithm: &str, key_id: &str) -> Vec<u8> {
+    let mut key = one_time_keys_prefix(vshard, user_id, device_id, algorithm);
+    key.extend_from_slice(key_id.as_bytes());
+    key
+}
+
+/// The algorithm of a one-time key key, after the device's prefix.
+pub(crate) fn one_time_key_algorithm(tail: &[u8]) -> Option<&[u8]> {
+    tail.iter().position(|&b| b == SEP).map(|end| &tail[..end])
 }
 
 #[cfg(test)]

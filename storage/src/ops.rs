@@ -4,8 +4,8 @@
 //! and commits many such units together (group commit).
 
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomNid,
-    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
+    ReceiptRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -25,8 +25,8 @@ pub enum Op {
         /// The device.
         device: DeviceRecord,
     },
-    /// Deletes a device, every access token issued to it and its to-device
-    /// inbox.
+    /// Deletes a device, every access token issued to it, its to-device
+    /// inbox, its device keys and its one-time keys.
     DeleteDevice {
         /// The owner's partition.
         vshard: VShard,
@@ -151,6 +151,40 @@ pub enum Op {
         device_id: String,
         /// Last acknowledged position.
         up_to: StreamPos,
+    },
+    /// Creates or replaces a device's identity keys.
+    PutDeviceKeys {
+        /// The owner's partition.
+        vshard: VShard,
+        /// The keys.
+        keys: DeviceKeysRecord,
+    },
+    /// Adds one-time keys to a device (an upload never replaces the key of
+    /// a key ID that is already there with another key: same ID, same row).
+    PutOneTimeKeys {
+        /// The owner's partition.
+        vshard: VShard,
+        /// Owner.
+        user_id: String,
+        /// Device.
+        device_id: String,
+        /// The keys.
+        keys: Vec<OneTimeKeyRecord>,
+    },
+    /// Takes (reads and deletes, in one step) one one-time key of an
+    /// algorithm from a device, so no two claims get the same key. Issued
+    /// by [`Store::claim_one_time_key`](crate::Store::claim_one_time_key),
+    /// which returns the key taken; in a plain `write` the key is deleted
+    /// unseen.
+    ClaimOneTimeKey {
+        /// The owner's partition.
+        vshard: VShard,
+        /// Owner.
+        user_id: String,
+        /// Device.
+        device_id: String,
+        /// Algorithm, e.g. `signed_curve25519`.
+        algorithm: String,
     },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {

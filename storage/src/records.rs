@@ -139,6 +139,32 @@ pub struct ToDeviceRecord {
     pub message: Vec<u8>,
 }
 
+/// A device's identity keys as it uploaded them (Client-Server API, "Key
+/// Distribution": `device_keys` of `POST /keys/upload`), served to other
+/// users by `POST /keys/query`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceKeysRecord {
+    /// Owner.
+    pub user_id: String,
+    /// Device.
+    pub device_id: String,
+    /// The signed `DeviceKeys` object, JSON.
+    pub keys: Vec<u8>,
+}
+
+/// A one-time key of a device (Client-Server API, "One-time and fallback
+/// keys"): handed out to at most one claimer by `POST /keys/claim`, then
+/// gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneTimeKeyRecord {
+    /// Key algorithm, e.g. `signed_curve25519`.
+    pub algorithm: String,
+    /// Key ID within the algorithm (the part after `algorithm:`).
+    pub key_id: String,
+    /// The key (a string or a signed key object), JSON.
+    pub key: Vec<u8>,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

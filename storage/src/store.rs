@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
-    VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
+    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord,
+    UserRecord, UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -129,6 +129,30 @@ pub trait Store {
         after: StreamPos,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ToDeviceRecord>>>;
+
+    /// The identity keys of every device of a user that uploaded some, by
+    /// device ID.
+    fn device_keys(&self, vshard: VShard, user_id: &str) -> impl Future<Output = Result<Vec<DeviceKeysRecord>>>;
+
+    /// How many one-time keys a device has left, per algorithm, by
+    /// algorithm (`one_time_key_counts` of `/sync` and `/keys/upload`).
+    fn one_time_key_counts(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>>>;
+
+    /// Takes one one-time key of `algorithm` from a device, durably deleted
+    /// before it is returned, never the same key to two claims (`None`: the
+    /// device has none left).
+    fn claim_one_time_key(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        algorithm: &str,
+    ) -> impl Future<Output = Result<Option<OneTimeKeyRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.

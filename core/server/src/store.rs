@@ -10,8 +10,9 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
+    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
+    UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -145,6 +146,24 @@ impl Store for AnyStore {
         limit: usize,
     ) -> Result<Vec<ToDeviceRecord>> {
         forward!(self.to_device(vshard, user_id, device_id, after, limit))
+    }
+
+    async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {
+        forward!(self.device_keys(vshard, user_id))
+    }
+
+    async fn one_time_key_counts(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Vec<(String, u64)>> {
+        forward!(self.one_time_key_counts(vshard, user_id, device_id))
+    }
+
+    async fn claim_one_time_key(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        algorithm: &str,
+    ) -> Result<Option<OneTimeKeyRecord>> {
+        forward!(self.claim_one_time_key(vshard, user_id, device_id, algorithm))
     }
 
     async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {

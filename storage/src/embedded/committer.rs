@@ -8,6 +8,7 @@
 //! load the cost of an fsync is spread over every write that arrived during
 //! the previous one. The shard's reactor thread never blocks on the disk.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread;
 
@@ -16,6 +17,7 @@ use futures_channel::oneshot;
 use super::Inner;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
+use crate::records::OneTimeKeyRecord;
 
 /// Most submissions committed together; bounds a batch's memory and the
 /// latency of its first member.
@@ -23,7 +25,8 @@ const MAX_GROUP: usize = 4096;
 
 struct Submission {
     ops: Vec<Op>,
-    done: oneshot::Sender<Result<()>>,
+    /// Answered with the one-time keys its claims took.
+    done: oneshot::Sender<Result<Vec<OneTimeKeyRecord>>>,
 }
 
 /// The shard's end of its committer thread.
@@ -42,7 +45,8 @@ impl Committer {
         Ok(Self { tx: Some(tx), thread: Some(thread) })
     }
 
-    pub(crate) async fn submit(&self, ops: Vec<Op>) -> Result<()> {
+    /// Commits `ops`; answers the one-time keys their claims took, in order.
+    pub(crate) async fn submit(&self, ops: Vec<Op>) -> Result<Vec<OneTimeKeyRecord>> {
         let (done, answer) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or(StorageError::Closed)?;
         tx.send(Submission { ops, done }).map_err(|_| StorageError::Closed)?;
@@ -64,28 +68,44 @@ fn run(inner: &Inner, rx: &flume::Receiver<Submission>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         group.extend(rx.try_iter().take(MAX_GROUP - 1));
-        let result = commit(inner, &group);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = group.len(), "group commit failed");
-        }
-        for submission in group {
-            // A dropped receiver means the request went away; the write
-            // happened all the same.
-            let _ = submission.done.send(result.clone());
+        // A dropped receiver means the request went away; the write
+        // happened all the same.
+        match commit(inner, &group) {
+            Ok(claimed) => {
+                for (submission, claimed) in group.into_iter().zip(claimed) {
+                    let _ = submission.done.send(Ok(claimed));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = group.len(), "group commit failed");
+                for submission in group {
+                    let _ = submission.done.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-fn commit(inner: &Inner, group: &[Submission]) -> Result<()> {
+/// Commits the group; answers, per submission, the one-time keys its claims
+/// took.
+fn commit(inner: &Inner, group: &[Submission]) -> Result<Vec<Vec<OneTimeKeyRecord>>> {
     let mut batch = inner.db.batch();
-    for submission in group {
-        for op in &submission.ops {
-            inner.stage(&mut batch, op)?;
-        }
-    }
+    // Claims read the committed state, where a key taken earlier in this
+    // batch is still present: they skip the keys listed here.
+    let mut taken = HashSet::new();
+    let claimed = group
+        .iter()
+        .map(|submission| {
+            let mut claimed = Vec::new();
+            for op in &submission.ops {
+                claimed.extend(inner.stage(&mut batch, op, &mut taken)?);
+            }
+            Ok(claimed)
+        })
+        .collect::<Result<Vec<_>>>()?;
     batch.commit()?;
     if inner.sync_writes {
         inner.db.persist(fjall::PersistMode::SyncAll)?;
     }
-    Ok(())
+    Ok(claimed)
 }

@@ -10,6 +10,7 @@
 mod committer;
 pub mod schema;
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,8 +23,9 @@ use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
+    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
+    UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -64,6 +66,8 @@ struct Keyspaces {
     user_rooms: Keyspace,
     receipts: Keyspace,
     to_device: Keyspace,
+    device_keys: Keyspace,
+    one_time_keys: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -113,6 +117,8 @@ impl EmbeddedDb {
             user_rooms: open("user_rooms")?,
             receipts: open("receipts")?,
             to_device: open("to_device")?,
+            device_keys: open("device_keys")?,
+            one_time_keys: open("one_time_keys")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -181,11 +187,13 @@ fn utf8(keyspace: &'static str, bytes: &[u8]) -> Result<String> {
 }
 
 impl Inner {
-    /// Adds one operation's writes to `batch`. Reads it needs (to delete a
-    /// device's tokens) see the state before the batch, which is the state
+    /// Adds one operation's writes to `batch`, and answers the one-time key
+    /// a claim takes. Reads it needs (to delete a device's tokens, to pick a
+    /// one-time key) see the state before the batch, which is the state
     /// after every earlier group: groups are committed one at a time per
-    /// shard, and a device is only ever written by its owner's shard.
-    fn stage(&self, batch: &mut WriteBatch, op: &Op) -> Result<()> {
+    /// shard, and a device is only ever written by its owner's shard. Keys
+    /// already claimed in this batch are in `taken`.
+    fn stage(&self, batch: &mut WriteBatch, op: &Op, taken: &mut HashSet<Vec<u8>>) -> Result<Option<OneTimeKeyRecord>> {
         let ks = &self.ks;
         match op {
             Op::PutUser { vshard, user } => batch.insert(&ks.users, keys::scoped(*vshard, &user.user_id), encode(user)),
@@ -202,9 +210,13 @@ impl Inner {
                     batch.remove(&ks.tokens, &key[prefix.len()..]);
                     batch.remove(&ks.device_tokens, key);
                 }
-                for entry in ks.to_device.prefix(keys::to_device_prefix(*vshard, user_id, device_id)) {
-                    batch.remove(&ks.to_device, entry.key()?);
+                let device = keys::device_prefix(*vshard, user_id, device_id);
+                for rows in [&ks.to_device, &ks.one_time_keys] {
+                    for entry in rows.prefix(&device) {
+                        batch.remove(rows, entry.key()?);
+                    }
                 }
+                batch.remove(&ks.device_keys, keys::scoped_pair(*vshard, user_id, device_id));
             }
             Op::PutAccessToken { digest, token } => {
                 batch.insert(&ks.tokens, digest.as_slice(), encode(token));
@@ -267,13 +279,38 @@ impl Inner {
                     batch.remove(&ks.to_device, entry.key()?);
                 }
             }
+            Op::PutDeviceKeys { vshard, keys: device_keys } => {
+                let key = keys::scoped_pair(*vshard, &device_keys.user_id, &device_keys.device_id);
+                batch.insert(&ks.device_keys, key, encode(device_keys));
+            }
+            Op::PutOneTimeKeys { vshard, user_id, device_id, keys: one_time_keys } => {
+                for k in one_time_keys {
+                    let key = keys::one_time_key(*vshard, user_id, device_id, &k.algorithm, &k.key_id);
+                    batch.insert(&ks.one_time_keys, key, k.key.as_slice());
+                }
+            }
+            Op::ClaimOneTimeKey { vshard, user_id, device_id, algorithm } => {
+                let prefix = keys::one_time_keys_prefix(*vshard, user_id, device_id, algorithm);
+                for entry in ks.one_time_keys.prefix(&prefix) {
+                    let (key, value) = entry.into_inner()?;
+                    if taken.insert(key.to_vec()) {
+                        let key_id = utf8("one_time_keys", &key[prefix.len()..])?;
+                        batch.remove(&ks.one_time_keys, key);
+                        return Ok(Some(OneTimeKeyRecord {
+                            algorithm: algorithm.clone(),
+                            key_id,
+                            key: value.to_vec(),
+                        }));
+                    }
+                }
+            }
             Op::PutReceipt { vshard, room_id, receipt } => {
                 let r = receipt;
                 let key = keys::receipt(*vshard, room_id, &r.receipt_type, &r.user_id, r.thread_id.as_deref());
                 batch.insert(&ks.receipts, key, encode(receipt));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn get<T: DeserializeOwned>(&self, ks: &Keyspace, name: &'static str, key: &[u8]) -> Result<Option<T>> {
@@ -303,7 +340,7 @@ impl Inner {
 
 impl Store for EmbeddedStore {
     async fn write(&self, ops: Vec<Op>) -> Result<()> {
-        self.committer.submit(ops).await
+        self.committer.submit(ops).await.map(drop)
     }
 
     async fn user(&self, vshard: VShard, user_id: &str) -> Result<Option<UserRecord>> {
@@ -492,6 +529,38 @@ impl Store for EmbeddedStore {
                 Ok(ToDeviceRecord { pos, message: value.to_vec() })
             })
             .collect()
+    }
+
+    async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {
+        self.inner.scan(&self.inner.ks.device_keys, "device_keys", &keys::scoped_prefix(vshard, user_id))
+    }
+
+    async fn one_time_key_counts(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = keys::device_prefix(vshard, user_id, device_id);
+        let mut counts = BTreeMap::new();
+        for entry in self.inner.ks.one_time_keys.prefix(&prefix) {
+            let key = entry.key()?;
+            let algorithm = keys::one_time_key_algorithm(&key[prefix.len()..])
+                .ok_or(StorageError::Corrupt { keyspace: "one_time_keys", why: "key has no algorithm".into() })?;
+            *counts.entry(utf8("one_time_keys", algorithm)?).or_insert(0) += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    async fn claim_one_time_key(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        algorithm: &str,
+    ) -> Result<Option<OneTimeKeyRecord>> {
+        let claim = Op::ClaimOneTimeKey {
+            vshard,
+            user_id: user_id.into(),
+            device_id: device_id.into(),
+            algorithm: algorithm.into(),
+        };
+        Ok(self.committer.submit(vec![claim]).await?.pop())
     }
 
     async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {

@@ -31,8 +31,9 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceRecord, EventNid, EventRecord, ReceiptRecord, RoomMemberRecord,
-    RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
+    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
+    UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -157,7 +158,8 @@ impl Reader {
 
 struct Submission {
     ops: Vec<Op>,
-    done: oneshot::Sender<Result<()>>,
+    /// Answered with the one-time keys its claims took.
+    done: oneshot::Sender<Result<Vec<OneTimeKeyRecord>>>,
 }
 
 /// One shard's pool.
@@ -168,6 +170,14 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Commits `ops` through the committer; answers the one-time keys their
+    /// claims took, in order.
+    async fn submit(&self, ops: Vec<Op>) -> Result<Vec<OneTimeKeyRecord>> {
+        let (done, answer) = oneshot::channel();
+        self.committer.send(Submission { ops, done }).map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
     fn reader(&self) -> &Reader {
         let i = self.next.get();
         self.next.set((i + 1) % self.readers.len());
@@ -182,27 +192,39 @@ async fn commit_loop(writer: Reader, rx: flume::Receiver<Submission>) {
     while let Ok(first) = rx.recv_async().await {
         let mut group = vec![first];
         group.extend(rx.try_iter().take(MAX_GROUP - 1));
-        let result = commit(&writer, &group).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = group.len(), "group commit failed");
-        }
-        for submission in group {
-            let _ = submission.done.send(result.clone());
+        match commit(&writer, &group).await {
+            Ok(claimed) => {
+                for (submission, claimed) in group.into_iter().zip(claimed) {
+                    let _ = submission.done.send(Ok(claimed));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = group.len(), "group commit failed");
+                for submission in group {
+                    let _ = submission.done.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-async fn commit(writer: &Reader, group: &[Submission]) -> Result<()> {
+/// Commits the group; answers, per submission, the one-time keys its claims
+/// took.
+async fn commit(writer: &Reader, group: &[Submission]) -> Result<Vec<Vec<OneTimeKeyRecord>>> {
     writer.client.batch_execute("BEGIN").await?;
     // Every statement of the group is sent at once (pipelined) and their
     // results awaited together: one round trip, not one per row.
-    let staged = try_join_all(group.iter().flat_map(|s| &s.ops).map(|op| stage(writer, op))).await;
-    if let Err(e) = staged {
-        let _ = writer.client.batch_execute("ROLLBACK").await;
-        return Err(e);
-    }
+    let staged = match try_join_all(group.iter().flat_map(|s| &s.ops).map(|op| stage(writer, op))).await {
+        Ok(staged) => staged,
+        Err(e) => {
+            let _ = writer.client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    };
     writer.client.batch_execute("COMMIT").await?;
-    Ok(())
+    // One answer per op, in order: hand each submission the keys of its own.
+    let mut answers = staged.into_iter();
+    Ok(group.iter().map(|s| answers.by_ref().take(s.ops.len()).flatten().collect()).collect())
 }
 
 fn pos_to_sql(pos: StreamPos) -> i64 {
@@ -210,7 +232,8 @@ fn pos_to_sql(pos: StreamPos) -> i64 {
     pos as i64
 }
 
-async fn stage(w: &Reader, op: &Op) -> Result<()> {
+/// Sends one operation's statements; answers the one-time key a claim took.
+async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
     match op {
         Op::PutUser { vshard, user } => {
             let sql = "INSERT INTO users (vshard, user_id, password_hash, created_ts, deactivated, is_guest, is_admin)
@@ -256,11 +279,13 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
             )
             .await?;
             w.execute("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2", &[user_id, device_id]).await?;
-            w.execute(
+            for sql in [
                 "DELETE FROM to_device WHERE vshard = $1 AND user_id = $2 AND device_id = $3",
-                &[&v, user_id, device_id],
-            )
-            .await?;
+                "DELETE FROM device_keys WHERE vshard = $1 AND user_id = $2 AND device_id = $3",
+                "DELETE FROM one_time_keys WHERE vshard = $1 AND user_id = $2 AND device_id = $3",
+            ] {
+                w.execute(sql, &[&v, user_id, device_id]).await?;
+            }
         }
         Op::PutAccessToken { digest, token } => {
             let sql = "INSERT INTO access_tokens (digest, user_id, device_id, expires_ts) VALUES ($1, $2, $3, $4)
@@ -351,6 +376,37 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
             let up_to = i64::try_from(*up_to).unwrap_or(i64::MAX);
             w.execute(sql, &[&(*vshard as i16), user_id, device_id, &up_to]).await?;
         }
+        Op::PutDeviceKeys { vshard, keys } => {
+            let sql = "INSERT INTO device_keys (vshard, user_id, device_id, keys) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (vshard, user_id, device_id) DO UPDATE SET keys = $4";
+            w.execute(sql, &[&(*vshard as i16), &keys.user_id, &keys.device_id, &keys.keys]).await?;
+        }
+        Op::PutOneTimeKeys { vshard, user_id, device_id, keys } => {
+            let sql = "INSERT INTO one_time_keys (vshard, user_id, device_id, algorithm, key_id, key)
+                SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::bytea[])
+                ON CONFLICT (vshard, user_id, device_id, algorithm, key_id) DO UPDATE SET key = excluded.key";
+            let algorithms: Vec<&str> = keys.iter().map(|k| k.algorithm.as_str()).collect();
+            let key_ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+            let bodies: Vec<&[u8]> = keys.iter().map(|k| k.key.as_slice()).collect();
+            let params: [&(dyn ToSql + Sync); 6] =
+                [&(*vshard as i16), user_id, device_id, &algorithms, &key_ids, &bodies];
+            w.execute(sql, &params).await?;
+        }
+        Op::ClaimOneTimeKey { vshard, user_id, device_id, algorithm } => {
+            // One statement: the key is picked and deleted in one step, and
+            // a claim later in the same transaction sees it gone.
+            let sql = "DELETE FROM one_time_keys WHERE (vshard, user_id, device_id, algorithm, key_id) IN (
+                    SELECT vshard, user_id, device_id, algorithm, key_id FROM one_time_keys
+                    WHERE vshard = $1 AND user_id = $2 AND device_id = $3 AND algorithm = $4
+                    ORDER BY key_id COLLATE \"C\" LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING key_id, key";
+            let rows = w.query(sql, &[&(*vshard as i16), user_id, device_id, algorithm]).await?;
+            return Ok(rows.first().map(|r| OneTimeKeyRecord {
+                algorithm: algorithm.clone(),
+                key_id: r.get(0),
+                key: r.get(1),
+            }));
+        }
         Op::PutReceipt { vshard, room_id, receipt } => {
             let sql = "INSERT INTO receipts (vshard, room_id, receipt_type, user_id, thread_id, event_id, ts)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -368,7 +424,7 @@ async fn stage(w: &Reader, op: &Op) -> Result<()> {
             w.execute(sql, &params).await?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn user_from(row: &Row) -> UserRecord {
@@ -404,9 +460,7 @@ fn account_data_from(row: &Row) -> AccountDataRecord {
 
 impl Store for PgStore {
     async fn write(&self, ops: Vec<Op>) -> Result<()> {
-        let (done, answer) = oneshot::channel();
-        self.committer.send(Submission { ops, done }).map_err(|_| StorageError::Closed)?;
-        answer.await.map_err(|_| StorageError::Closed)?
+        self.submit(ops).await.map(drop)
     }
 
     async fn user(&self, vshard: VShard, user_id: &str) -> Result<Option<UserRecord>> {
@@ -572,6 +626,36 @@ impl Store for PgStore {
             ORDER BY pos ASC LIMIT $5";
         let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id, &after, &limit]).await?;
         Ok(rows.iter().map(|r| ToDeviceRecord { pos: r.get::<_, i64>(0) as u64, message: r.get(1) }).collect())
+    }
+
+    async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {
+        let sql = "SELECT user_id, device_id, keys FROM device_keys WHERE vshard = $1 AND user_id = $2
+            ORDER BY device_id COLLATE \"C\"";
+        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id]).await?;
+        Ok(rows.iter().map(|r| DeviceKeysRecord { user_id: r.get(0), device_id: r.get(1), keys: r.get(2) }).collect())
+    }
+
+    async fn one_time_key_counts(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Vec<(String, u64)>> {
+        let sql = "SELECT algorithm, count(*) FROM one_time_keys WHERE vshard = $1 AND user_id = $2 AND device_id = $3
+            GROUP BY algorithm ORDER BY algorithm COLLATE \"C\"";
+        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
+    }
+
+    async fn claim_one_time_key(
+        &self,
+        vshard: VShard,
+        user_id: &str,
+        device_id: &str,
+        algorithm: &str,
+    ) -> Result<Option<OneTimeKeyRecord>> {
+        let claim = Op::ClaimOneTimeKey {
+            vshard,
+            user_id: user_id.into(),
+            device_id: device_id.into(),
+            algorithm: algorithm.into(),
+        };
+        Ok(self.submit(vec![claim]).await?.pop())
     }
 
     async fn receipts(&self, vshard: VShard, room_id: &str) -> Result<Vec<ReceiptRecord>> {

@@ -138,6 +138,22 @@ CREATE TABLE to_device (
     message bytea NOT NULL,
     PRIMARY KEY (vshard, user_id, device_id, pos)
 );
+CREATE TABLE device_keys (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    device_id text NOT NULL,
+    keys bytea NOT NULL,
+    PRIMARY KEY (vshard, user_id, device_id)
+);
+CREATE TABLE one_time_keys (
+    vshard smallint NOT NULL,
+    user_id text NOT NULL,
+    device_id text NOT NULL,
+    algorithm text NOT NULL,
+    key_id text NOT NULL,
+    key bytea NOT NULL,
+    PRIMARY KEY (vshard, user_id, device_id, algorithm, key_id)
+);
 ";
 
 /// Creates or checks the schema.
