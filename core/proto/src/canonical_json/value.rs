@@ -8,17 +8,47 @@ pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// A JSON value that can be encoded as canonical JSON.
 ///
-/// Floats cannot be represented (spec: "Float values are not permitted by
-/// this encoding"), and [`Value::Integer`] is only ever built from values
-/// within ±[`MAX_SAFE_INTEGER`] by this crate's parser and conversions.
+/// [`Value::Integer`] is only ever built from values within
+/// ±[`MAX_SAFE_INTEGER`] by this crate's parser and conversions. Floats and
+/// other integers (spec: "Float values are not permitted by this encoding")
+/// exist only as [`Value::RawNumber`], from the lax parser used for room
+/// versions 1–5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Null,
     Bool(bool),
     Integer(i64),
+    /// A number canonical JSON cannot hold, kept from a room version 1–5
+    /// event (see [`RawNumber`]).
+    RawNumber(RawNumber),
     String(String),
     Array(Vec<Value>),
     Object(Object),
+}
+
+/// A number outside what canonical JSON allows, as found in events of room
+/// versions 1–5, whose rules say servers "MUST NOT strictly enforce" the
+/// canonical JSON number rules (rooms/fragments/v1-canonical-json.md).
+///
+/// Those events are hashed and signed as Synapse encodes them, with Python's
+/// `canonicaljson` (stdlib `json`): an integer keeps all its digits, and any
+/// number written with a fraction or exponent is a float, written as
+/// Python's `repr` writes it (`50.57`, `1.0`, `10000000000.0`, `1e+16`,
+/// `1e-05`). This holds that encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawNumber(pub(crate) String);
+
+impl RawNumber {
+    /// The number as it is encoded in canonical JSON.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The number's value as a float (rounded, for large integers), as
+    /// Python would compare it.
+    pub fn as_f64(&self) -> f64 {
+        self.0.parse().expect("a raw number is valid float syntax")
+    }
 }
 
 impl Value {

@@ -21,6 +21,7 @@ pub fn write_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Integer(i) => write_integer(*i, out),
+        Value::RawNumber(n) => out.extend_from_slice(n.as_str().as_bytes()),
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
