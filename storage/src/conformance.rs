@@ -8,8 +8,9 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventRecord, OneTimeKeyRecord, ReceiptRecord,
-    RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
+    StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -47,6 +48,9 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         device_keys_are_replaced_and_dropped_with_their_device,
         one_time_keys_are_counted_per_algorithm_of_one_device,
         concurrent_claims_never_hand_out_one_key_twice,
+        server_keys_are_replaced_per_key_and_listed_per_server,
+        destination_retry_state_is_replaced,
+        outbound_queue_pages_in_order_and_forgets_only_delivered_items,
     );
 }
 
@@ -423,4 +427,53 @@ async fn concurrent_claims_never_hand_out_one_key_twice(s: &impl Store) {
     assert_eq!(claimed, ["A", "B", "C"].map(|id| one_time_key("signed_curve25519", id)));
     assert_eq!(s.one_time_key_counts(1, "@a:x", "D1").await.unwrap(), [("curve25519".to_owned(), 1)]);
     assert_eq!(s.claim_one_time_key(1, "@a:x", "D1", "signed_curve25519").await.unwrap(), None);
+}
+
+fn server_key(server: &str, key_id: &str, valid_until_ts: u64) -> ServerKeyRecord {
+    ServerKeyRecord {
+        server_name: server.into(),
+        key_id: key_id.into(),
+        public_key: format!("key-{key_id}-{valid_until_ts}"),
+        valid_until_ts,
+    }
+}
+
+async fn server_keys_are_replaced_per_key_and_listed_per_server(s: &impl Store) {
+    let put = |keys| Op::PutServerKeys { keys };
+    s.write(vec![put(vec![
+        server_key("b.x", "ed25519:2", 10),
+        server_key("b.x", "ed25519:1", 10),
+        server_key("b.xy", "ed25519:1", 10),
+    ])])
+    .await
+    .unwrap();
+    s.write(vec![put(vec![server_key("b.x", "ed25519:1", 20)])]).await.unwrap();
+    let keys = s.server_keys("b.x").await.unwrap();
+    assert_eq!(keys, [server_key("b.x", "ed25519:1", 20), server_key("b.x", "ed25519:2", 10)]);
+    assert!(s.server_keys("b").await.unwrap().is_empty());
+}
+
+async fn destination_retry_state_is_replaced(s: &impl Store) {
+    let state =
+        |failure_count, retry_after_ts| DestinationRecord { destination: "b.x".into(), failure_count, retry_after_ts };
+    assert_eq!(s.destination("b.x").await.unwrap(), None);
+    s.write(vec![Op::PutDestination(state(3, 1_700_000_060_000))]).await.unwrap();
+    s.write(vec![Op::PutDestination(state(4, 1_700_000_120_000))]).await.unwrap();
+    assert_eq!(s.destination("b.x").await.unwrap(), Some(state(4, 1_700_000_120_000)));
+    assert_eq!(s.destination("b.xy").await.unwrap(), None);
+}
+
+async fn outbound_queue_pages_in_order_and_forgets_only_delivered_items(s: &impl Store) {
+    let item = |pos: u64| OutboundRecord { pos, edu: pos % 2 == 0, body: format!(r#"{{"n":{pos}}}"#).into_bytes() };
+    let put = |destination: &str, pos| Op::PutOutbound { destination: destination.into(), item: item(pos) };
+    s.write(vec![put("b.x", 300), put("b.x", 1), put("b.x", 2), put("b.xy", 3)]).await.unwrap();
+    let queued = |destination: &'static str, after, limit| async move {
+        s.outbound(destination, after, limit).await.unwrap().into_iter().map(|i| i.pos).collect::<Vec<_>>()
+    };
+    assert_eq!(s.outbound("b.x", 0, 2).await.unwrap(), [item(1), item(2)]);
+    assert_eq!(queued("b.x", 2, 10).await, [300]);
+    assert_eq!(queued("b.x", u64::MAX, 10).await, Vec::<u64>::new());
+    s.write(vec![Op::DeleteOutbound { destination: "b.x".into(), up_to: 2 }]).await.unwrap();
+    assert_eq!(queued("b.x", 0, 10).await, [300]);
+    assert_eq!(queued("b.xy", 0, 10).await, [3]);
 }

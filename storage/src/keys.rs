@@ -40,11 +40,16 @@ pub(crate) fn device_token(user_id: &str, device_id: &str, digest: &[u8]) -> Vec
     key
 }
 
+/// `server ‖ 0x00 ‖ key ID`: a signing key of another server.
+pub(crate) fn server_key(server_name: &str, key_id: &str) -> Vec<u8> {
+    let mut key = unscoped_prefix(server_name);
+    key.extend_from_slice(key_id.as_bytes());
+    key
+}
+
 /// `user ‖ 0x00 ‖ device ‖ 0x00`
 pub(crate) fn device_tokens_prefix(user_id: &str, device_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user_id.len() + device_id.len() + 2 + 32);
-    key.extend_from_slice(user_id.as_bytes());
-    key.push(SEP);
+    let mut key = unscoped_prefix(user_id);
     key.extend_from_slice(device_id.as_bytes());
     key.push(SEP);
     key
@@ -57,7 +62,7 @@ pub(crate) fn timeline(vshard: VShard, room_id: &str, pos: StreamPos) -> Vec<u8>
     key
 }
 
-/// The position at the end of a timeline or to-device key.
+/// The position at the end of a timeline or queue key.
 pub(crate) fn trailing_pos(key: &[u8]) -> Option<StreamPos> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(StreamPos::from_be_bytes(tail))
@@ -115,10 +120,21 @@ pub(crate) fn device_prefix(vshard: VShard, user_id: &str, device_id: &str) -> V
     key
 }
 
-/// `vshard ‖ user ‖ 0x00 ‖ device ‖ 0x00 ‖ position`
-pub(crate) fn to_device(vshard: VShard, user_id: &str, device_id: &str, pos: StreamPos) -> Vec<u8> {
-    let mut key = device_prefix(vshard, user_id, device_id);
+/// `prefix ‖ position`: a row of a queue (a to-device inbox, an outbound
+/// federation queue).
+pub(crate) fn positioned(prefix: &[u8], pos: StreamPos) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
     key.extend_from_slice(&pos.to_be_bytes());
+    key
+}
+
+/// `id ‖ 0x00`: the prefix of every row under an ID that has no vshard (a
+/// server name, a destination).
+pub(crate) fn unscoped_prefix(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1 + 16);
+    key.extend_from_slice(id.as_bytes());
+    key.push(SEP);
     key
 }
 

@@ -4,8 +4,9 @@
 //! and commits many such units together (group commit).
 
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
-    ReceiptRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord,
+    StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -185,6 +186,31 @@ pub enum Op {
         device_id: String,
         /// Algorithm, e.g. `signed_curve25519`.
         algorithm: String,
+    },
+    /// Stores signing keys of another server (replacing those with the same
+    /// server and key ID).
+    PutServerKeys {
+        /// The keys.
+        keys: Vec<ServerKeyRecord>,
+    },
+    /// Creates or replaces the retry state of a destination.
+    PutDestination(DestinationRecord),
+    /// Appends a PDU or EDU to a destination's outbound queue. The sending
+    /// shard allocates the position, above every earlier one of the
+    /// destination.
+    PutOutbound {
+        /// The server it goes to.
+        destination: String,
+        /// The PDU or EDU and its position.
+        item: OutboundRecord,
+    },
+    /// Deletes a destination's queued items up to and including position
+    /// `up_to` (those a transaction has delivered).
+    DeleteOutbound {
+        /// The server.
+        destination: String,
+        /// Last delivered position.
+        up_to: StreamPos,
     },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {

@@ -165,6 +165,46 @@ pub struct OneTimeKeyRecord {
     pub key: Vec<u8>,
 }
 
+/// A signing key another server published (Server-Server API, "Retrieving
+/// server keys"), kept to verify its requests and events without fetching
+/// the key again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerKeyRecord {
+    /// The server.
+    pub server_name: String,
+    /// Key ID, e.g. `ed25519:abc123`.
+    pub key_id: String,
+    /// The public key as published: unpadded base64.
+    pub public_key: String,
+    /// Until when the key may be used to verify, POSIX milliseconds.
+    pub valid_until_ts: u64,
+}
+
+/// How sending to another server has been going: consecutive failures, and
+/// when the next attempt may be made (backoff).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationRecord {
+    /// The server.
+    pub destination: String,
+    /// Failed attempts since the last success; 0 when sending works.
+    pub failure_count: u32,
+    /// No attempt before this, POSIX milliseconds.
+    pub retry_after_ts: u64,
+}
+
+/// A PDU or EDU waiting to be sent to one server in a transaction
+/// (Server-Server API, "Transactions"), deleted once a transaction holding
+/// it has been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    /// Position in the destination's queue, increasing in order of sending.
+    pub pos: StreamPos,
+    /// An EDU (the transaction's `edus`), not a PDU (its `pdus`).
+    pub edu: bool,
+    /// The PDU or EDU, JSON.
+    pub body: Vec<u8>,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
-    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord,
-    UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
+    StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -153,6 +153,21 @@ pub trait Store {
         device_id: &str,
         algorithm: &str,
     ) -> impl Future<Output = Result<Option<OneTimeKeyRecord>>>;
+
+    /// The signing keys stored for a server, by key ID.
+    fn server_keys(&self, server_name: &str) -> impl Future<Output = Result<Vec<ServerKeyRecord>>>;
+
+    /// The retry state of a destination (`None`: never failed).
+    fn destination(&self, destination: &str) -> impl Future<Output = Result<Option<DestinationRecord>>>;
+
+    /// Up to `limit` queued items of a destination with a position strictly
+    /// after `after`, oldest first.
+    fn outbound(
+        &self,
+        destination: &str,
+        after: StreamPos,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboundRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.

@@ -10,9 +10,9 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
-    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
-    UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
+    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -146,6 +146,18 @@ impl Store for AnyStore {
         limit: usize,
     ) -> Result<Vec<ToDeviceRecord>> {
         forward!(self.to_device(vshard, user_id, device_id, after, limit))
+    }
+
+    async fn server_keys(&self, server_name: &str) -> Result<Vec<ServerKeyRecord>> {
+        forward!(self.server_keys(server_name))
+    }
+
+    async fn destination(&self, destination: &str) -> Result<Option<DestinationRecord>> {
+        forward!(self.destination(destination))
+    }
+
+    async fn outbound(&self, destination: &str, after: StreamPos, limit: usize) -> Result<Vec<OutboundRecord>> {
+        forward!(self.outbound(destination, after, limit))
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

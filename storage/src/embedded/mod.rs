@@ -23,9 +23,9 @@ use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
-    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
-    UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
+    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -68,6 +68,9 @@ struct Keyspaces {
     to_device: Keyspace,
     device_keys: Keyspace,
     one_time_keys: Keyspace,
+    server_keys: Keyspace,
+    destinations: Keyspace,
+    outbound: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -119,6 +122,9 @@ impl EmbeddedDb {
             to_device: open("to_device")?,
             device_keys: open("device_keys")?,
             one_time_keys: open("one_time_keys")?,
+            server_keys: open("server_keys")?,
+            destinations: open("destinations")?,
+            outbound: open("outbound")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -180,6 +186,15 @@ fn encode(value: &impl Serialize) -> Vec<u8> {
 
 fn decode<T: DeserializeOwned>(keyspace: &'static str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt { keyspace, why: e.to_string() })
+}
+
+/// Stages the deletion of a queue's rows (keys `prefix ‖ position`) up to
+/// and including position `up_to`, as committed before the batch.
+fn stage_queue_delete(batch: &mut WriteBatch, ks: &Keyspace, prefix: &[u8], up_to: StreamPos) -> Result<()> {
+    for entry in ks.range(keys::positioned(prefix, 0)..=keys::positioned(prefix, up_to)) {
+        batch.remove(ks, entry.key()?);
+    }
+    Ok(())
 }
 
 fn utf8(keyspace: &'static str, bytes: &[u8]) -> Result<String> {
@@ -269,15 +284,26 @@ impl Inner {
                 batch.insert(&ks.user_rooms, keys::scoped_pair(*vshard_user, user_id, room_id), encode(membership));
             }
             Op::PutToDevice { vshard, user_id, device_id, message } => {
-                let key = keys::to_device(*vshard, user_id, device_id, message.pos);
+                let key = keys::positioned(&keys::device_prefix(*vshard, user_id, device_id), message.pos);
                 batch.insert(&ks.to_device, key, message.message.as_slice());
             }
             Op::DeleteToDevice { vshard, user_id, device_id, up_to } => {
-                let acknowledged = keys::to_device(*vshard, user_id, device_id, 0)
-                    ..=keys::to_device(*vshard, user_id, device_id, *up_to);
-                for entry in ks.to_device.range(acknowledged) {
-                    batch.remove(&ks.to_device, entry.key()?);
+                stage_queue_delete(batch, &ks.to_device, &keys::device_prefix(*vshard, user_id, device_id), *up_to)?
+            }
+            Op::PutServerKeys { keys: server_keys } => {
+                for k in server_keys {
+                    batch.insert(&ks.server_keys, keys::server_key(&k.server_name, &k.key_id), encode(k));
                 }
+            }
+            Op::PutDestination(destination) => {
+                batch.insert(&ks.destinations, destination.destination.as_bytes(), encode(destination))
+            }
+            Op::PutOutbound { destination, item } => {
+                let key = keys::positioned(&keys::unscoped_prefix(destination), item.pos);
+                batch.insert(&ks.outbound, key, encode(&(item.edu, &item.body)));
+            }
+            Op::DeleteOutbound { destination, up_to } => {
+                stage_queue_delete(batch, &ks.outbound, &keys::unscoped_prefix(destination), *up_to)?
             }
             Op::PutDeviceKeys { vshard, keys: device_keys } => {
                 let key = keys::scoped_pair(*vshard, &device_keys.user_id, &device_keys.device_id);
@@ -329,6 +355,28 @@ impl Inner {
             .map(|entry| {
                 let (key, value) = entry.into_inner()?;
                 Ok((utf8(name, &key[prefix.len()..])?, decode(name, &value)?))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` rows of a queue (keys `prefix ‖ position`) with a
+    /// position strictly after `after`, oldest first, as (position, value).
+    fn queue_after(
+        &self,
+        ks: &Keyspace,
+        name: &'static str,
+        prefix: &[u8],
+        after: StreamPos,
+        limit: usize,
+    ) -> Result<Vec<(StreamPos, Vec<u8>)>> {
+        let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
+        ks.range(keys::positioned(prefix, first)..=keys::positioned(prefix, StreamPos::MAX))
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.into_inner()?;
+                let pos = keys::trailing_pos(&key)
+                    .ok_or(StorageError::Corrupt { keyspace: name, why: "key too short for a position".into() })?;
+                Ok((pos, value.to_vec()))
             })
             .collect()
     }
@@ -512,21 +560,26 @@ impl Store for EmbeddedStore {
         after: StreamPos,
         limit: usize,
     ) -> Result<Vec<ToDeviceRecord>> {
-        let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
-        let range = keys::to_device(vshard, user_id, device_id, first)
-            ..=keys::to_device(vshard, user_id, device_id, StreamPos::MAX);
-        self.inner
-            .ks
-            .to_device
-            .range(range)
-            .take(limit)
-            .map(|entry| {
-                let (key, value) = entry.into_inner()?;
-                let pos = keys::trailing_pos(&key).ok_or(StorageError::Corrupt {
-                    keyspace: "to_device",
-                    why: "key too short for a position".into(),
-                })?;
-                Ok(ToDeviceRecord { pos, message: value.to_vec() })
+        let prefix = keys::device_prefix(vshard, user_id, device_id);
+        let rows = self.inner.queue_after(&self.inner.ks.to_device, "to_device", &prefix, after, limit)?;
+        Ok(rows.into_iter().map(|(pos, message)| ToDeviceRecord { pos, message }).collect())
+    }
+
+    async fn server_keys(&self, server_name: &str) -> Result<Vec<ServerKeyRecord>> {
+        self.inner.scan(&self.inner.ks.server_keys, "server_keys", &keys::unscoped_prefix(server_name))
+    }
+
+    async fn destination(&self, destination: &str) -> Result<Option<DestinationRecord>> {
+        self.inner.get(&self.inner.ks.destinations, "destinations", destination.as_bytes())
+    }
+
+    async fn outbound(&self, destination: &str, after: StreamPos, limit: usize) -> Result<Vec<OutboundRecord>> {
+        let prefix = keys::unscoped_prefix(destination);
+        let rows = self.inner.queue_after(&self.inner.ks.outbound, "outbound", &prefix, after, limit)?;
+        rows.into_iter()
+            .map(|(pos, value)| {
+                let (edu, body) = decode("outbound", &value)?;
+                Ok(OutboundRecord { pos, edu, body })
             })
             .collect()
     }

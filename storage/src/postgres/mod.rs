@@ -31,9 +31,9 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord, OneTimeKeyRecord,
-    ReceiptRecord, RoomMemberRecord, RoomNid, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
-    UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
+    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -376,6 +376,33 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
             let up_to = i64::try_from(*up_to).unwrap_or(i64::MAX);
             w.execute(sql, &[&(*vshard as i16), user_id, device_id, &up_to]).await?;
         }
+        Op::PutServerKeys { keys } => {
+            let sql = "INSERT INTO server_keys (server_name, key_id, public_key, valid_until_ts)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                ON CONFLICT (server_name, key_id) DO UPDATE SET public_key = excluded.public_key,
+                    valid_until_ts = excluded.valid_until_ts";
+            let servers: Vec<&str> = keys.iter().map(|k| k.server_name.as_str()).collect();
+            let key_ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+            let public: Vec<&str> = keys.iter().map(|k| k.public_key.as_str()).collect();
+            let valid: Vec<i64> = keys.iter().map(|k| k.valid_until_ts as i64).collect();
+            w.execute(sql, &[&servers, &key_ids, &public, &valid]).await?;
+        }
+        Op::PutDestination(d) => {
+            let sql = "INSERT INTO destinations (destination, failure_count, retry_after_ts) VALUES ($1, $2, $3)
+                ON CONFLICT (destination) DO UPDATE SET failure_count = $2, retry_after_ts = $3";
+            let failures = i32::try_from(d.failure_count).unwrap_or(i32::MAX);
+            w.execute(sql, &[&d.destination, &failures, &(d.retry_after_ts as i64)]).await?;
+        }
+        Op::PutOutbound { destination, item } => {
+            let sql = "INSERT INTO outbound_queue (destination, pos, edu, body) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (destination, pos) DO UPDATE SET edu = $3, body = $4";
+            w.execute(sql, &[destination, &pos_to_sql(item.pos), &item.edu, &item.body]).await?;
+        }
+        Op::DeleteOutbound { destination, up_to } => {
+            let up_to = i64::try_from(*up_to).unwrap_or(i64::MAX);
+            w.execute("DELETE FROM outbound_queue WHERE destination = $1 AND pos <= $2", &[destination, &up_to])
+                .await?;
+        }
         Op::PutDeviceKeys { vshard, keys } => {
             let sql = "INSERT INTO device_keys (vshard, user_id, device_id, keys) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (vshard, user_id, device_id) DO UPDATE SET keys = $4";
@@ -626,6 +653,43 @@ impl Store for PgStore {
             ORDER BY pos ASC LIMIT $5";
         let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id, &after, &limit]).await?;
         Ok(rows.iter().map(|r| ToDeviceRecord { pos: r.get::<_, i64>(0) as u64, message: r.get(1) }).collect())
+    }
+
+    async fn server_keys(&self, server_name: &str) -> Result<Vec<ServerKeyRecord>> {
+        let sql = "SELECT server_name, key_id, public_key, valid_until_ts FROM server_keys WHERE server_name = $1
+            ORDER BY key_id COLLATE \"C\"";
+        let rows = self.reader().query(sql, &[&server_name]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| ServerKeyRecord {
+                server_name: r.get(0),
+                key_id: r.get(1),
+                public_key: r.get(2),
+                valid_until_ts: r.get::<_, i64>(3) as u64,
+            })
+            .collect())
+    }
+
+    async fn destination(&self, destination: &str) -> Result<Option<DestinationRecord>> {
+        let sql = "SELECT destination, failure_count, retry_after_ts FROM destinations WHERE destination = $1";
+        Ok(self.reader().query(sql, &[&destination]).await?.first().map(|r| DestinationRecord {
+            destination: r.get(0),
+            failure_count: r.get::<_, i32>(1) as u32,
+            retry_after_ts: r.get::<_, i64>(2) as u64,
+        }))
+    }
+
+    async fn outbound(&self, destination: &str, after: StreamPos, limit: usize) -> Result<Vec<OutboundRecord>> {
+        // Positions are unsigned: "after" anything above i64::MAX is nothing.
+        let Ok(after) = i64::try_from(after) else { return Ok(Vec::new()) };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = "SELECT pos, edu, body FROM outbound_queue WHERE destination = $1 AND pos > $2
+            ORDER BY pos ASC LIMIT $3";
+        let rows = self.reader().query(sql, &[&destination, &after, &limit]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboundRecord { pos: r.get::<_, i64>(0) as u64, edu: r.get(1), body: r.get(2) })
+            .collect())
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

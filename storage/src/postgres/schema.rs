@@ -154,6 +154,25 @@ CREATE TABLE one_time_keys (
     key bytea NOT NULL,
     PRIMARY KEY (vshard, user_id, device_id, algorithm, key_id)
 );
+CREATE TABLE server_keys (
+    server_name text NOT NULL,
+    key_id text NOT NULL,
+    public_key text NOT NULL, -- unpadded base64, as published
+    valid_until_ts bigint NOT NULL,
+    PRIMARY KEY (server_name, key_id)
+);
+CREATE TABLE destinations (
+    destination text PRIMARY KEY,
+    failure_count integer NOT NULL,
+    retry_after_ts bigint NOT NULL
+);
+CREATE TABLE outbound_queue (
+    destination text NOT NULL,
+    pos bigint NOT NULL,
+    edu boolean NOT NULL,
+    body bytea NOT NULL,
+    PRIMARY KEY (destination, pos)
+);
 ";
 
 /// Creates or checks the schema.
