@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord,
+    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord, MediaRecord,
     OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
     StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
 };
@@ -51,6 +51,7 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         server_keys_are_replaced_per_key_and_listed_per_server,
         destination_retry_state_is_replaced,
         outbound_queue_pages_in_order_and_forgets_only_delivered_items,
+        media_metadata_keeps_absent_type_and_name_absent,
     );
 }
 
@@ -476,4 +477,24 @@ async fn outbound_queue_pages_in_order_and_forgets_only_delivered_items(s: &impl
     s.write(vec![Op::DeleteOutbound { destination: "b.x".into(), up_to: 2 }]).await.unwrap();
     assert_eq!(queued("b.x", 0, 10).await, [300]);
     assert_eq!(queued("b.xy", 0, 10).await, [3]);
+}
+
+async fn media_metadata_keeps_absent_type_and_name_absent(s: &impl Store) {
+    let media = |media_id: &str, content_type: Option<&str>, upload_name: Option<&str>| MediaRecord {
+        media_id: media_id.into(),
+        content_type: content_type.map(Into::into),
+        upload_name: upload_name.map(Into::into),
+        size: 5 << 32,
+        user_id: "@a:x".into(),
+        created_ts: 1_700_000_000_000,
+    };
+    assert_eq!(s.media("abc").await.unwrap(), None);
+    s.write(vec![
+        Op::PutMedia(media("abc", Some("image/png"), Some("cat.png"))),
+        Op::PutMedia(media("abd", None, None)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.media("abc").await.unwrap(), Some(media("abc", Some("image/png"), Some("cat.png"))));
+    assert_eq!(s.media("abd").await.unwrap(), Some(media("abd", None, None)));
 }

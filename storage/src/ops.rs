@@ -5,8 +5,8 @@
 
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord,
-    StreamPos, ToDeviceRecord, UserRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
+    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -212,6 +212,8 @@ pub enum Op {
         /// Last delivered position.
         up_to: StreamPos,
     },
+    /// Creates or replaces the metadata of an uploaded file.
+    PutMedia(MediaRecord),
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {
         /// Stream name.

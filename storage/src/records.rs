@@ -205,6 +205,25 @@ pub struct OutboundRecord {
     pub body: Vec<u8>,
 }
 
+/// What is known of a file uploaded to this server's content repository
+/// (Client-Server API, "Content repository"), served with it by the
+/// download endpoints; the bytes themselves are not in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    /// The media ID, the last part of its `mxc://` URI.
+    pub media_id: String,
+    /// `Content-Type` of the upload, if it gave one.
+    pub content_type: Option<String>,
+    /// The `filename` it was uploaded with, if any.
+    pub upload_name: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Who uploaded it.
+    pub user_id: String,
+    /// Upload time, POSIX milliseconds.
+    pub created_ts: u64,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

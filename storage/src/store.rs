@@ -8,8 +8,8 @@ use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
-    StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
+    StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -168,6 +168,9 @@ pub trait Store {
         after: StreamPos,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboundRecord>>>;
+
+    /// The metadata of an uploaded file.
+    fn media(&self, media_id: &str) -> impl Future<Output = Result<Option<MediaRecord>>>;
 
     /// The full state of a group: its chain of deltas applied to the
     /// snapshot it starts from. Sorted by state key.

@@ -11,8 +11,8 @@ use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
-    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
+    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -158,6 +158,10 @@ impl Store for AnyStore {
 
     async fn outbound(&self, destination: &str, after: StreamPos, limit: usize) -> Result<Vec<OutboundRecord>> {
         forward!(self.outbound(destination, after, limit))
+    }
+
+    async fn media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
+        forward!(self.media(media_id))
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

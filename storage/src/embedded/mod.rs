@@ -24,8 +24,8 @@ use crate::keys;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
-    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
+    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -71,6 +71,7 @@ struct Keyspaces {
     server_keys: Keyspace,
     destinations: Keyspace,
     outbound: Keyspace,
+    media: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -125,6 +126,7 @@ impl EmbeddedDb {
             server_keys: open("server_keys")?,
             destinations: open("destinations")?,
             outbound: open("outbound")?,
+            media: open("media")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -305,6 +307,7 @@ impl Inner {
             Op::DeleteOutbound { destination, up_to } => {
                 stage_queue_delete(batch, &ks.outbound, &keys::unscoped_prefix(destination), *up_to)?
             }
+            Op::PutMedia(media) => batch.insert(&ks.media, media.media_id.as_bytes(), encode(media)),
             Op::PutDeviceKeys { vshard, keys: device_keys } => {
                 let key = keys::scoped_pair(*vshard, &device_keys.user_id, &device_keys.device_id);
                 batch.insert(&ks.device_keys, key, encode(device_keys));
@@ -582,6 +585,10 @@ impl Store for EmbeddedStore {
                 Ok(OutboundRecord { pos, edu, body })
             })
             .collect()
+    }
+
+    async fn media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
+        self.inner.get(&self.inner.ks.media, "media", media_id.as_bytes())
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

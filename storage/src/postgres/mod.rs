@@ -32,8 +32,8 @@ use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
-    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
+    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -403,6 +403,15 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
             w.execute("DELETE FROM outbound_queue WHERE destination = $1 AND pos <= $2", &[destination, &up_to])
                 .await?;
         }
+        Op::PutMedia(m) => {
+            let sql = "INSERT INTO media (media_id, content_type, upload_name, size, user_id, created_ts)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (media_id) DO UPDATE SET content_type = $2, upload_name = $3, size = $4, user_id = $5,
+                    created_ts = $6";
+            let params: [&(dyn ToSql + Sync); 6] =
+                [&m.media_id, &m.content_type, &m.upload_name, &(m.size as i64), &m.user_id, &(m.created_ts as i64)];
+            w.execute(sql, &params).await?;
+        }
         Op::PutDeviceKeys { vshard, keys } => {
             let sql = "INSERT INTO device_keys (vshard, user_id, device_id, keys) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (vshard, user_id, device_id) DO UPDATE SET keys = $4";
@@ -690,6 +699,19 @@ impl Store for PgStore {
             .iter()
             .map(|r| OutboundRecord { pos: r.get::<_, i64>(0) as u64, edu: r.get(1), body: r.get(2) })
             .collect())
+    }
+
+    async fn media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
+        let sql =
+            "SELECT media_id, content_type, upload_name, size, user_id, created_ts FROM media WHERE media_id = $1";
+        Ok(self.reader().query(sql, &[&media_id]).await?.first().map(|r| MediaRecord {
+            media_id: r.get(0),
+            content_type: r.get(1),
+            upload_name: r.get(2),
+            size: r.get::<_, i64>(3) as u64,
+            user_id: r.get(4),
+            created_ts: r.get::<_, i64>(5) as u64,
+        }))
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

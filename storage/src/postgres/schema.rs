@@ -173,6 +173,14 @@ CREATE TABLE outbound_queue (
     body bytea NOT NULL,
     PRIMARY KEY (destination, pos)
 );
+CREATE TABLE media (
+    media_id text PRIMARY KEY,
+    content_type text,
+    upload_name text,
+    size bigint NOT NULL,
+    user_id text NOT NULL,
+    created_ts bigint NOT NULL
+);
 ";
 
 /// Creates or checks the schema.
