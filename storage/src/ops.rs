@@ -160,8 +160,8 @@ pub enum Op {
         /// The keys.
         keys: DeviceKeysRecord,
     },
-    /// Adds one-time keys to a device (an upload never replaces the key of
-    /// a key ID that is already there with another key: same ID, same row).
+    /// Adds one-time keys to a device. A key ID is one row: uploading it
+    /// again replaces its key rather than adding a second one.
     PutOneTimeKeys {
         /// The owner's partition.
         vshard: VShard,
