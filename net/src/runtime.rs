@@ -50,7 +50,9 @@ pub async fn connect_compat(addr: std::net::SocketAddr) -> io::Result<CompatTcpS
     Ok(monoio_compat::TcpStreamCompat::new(stream))
 }
 
-/// Yields to the other tasks of this shard once.
+/// Yields to the other tasks of this shard once: every task that is
+/// runnable now runs before the caller continues, and the reactor gets to
+/// reap I/O completions in between.
 ///
 /// Used to let a batch accumulate (see `mesh`) and by long computations that
 /// run on a work budget so they never stall the reactor.
@@ -72,9 +74,70 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        // Waking ourselves puts this task at the back of the shard's run
-        // queue: every task that is already runnable goes first.
-        cx.waker().wake_by_ref();
+        // monoio puts a task that wakes itself while being polled back at the
+        // *front* of the run queue, so waking ourselves here would run us
+        // again at once and starve every other task (and the reactor: a
+        // looping task kept a shard's accept loop from ever running). A new
+        // task goes to the back of the queue; let it wake us.
+        let waker = cx.waker().clone();
+        spawn(async move { waker.wake() });
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    #[test]
+    fn yield_now_lets_other_tasks_run() {
+        build_shard_runtime().unwrap().block_on(async {
+            let other_ran = Rc::new(Cell::new(0u32));
+            let counter = other_ran.clone();
+            let other = spawn(async move {
+                for _ in 0..100 {
+                    counter.set(counter.get() + 1);
+                    yield_now().await;
+                }
+            });
+            // A looping task that yields between steps must see the other
+            // task make progress at every step, not only when it is done.
+            for step in 1..=50 {
+                yield_now().await;
+                assert!(other_ran.get() >= step, "other task starved at step {step}");
+            }
+            other.await;
+        });
+    }
+
+    #[test]
+    fn yielding_loop_does_not_starve_io() {
+        build_shard_runtime().unwrap().block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let accepted = Rc::new(Cell::new(false));
+            let flag = accepted.clone();
+            spawn(async move {
+                if listener.accept().await.is_ok() {
+                    flag.set(true);
+                }
+            });
+            let client = std::thread::spawn(move || std::net::TcpStream::connect(addr).map(drop));
+            // Busy for up to 5 s, yielding every 100 µs of work.
+            let started = Instant::now();
+            while !accepted.get() && started.elapsed() < Duration::from_secs(5) {
+                let step = std::time::Instant::now();
+                while step.elapsed() < Duration::from_micros(100) {
+                    std::hint::spin_loop();
+                }
+                yield_now().await;
+            }
+            client.join().unwrap().unwrap();
+            assert!(accepted.get(), "accept never completed while another task was busy");
+            assert!(started.elapsed() < Duration::from_secs(1), "accept took {:?}", started.elapsed());
+        });
     }
 }
