@@ -17,6 +17,7 @@ mod conformance;
 pub mod data_dir;
 pub mod embedded;
 mod error;
+mod group_commit;
 mod keys;
 mod ops;
 pub mod postgres;

@@ -12,22 +12,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread;
 
-use futures_channel::oneshot;
-
 use super::Inner;
 use crate::error::{Result, StorageError};
+use crate::group_commit::{self, Submission};
 use crate::ops::Op;
 use crate::records::OneTimeKeyRecord;
-
-/// Most submissions committed together; bounds a batch's memory and the
-/// latency of its first member.
-const MAX_GROUP: usize = 4096;
-
-struct Submission {
-    ops: Vec<Op>,
-    /// Answered with the one-time keys its claims took.
-    done: oneshot::Sender<Result<Vec<OneTimeKeyRecord>>>,
-}
 
 /// The shard's end of its committer thread.
 pub(crate) struct Committer {
@@ -47,10 +36,7 @@ impl Committer {
 
     /// Commits `ops`; answers the one-time keys their claims took, in order.
     pub(crate) async fn submit(&self, ops: Vec<Op>) -> Result<Vec<OneTimeKeyRecord>> {
-        let (done, answer) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or(StorageError::Closed)?;
-        tx.send(Submission { ops, done }).map_err(|_| StorageError::Closed)?;
-        answer.await.map_err(|_| StorageError::Closed)?
+        group_commit::submit(self.tx.as_ref().ok_or(StorageError::Closed)?, ops).await
     }
 }
 
@@ -66,23 +52,9 @@ impl Drop for Committer {
 
 fn run(inner: &Inner, rx: &flume::Receiver<Submission>) {
     while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        group.extend(rx.try_iter().take(MAX_GROUP - 1));
-        // A dropped receiver means the request went away; the write
-        // happened all the same.
-        match commit(inner, &group) {
-            Ok(claimed) => {
-                for (submission, claimed) in group.into_iter().zip(claimed) {
-                    let _ = submission.done.send(Ok(claimed));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, writes = group.len(), "group commit failed");
-                for submission in group {
-                    let _ = submission.done.send(Err(e.clone()));
-                }
-            }
-        }
+        let group = group_commit::gather(first, rx);
+        let result = commit(inner, &group);
+        group_commit::answer(group, result);
     }
 }
 

@@ -21,7 +21,6 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::str::FromStr;
 
-use futures_channel::oneshot;
 use futures_util::future::try_join_all;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::Host;
@@ -29,6 +28,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use crate::error::{Result, StorageError};
+use crate::group_commit::{self, Submission};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
@@ -156,12 +156,6 @@ impl Reader {
     }
 }
 
-struct Submission {
-    ops: Vec<Op>,
-    /// Answered with the one-time keys its claims took.
-    done: oneshot::Sender<Result<Vec<OneTimeKeyRecord>>>,
-}
-
 /// One shard's pool.
 pub struct PgStore {
     readers: Vec<Reader>,
@@ -173,9 +167,7 @@ impl PgStore {
     /// Commits `ops` through the committer; answers the one-time keys their
     /// claims took, in order.
     async fn submit(&self, ops: Vec<Op>) -> Result<Vec<OneTimeKeyRecord>> {
-        let (done, answer) = oneshot::channel();
-        self.committer.send(Submission { ops, done }).map_err(|_| StorageError::Closed)?;
-        answer.await.map_err(|_| StorageError::Closed)?
+        group_commit::submit(&self.committer, ops).await
     }
 
     fn reader(&self) -> &Reader {
@@ -185,26 +177,11 @@ impl PgStore {
     }
 }
 
-/// Most submissions in one transaction.
-const MAX_GROUP: usize = 4096;
-
 async fn commit_loop(writer: Reader, rx: flume::Receiver<Submission>) {
     while let Ok(first) = rx.recv_async().await {
-        let mut group = vec![first];
-        group.extend(rx.try_iter().take(MAX_GROUP - 1));
-        match commit(&writer, &group).await {
-            Ok(claimed) => {
-                for (submission, claimed) in group.into_iter().zip(claimed) {
-                    let _ = submission.done.send(Ok(claimed));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, writes = group.len(), "group commit failed");
-                for submission in group {
-                    let _ = submission.done.send(Err(e.clone()));
-                }
-            }
-        }
+        let group = group_commit::gather(first, &rx);
+        let result = commit(&writer, &group).await;
+        group_commit::answer(group, result);
     }
 }
 
