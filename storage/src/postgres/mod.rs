@@ -19,6 +19,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::str::FromStr;
 
 use futures_util::future::try_join_all;
@@ -114,20 +115,28 @@ impl PgDb {
 
     /// Connects one shard's pool, creating or checking the schema first.
     pub async fn shard_store<R: PgRuntime>(&self, rt: &R) -> Result<PgStore> {
-        let mut writer = self.connect(rt).await?;
+        let connect: Connector = {
+            let (db, rt) = (self.clone(), rt.clone());
+            Rc::new(move || {
+                let (db, rt) = (db.clone(), rt.clone());
+                Box::pin(async move { db.connect(&rt).await })
+            })
+        };
+        let mut writer = connect().await?;
         schema::migrate(&mut writer).await?;
-        if !self.inner.sync_writes {
-            writer.batch_execute("SET synchronous_commit = off").await?;
-        }
+        let writer = Writer::ready(writer, self.inner.sync_writes).await?;
         let mut readers = Vec::with_capacity(self.inner.readers);
         for _ in 0..self.inner.readers {
-            readers.push(Reader { client: self.connect(rt).await?, statements: RefCell::default() });
+            readers.push(RefCell::new(Rc::new(Reader::new(connect().await?))));
         }
         let (tx, rx) = flume::unbounded();
-        rt.spawn(Box::pin(commit_loop(Reader { client: writer, statements: RefCell::default() }, rx)));
-        Ok(PgStore { readers, next: Cell::new(0), committer: tx })
+        rt.spawn(Box::pin(commit_loop(writer, rx, connect.clone())));
+        Ok(PgStore { readers, next: Cell::new(0), committer: tx, connect })
     }
 }
+
+/// Opens a new connection of this shard's pool (after one was lost).
+type Connector = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Client>>>>>;
 
 struct Reader {
     client: Client,
@@ -135,7 +144,27 @@ struct Reader {
     statements: RefCell<HashMap<&'static str, Statement>>,
 }
 
+/// The committer's connection and how to make it again.
+struct Writer {
+    conn: Reader,
+    sync_writes: bool,
+}
+
+impl Writer {
+    /// Sets the session up for writing.
+    async fn ready(client: Client, sync_writes: bool) -> Result<Self> {
+        if !sync_writes {
+            client.batch_execute("SET synchronous_commit = off").await?;
+        }
+        Ok(Self { conn: Reader::new(client), sync_writes })
+    }
+}
+
 impl Reader {
+    fn new(client: Client) -> Self {
+        Self { client, statements: RefCell::default() }
+    }
+
     async fn statement(&self, sql: &'static str) -> Result<Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
@@ -158,9 +187,10 @@ impl Reader {
 
 /// One shard's pool.
 pub struct PgStore {
-    readers: Vec<Reader>,
+    readers: Vec<RefCell<Rc<Reader>>>,
     next: Cell<usize>,
     committer: flume::Sender<Submission>,
+    connect: Connector,
 }
 
 impl PgStore {
@@ -170,17 +200,38 @@ impl PgStore {
         group_commit::submit(&self.committer, ops).await
     }
 
-    fn reader(&self) -> &Reader {
+    /// The next reader connection, round robin. A connection found closed
+    /// (the server restarted, a proxy dropped it) is replaced first; a query
+    /// on a connection that dies under it fails once, and the next call
+    /// reconnects.
+    async fn reader(&self) -> Result<Rc<Reader>> {
         let i = self.next.get();
         self.next.set((i + 1) % self.readers.len());
-        &self.readers[i]
+        let current = self.readers[i].borrow().clone();
+        if !current.client.is_closed() {
+            return Ok(current);
+        }
+        tracing::warn!("postgres reader connection lost; reconnecting");
+        let fresh = Rc::new(Reader::new((self.connect)().await?));
+        *self.readers[i].borrow_mut() = fresh.clone();
+        Ok(fresh)
     }
 }
 
-async fn commit_loop(writer: Reader, rx: flume::Receiver<Submission>) {
+async fn commit_loop(mut writer: Writer, rx: flume::Receiver<Submission>, connect: Connector) {
     while let Ok(first) = rx.recv_async().await {
         let group = group_commit::gather(first, &rx);
-        let result = commit(&writer, &group).await;
+        if writer.conn.client.is_closed() {
+            tracing::warn!("postgres writer connection lost; reconnecting");
+            match async { Writer::ready(connect().await?, writer.sync_writes).await }.await {
+                Ok(fresh) => writer = fresh,
+                Err(e) => {
+                    group_commit::answer(group, Err(e));
+                    continue;
+                }
+            }
+        }
+        let result = commit(&writer.conn, &group).await;
         group_commit::answer(group, result);
     }
 }
@@ -478,22 +529,22 @@ impl Store for PgStore {
 
     async fn user(&self, vshard: VShard, user_id: &str) -> Result<Option<UserRecord>> {
         let sql = "SELECT * FROM users WHERE vshard = $1 AND user_id = $2";
-        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id]).await?.first().map(user_from))
+        Ok(self.reader().await?.query(sql, &[&(vshard as i16), &user_id]).await?.first().map(user_from))
     }
 
     async fn device(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Option<DeviceRecord>> {
         let sql = "SELECT * FROM devices WHERE vshard = $1 AND user_id = $2 AND device_id = $3";
-        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id]).await?.first().map(device_from))
+        Ok(self.reader().await?.query(sql, &[&(vshard as i16), &user_id, &device_id]).await?.first().map(device_from))
     }
 
     async fn devices(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceRecord>> {
         let sql = "SELECT * FROM devices WHERE vshard = $1 AND user_id = $2 ORDER BY device_id COLLATE \"C\"";
-        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id]).await?.iter().map(device_from).collect())
+        Ok(self.reader().await?.query(sql, &[&(vshard as i16), &user_id]).await?.iter().map(device_from).collect())
     }
 
     async fn access_token(&self, digest: &[u8]) -> Result<Option<AccessTokenRecord>> {
         let sql = "SELECT user_id, device_id, expires_ts FROM access_tokens WHERE digest = $1";
-        Ok(self.reader().query(sql, &[&digest]).await?.first().map(|row| AccessTokenRecord {
+        Ok(self.reader().await?.query(sql, &[&digest]).await?.first().map(|row| AccessTokenRecord {
             user_id: row.get(0),
             device_id: row.get(1),
             expires_ts: row.get::<_, Option<i64>>(2).map(|t| t as u64),
@@ -502,7 +553,7 @@ impl Store for PgStore {
 
     async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
         let sql = "SELECT event_id, room_id, vshard, stream_pos, json FROM events WHERE event_id = $1";
-        Ok(self.reader().query(sql, &[&event_id]).await?.first().map(|row| EventRecord {
+        Ok(self.reader().await?.query(sql, &[&event_id]).await?.first().map(|row| EventRecord {
             event_id: row.get(0),
             room_id: row.get(1),
             vshard: row.get::<_, i16>(2) as VShard,
@@ -527,13 +578,13 @@ impl Store for PgStore {
                 let Ok(after) = from.map_or(Ok(-1), i64::try_from) else { return Ok(Vec::new()) };
                 let sql = "SELECT pos, event_id FROM timeline WHERE vshard = $1 AND room_id = $2 AND pos > $3
                     ORDER BY pos ASC LIMIT $4";
-                self.reader().query(sql, &[&v, &room_id, &after, &limit]).await?
+                self.reader().await?.query(sql, &[&v, &room_id, &after, &limit]).await?
             }
             (Direction::Backward, from) => {
                 let before = from.map_or(i64::MAX, |p| i64::try_from(p).unwrap_or(i64::MAX));
                 let sql = "SELECT pos, event_id FROM timeline WHERE vshard = $1 AND room_id = $2 AND pos < $3
                     ORDER BY pos DESC LIMIT $4";
-                self.reader().query(sql, &[&v, &room_id, &before, &limit]).await?
+                self.reader().await?.query(sql, &[&v, &room_id, &before, &limit]).await?
             }
         };
         Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
@@ -541,7 +592,14 @@ impl Store for PgStore {
 
     async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
         let sql = "SELECT event_ids FROM forward_extremities WHERE vshard = $1 AND room_id = $2";
-        Ok(self.reader().query(sql, &[&(vshard as i16), &room_id]).await?.first().map(|r| r.get(0)).unwrap_or_default())
+        Ok(self
+            .reader()
+            .await?
+            .query(sql, &[&(vshard as i16), &room_id])
+            .await?
+            .first()
+            .map(|r| r.get(0))
+            .unwrap_or_default())
     }
 
     async fn account_data(
@@ -553,29 +611,36 @@ impl Store for PgStore {
     ) -> Result<Option<AccountDataRecord>> {
         let sql = "SELECT * FROM account_data WHERE vshard = $1 AND user_id = $2 AND room_id = $3 AND data_type = $4";
         let room = room_id.unwrap_or("");
-        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &room, &data_type]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &user_id, &room, &data_type]).await?;
         Ok(rows.first().map(account_data_from))
     }
 
     async fn all_account_data(&self, vshard: VShard, user_id: &str) -> Result<Vec<AccountDataRecord>> {
         let sql = "SELECT * FROM account_data WHERE vshard = $1 AND user_id = $2";
-        Ok(self.reader().query(sql, &[&(vshard as i16), &user_id]).await?.iter().map(account_data_from).collect())
+        Ok(self
+            .reader()
+            .await?
+            .query(sql, &[&(vshard as i16), &user_id])
+            .await?
+            .iter()
+            .map(account_data_from)
+            .collect())
     }
 
     async fn stream_position(&self, stream: &str) -> Result<Option<StreamPos>> {
         let sql = "SELECT pos FROM stream_positions WHERE stream = $1";
-        Ok(self.reader().query(sql, &[&stream]).await?.first().map(|r| r.get::<_, i64>(0) as u64))
+        Ok(self.reader().await?.query(sql, &[&stream]).await?.first().map(|r| r.get::<_, i64>(0) as u64))
     }
 
     async fn room_nid(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomNid>> {
         let sql = "SELECT room_nid FROM room_nids WHERE vshard = $1 AND room_id = $2";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &room_id]).await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0) as RoomNid))
     }
 
     async fn state_keys(&self, room: RoomNid) -> Result<Vec<StateKeyRecord>> {
         let sql = "SELECT nid, event_type, state_key FROM room_state_keys WHERE room_nid = $1 ORDER BY nid";
-        let rows = self.reader().query(sql, &[&(room as i64)]).await?;
+        let rows = self.reader().await?.query(sql, &[&(room as i64)]).await?;
         Ok(rows
             .iter()
             .map(|r| StateKeyRecord { nid: r.get::<_, i32>(0) as u32, event_type: r.get(1), state_key: r.get(2) })
@@ -585,14 +650,14 @@ impl Store for PgStore {
     async fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
         let sql = "SELECT nid, event_id FROM room_event_nids WHERE room_nid = $1 AND nid = ANY($2)";
         let wanted: Vec<i32> = nids.iter().map(|&n| n as i32).collect();
-        let rows = self.reader().query(sql, &[&(room as i64), &wanted]).await?;
+        let rows = self.reader().await?.query(sql, &[&(room as i64), &wanted]).await?;
         let found: HashMap<u32, String> = rows.iter().map(|r| (r.get::<_, i32>(0) as u32, r.get(1))).collect();
         Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
     }
 
     async fn state_group(&self, room: RoomNid, group: u64) -> Result<Option<StateGroupRecord>> {
         let sql = "SELECT entries FROM state_groups WHERE room_nid = $1 AND group_id = $2";
-        let rows = self.reader().query(sql, &[&(room as i64), &(group as i64)]).await?;
+        let rows = self.reader().await?.query(sql, &[&(room as i64), &(group as i64)]).await?;
         rows.first()
             .map(|r| StateGroupRecord::decode(r.get(0)))
             .transpose()
@@ -608,7 +673,7 @@ impl Store for PgStore {
         let sql = "SELECT user_id, membership, event_id FROM room_members
             WHERE vshard = $1 AND room_id = $2 AND ($3::text IS NULL OR membership = $3)
             ORDER BY user_id COLLATE \"C\"";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id, &membership]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &room_id, &membership]).await?;
         Ok(rows
             .iter()
             .map(|r| RoomMemberRecord { user_id: r.get(0), membership: r.get(1), event_id: r.get(2) })
@@ -619,7 +684,7 @@ impl Store for PgStore {
         let sql = "SELECT room_id, membership FROM user_rooms
             WHERE vshard = $1 AND user_id = $2 AND ($3::text IS NULL OR membership = $3)
             ORDER BY room_id COLLATE \"C\"";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &membership]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &user_id, &membership]).await?;
         Ok(rows.iter().map(|r| UserRoomRecord { room_id: r.get(0), membership: r.get(1) }).collect())
     }
 
@@ -637,14 +702,14 @@ impl Store for PgStore {
         let sql =
             "SELECT pos, message FROM to_device WHERE vshard = $1 AND user_id = $2 AND device_id = $3 AND pos > $4
             ORDER BY pos ASC LIMIT $5";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id, &after, &limit]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &user_id, &device_id, &after, &limit]).await?;
         Ok(rows.iter().map(|r| ToDeviceRecord { pos: r.get::<_, i64>(0) as u64, message: r.get(1) }).collect())
     }
 
     async fn server_keys(&self, server_name: &str) -> Result<Vec<ServerKeyRecord>> {
         let sql = "SELECT server_name, key_id, public_key, valid_until_ts FROM server_keys WHERE server_name = $1
             ORDER BY key_id COLLATE \"C\"";
-        let rows = self.reader().query(sql, &[&server_name]).await?;
+        let rows = self.reader().await?.query(sql, &[&server_name]).await?;
         Ok(rows
             .iter()
             .map(|r| ServerKeyRecord {
@@ -658,7 +723,7 @@ impl Store for PgStore {
 
     async fn destination(&self, destination: &str) -> Result<Option<DestinationRecord>> {
         let sql = "SELECT destination, failure_count, retry_after_ts FROM destinations WHERE destination = $1";
-        Ok(self.reader().query(sql, &[&destination]).await?.first().map(|r| DestinationRecord {
+        Ok(self.reader().await?.query(sql, &[&destination]).await?.first().map(|r| DestinationRecord {
             destination: r.get(0),
             failure_count: r.get::<_, i32>(1) as u32,
             retry_after_ts: r.get::<_, i64>(2) as u64,
@@ -671,7 +736,7 @@ impl Store for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let sql = "SELECT pos, edu, body FROM outbound_queue WHERE destination = $1 AND pos > $2
             ORDER BY pos ASC LIMIT $3";
-        let rows = self.reader().query(sql, &[&destination, &after, &limit]).await?;
+        let rows = self.reader().await?.query(sql, &[&destination, &after, &limit]).await?;
         Ok(rows
             .iter()
             .map(|r| OutboundRecord { pos: r.get::<_, i64>(0) as u64, edu: r.get(1), body: r.get(2) })
@@ -681,7 +746,7 @@ impl Store for PgStore {
     async fn media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
         let sql =
             "SELECT media_id, content_type, upload_name, size, user_id, created_ts FROM media WHERE media_id = $1";
-        Ok(self.reader().query(sql, &[&media_id]).await?.first().map(|r| MediaRecord {
+        Ok(self.reader().await?.query(sql, &[&media_id]).await?.first().map(|r| MediaRecord {
             media_id: r.get(0),
             content_type: r.get(1),
             upload_name: r.get(2),
@@ -694,14 +759,14 @@ impl Store for PgStore {
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {
         let sql = "SELECT user_id, device_id, keys FROM device_keys WHERE vshard = $1 AND user_id = $2
             ORDER BY device_id COLLATE \"C\"";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &user_id]).await?;
         Ok(rows.iter().map(|r| DeviceKeysRecord { user_id: r.get(0), device_id: r.get(1), keys: r.get(2) }).collect())
     }
 
     async fn one_time_key_counts(&self, vshard: VShard, user_id: &str, device_id: &str) -> Result<Vec<(String, u64)>> {
         let sql = "SELECT algorithm, count(*) FROM one_time_keys WHERE vshard = $1 AND user_id = $2 AND device_id = $3
             GROUP BY algorithm ORDER BY algorithm COLLATE \"C\"";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &user_id, &device_id]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &user_id, &device_id]).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
     }
 
@@ -725,7 +790,7 @@ impl Store for PgStore {
         let sql =
             "SELECT receipt_type, user_id, thread_id, event_id, ts FROM receipts WHERE vshard = $1 AND room_id = $2
             ORDER BY receipt_type COLLATE \"C\", user_id COLLATE \"C\", thread_id COLLATE \"C\"";
-        let rows = self.reader().query(sql, &[&(vshard as i16), &room_id]).await?;
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &room_id]).await?;
         Ok(rows
             .iter()
             .map(|r| {

@@ -32,8 +32,44 @@ fn postgres_newer_schema_is_refused_and_shards_share_one_schema() {
         let (a, b) = (a.unwrap(), b.unwrap());
         a.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
         assert!(b.user(1, "@a:x").await.unwrap().is_some());
-        a.readers[0].execute("UPDATE schema_version SET version = version + 1", &[]).await.unwrap();
+        a.reader().await.unwrap().execute("UPDATE schema_version SET version = version + 1", &[]).await.unwrap();
         let Err(err) = db.shard_store(&Monoio).await else { panic!("opened a newer schema") };
         assert!(matches!(err, StorageError::NewerSchema { .. }), "{err}");
+    });
+}
+
+#[test]
+fn postgres_connections_lost_mid_life_are_replaced() {
+    let cluster = TestCluster::start();
+    let url = cluster.database("reconnect");
+    block_on(async {
+        let store = PgDb::new(&config(url)).unwrap().shard_store(&Monoio).await.unwrap();
+        store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
+        // Kill every connection of the store, as a PostgreSQL restart would.
+        let admin = store.reader().await.unwrap();
+        let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        admin.execute(sql, &[]).await.unwrap();
+        admin.execute("SELECT pg_terminate_backend(pg_backend_pid())", &[]).await.ok();
+        // Each connection may fail the one call that finds it dead; the
+        // next call reconnects. Three tries cover the writer and two readers.
+        let mut wrote = false;
+        for _ in 0..3 {
+            if store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@b:x") }]).await.is_ok() {
+                wrote = true;
+                break;
+            }
+            monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(wrote, "writes never recovered");
+        let mut read = None;
+        for _ in 0..4 {
+            if let Ok(user) = store.user(1, "@b:x").await {
+                read = user;
+                break;
+            }
+        }
+        assert!(read.is_some(), "reads never recovered");
+        assert!(store.user(1, "@a:x").await.unwrap().is_some());
     });
 }
