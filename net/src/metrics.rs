@@ -33,7 +33,7 @@ struct Row {
 }
 
 /// The metric row for requests that match no route or are malformed.
-pub const UNMATCHED: &str = "unmatched";
+const UNMATCHED: &str = "unmatched";
 
 impl HttpMetrics {
     /// Metrics for a listener whose router has these endpoint names (by id).

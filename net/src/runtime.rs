@@ -14,8 +14,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use monoio::net::{TcpListener, TcpStream};
+pub use monoio::spawn;
 pub use monoio::time::{sleep, timeout, Duration, Instant};
-pub use monoio::{spawn, task::JoinHandle};
 
 /// The runtime type of a shard: io_uring with the timer wheel.
 pub type ShardRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>;

@@ -222,3 +222,16 @@ pub enum Op {
         pos: StreamPos,
     },
 }
+
+impl Op {
+    /// The operation that claims one of a device's one-time keys for
+    /// `algorithm`, as `Store::claim_one_time_key` submits it.
+    pub(crate) fn claim_one_time_key(vshard: VShard, user_id: &str, device_id: &str, algorithm: &str) -> Self {
+        Self::ClaimOneTimeKey {
+            vshard,
+            user_id: user_id.into(),
+            device_id: device_id.into(),
+            algorithm: algorithm.into(),
+        }
+    }
+}

@@ -101,11 +101,6 @@ impl Headers {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
-
-    /// The first value of a header as text, if it is valid UTF-8.
-    pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
 }
 
 /// An HTTP request routed to a handler.
@@ -128,11 +123,4 @@ pub struct Request {
     pub client_ip: IpAddr,
     /// Path parameters of the matched route, percent-decoded, in order.
     pub params: Vec<String>,
-}
-
-impl Request {
-    /// A path parameter of the matched route by position.
-    pub fn param(&self, index: usize) -> &str {
-        self.params.get(index).map_or("", String::as_str)
-    }
 }

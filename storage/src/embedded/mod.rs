@@ -614,12 +614,7 @@ impl Store for EmbeddedStore {
         device_id: &str,
         algorithm: &str,
     ) -> Result<Option<OneTimeKeyRecord>> {
-        let claim = Op::ClaimOneTimeKey {
-            vshard,
-            user_id: user_id.into(),
-            device_id: device_id.into(),
-            algorithm: algorithm.into(),
-        };
+        let claim = Op::claim_one_time_key(vshard, user_id, device_id, algorithm);
         Ok(self.committer.submit(vec![claim]).await?.pop())
     }
 
