@@ -438,6 +438,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_scenario_file_parses() {
+        let (common, scenario) = parse_scenario_file(include_str!("../scenarios/messaging-synapse.toml")).unwrap();
+        assert_eq!(common.registration, Some(RegistrationMode::Admin));
+        assert!(matches!(scenario, Scenario::Messaging(MessagingArgs { users: 100, rooms: 10, .. })));
+    }
+
+    #[test]
     fn scenario_file_errors_name_the_problem() {
         let err = parse_scenario_file("[messaging]\nuserz = 3").unwrap_err();
         assert!(err.contains("[messaging]") && err.contains("userz"), "{err}");

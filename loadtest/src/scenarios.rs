@@ -27,6 +27,7 @@ pub fn run(plan: Plan) -> Result<Report, String> {
         scenario: plan.scenario.name(),
         target: ctx.common.url.clone(),
         params: plan.scenario.params(),
+        options: serde_json::to_value(&ctx.common).expect("options serialise"),
         threads: ctx.common.threads,
     };
     eprintln!("{} against {} with {} threads; run id {:x}", info.scenario, info.target, info.threads, ctx.run);
@@ -549,7 +550,7 @@ fn fanout(ctx: &Arc<Ctx>, info: RunInfo, args: &FanoutArgs) -> Result<Report, St
     let (threads, messages, grace) = (ctx.common.threads, args.messages, Duration::from_secs_f64(args.grace));
     let shared = ctx.clone();
     let st = state.clone();
-    let per_thread = run_workers(ctx, "deliveries", move |thread| {
+    let per_thread = run_workers(ctx, "messages delivered to every member", move |thread| {
         let (ctx, state, stop, sessions, since, room) =
             (shared.clone(), st.clone(), stop.clone(), sessions.clone(), since.clone(), room.clone());
         async move {

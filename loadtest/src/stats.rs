@@ -180,6 +180,8 @@ pub struct RunInfo {
     pub target: String,
     /// The scenario's parameters.
     pub params: serde_json::Value,
+    /// The shared options (duration, registration mode, time-outs...).
+    pub options: serde_json::Value,
     /// Worker threads.
     pub threads: usize,
 }
@@ -193,6 +195,8 @@ pub struct Report {
     pub target: String,
     /// The scenario's parameters as run.
     pub params: serde_json::Value,
+    /// The shared options as run.
+    pub options: serde_json::Value,
     /// Worker threads of the load generator.
     pub threads: usize,
     /// Wall-clock seconds of the measured phase.
@@ -243,6 +247,7 @@ impl Report {
             scenario: info.scenario,
             target: info.target,
             params: info.params,
+            options: info.options,
             threads: info.threads,
             wall_secs,
             active_secs,
@@ -350,8 +355,13 @@ mod tests {
         assert_eq!(a.counter("sent"), 5);
         assert_eq!(a.errors.get("timeout"), Some(&2));
         assert_eq!(a.errors.get("http_500"), Some(&1));
-        let info =
-            RunInfo { scenario: "t", target: "http://127.0.0.1:1".into(), params: serde_json::json!({}), threads: 2 };
+        let info = RunInfo {
+            scenario: "t",
+            target: "http://127.0.0.1:1".into(),
+            params: serde_json::json!({}),
+            options: serde_json::json!({}),
+            threads: 2,
+        };
         let r = Report::new(info, Duration::from_secs(3), Duration::from_secs(2), CpuTime::default(), a, "x");
         assert_eq!((r.requests, r.throughput_per_sec, r.error_count), (2, 1.0, 3));
         let json = serde_json::to_value(&r).unwrap();
