@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tessera_net::runtime::{sleep, spawn, Duration};
 
 use crate::config::{FanoutArgs, InitialSyncArgs, MessagingArgs, Plan, RegisterArgs, Scenario, VersionsArgs};
-use crate::matrix::{self, call, parse_sync, sync_path, ApiError, Marker, Session};
+use crate::matrix::{self, call, parse_sync, sync_path, ApiError, Marker, Session, TIMELINE_FILTER, TOKEN_ONLY_FILTER};
 use crate::runner::{parallel, run_workers, sleep_until, wait_for, Ctx, Pacer, PASSWORD};
 use crate::stats::{CpuTime, Metrics, Report, RunInfo};
 use crate::target::Target;
@@ -219,7 +219,7 @@ fn register_users(ctx: &Arc<Ctx>, n: usize) -> Result<Vec<Session>, String> {
     Ok(sessions)
 }
 
-/// One initial /sync per user (filtered, not waiting), returning each
+/// One initial /sync per user (no rooms, not waiting), returning each
 /// user's `next_batch`: the receivers then start from "now", and nothing
 /// sent after this is missed.
 fn sync_tokens(ctx: &Arc<Ctx>, sessions: &[Session]) -> Result<Vec<String>, String> {
@@ -227,7 +227,7 @@ fn sync_tokens(ctx: &Arc<Ctx>, sessions: &[Session]) -> Result<Vec<String>, Stri
     let tokens: Vec<String> = sessions.iter().map(|s| s.access_token.clone()).collect();
     let (since, _) = parallel(ctx, "first syncs", tokens, |ctx, conn, m, token| {
         Box::pin(async move {
-            let path = sync_path(None, 0, true);
+            let path = sync_path(None, 0, Some(TOKEN_ONLY_FILTER));
             let resp = call(conn, m, "GET", &path, Some(&token), None).await?;
             if resp.status != 200 {
                 return Err(ApiError::Status { status: resp.status, errcode: String::new(), error: "sync".into() });
@@ -265,7 +265,7 @@ async fn receive(
     let progress = ctx.progress();
     let (mut conn, mut m) = (ctx.conn(), Metrics::default());
     while !stop.load(Ordering::Relaxed) {
-        let path = sync_path(Some(&since), SYNC_TIMEOUT_MS, true);
+        let path = sync_path(Some(&since), SYNC_TIMEOUT_MS, Some(TIMELINE_FILTER));
         let got = monoio::select! {
             r = call(&mut conn, &mut m, "GET", &path, Some(&token), None) => Some(r),
             _ = wait_for(|| stop.load(Ordering::Relaxed)) => None,
@@ -478,7 +478,7 @@ fn initial_sync(ctx: &Arc<Ctx>, info: RunInfo, args: &InitialSyncArgs) -> Result
             }
             let progress = ctx.progress();
             let mut conn = ctx.conn();
-            let path = sync_path(None, 0, false);
+            let path = sync_path(None, 0, None);
             for i in 0..=repeats {
                 if i > 0 && Instant::now() >= deadline {
                     break;
