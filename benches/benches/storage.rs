@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb, EmbeddedStore};
 use tessera_storage::postgres::{PgConfig, PgDb};
-use tessera_storage::records::EventRecord;
+use tessera_storage::records::{EventRecord, RoomHeadRecord};
 use tessera_storage::testing::{Monoio, TestCluster};
 use tessera_storage::{Op, Store};
 
@@ -37,7 +37,20 @@ fn append(n: u64) -> Vec<Op> {
             // A typical small message event's JSON.
             json: vec![b'x'; 600],
         }),
-        Op::SetForwardExtremities { vshard: 1, room_id: ROOM.into(), event_ids: vec![event_id] },
+        Op::PutRoomHead {
+            vshard: 1,
+            room_id: ROOM.into(),
+            head: RoomHeadRecord {
+                room_version: "12".into(),
+                forward_extremities: vec![event_id],
+                depth: n,
+                state_group: 0,
+                chain_len: 0,
+                next_state_group: 1,
+                next_event_nid: 0,
+                next_state_key_nid: 0,
+            },
+        },
     ]
 }
 

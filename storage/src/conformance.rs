@@ -9,8 +9,8 @@ use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord, MediaRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
-    StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
+    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
+    StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -33,7 +33,7 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         deleting_a_device_revokes_its_tokens_only,
         timeline_pages_both_ways_without_gaps_or_other_rooms,
         outlier_is_stored_but_not_in_the_timeline,
-        forward_extremities_are_replaced_not_merged,
+        room_head_is_replaced_as_a_whole,
         global_and_room_account_data_do_not_collide,
         stream_positions_round_trip,
         concurrent_writes_are_all_acknowledged_and_visible,
@@ -63,6 +63,8 @@ pub(crate) fn user(user_id: &str) -> UserRecord {
         deactivated: false,
         is_guest: false,
         is_admin: false,
+        displayname: Some("Alice".into()),
+        avatar_url: None,
     }
 }
 
@@ -154,16 +156,23 @@ async fn outlier_is_stored_but_not_in_the_timeline(s: &impl Store) {
     assert!(s.timeline(3, "!r:x", None, Direction::Forward, 10).await.unwrap().is_empty());
 }
 
-async fn forward_extremities_are_replaced_not_merged(s: &impl Store) {
-    assert!(s.forward_extremities(3, "!r:x").await.unwrap().is_empty());
-    let set = |ids: &[&str]| Op::SetForwardExtremities {
-        vshard: 3,
-        room_id: "!r:x".into(),
-        event_ids: ids.iter().map(|s| s.to_string()).collect(),
+async fn room_head_is_replaced_as_a_whole(s: &impl Store) {
+    assert_eq!(s.room_head(3, "!r:x").await.unwrap(), None);
+    let head = |ids: &[&str], depth| RoomHeadRecord {
+        room_version: "12".into(),
+        forward_extremities: ids.iter().map(|s| s.to_string()).collect(),
+        depth,
+        state_group: depth * 2,
+        chain_len: 3,
+        next_state_group: depth * 2 + 1,
+        next_event_nid: 7,
+        next_state_key_nid: u32::MAX,
     };
-    s.write(vec![set(&["$a", "$b"])]).await.unwrap();
-    s.write(vec![set(&["$c"])]).await.unwrap();
-    assert_eq!(s.forward_extremities(3, "!r:x").await.unwrap(), ["$c"]);
+    let set = |head| Op::PutRoomHead { vshard: 3, room_id: "!r:x".into(), head };
+    s.write(vec![set(head(&["$a", "$b"], 4))]).await.unwrap();
+    s.write(vec![set(head(&["$c"], 5))]).await.unwrap();
+    assert_eq!(s.room_head(3, "!r:x").await.unwrap(), Some(head(&["$c"], 5)));
+    assert_eq!(s.room_head(4, "!r:x").await.unwrap(), None);
 }
 
 async fn global_and_room_account_data_do_not_collide(s: &impl Store) {

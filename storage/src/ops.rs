@@ -5,8 +5,8 @@
 
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomNid, ServerKeyRecord, StateGroupRecord,
-    StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomNid, ServerKeyRecord,
+    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -52,15 +52,14 @@ pub enum Op {
     /// Stores an event, and places it in its room's timeline if it has a
     /// stream position.
     PutEvent(EventRecord),
-    /// Replaces a room's forward extremities (the events with no children
-    /// yet, which the next event will reference).
-    SetForwardExtremities {
+    /// Replaces a room's head (extremities, depth, current state, counters).
+    PutRoomHead {
         /// The room's partition.
         vshard: VShard,
         /// The room.
         room_id: String,
-        /// The extremities.
-        event_ids: Vec<String>,
+        /// The head.
+        head: RoomHeadRecord,
     },
     /// Creates or replaces a piece of account data.
     PutAccountData {

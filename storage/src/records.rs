@@ -31,6 +31,10 @@ pub struct UserRecord {
     pub is_guest: bool,
     /// Server admin.
     pub is_admin: bool,
+    /// Profile display name (Client-Server API, "Profiles").
+    pub displayname: Option<String>,
+    /// Profile avatar, an `mxc://` URI.
+    pub avatar_url: Option<String>,
 }
 
 /// A device (a login session with its own keys).
@@ -72,6 +76,30 @@ pub struct EventRecord {
     pub stream_pos: Option<StreamPos>,
     /// The event's JSON (the PDU as received or created).
     pub json: Vec<u8>,
+}
+
+/// Where a room stands, as its shard needs it to add the next event: kept
+/// with every event the room's shard writes, so a restarted shard picks the
+/// room up without replaying its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomHeadRecord {
+    /// The room version (`m.room.create`'s `room_version`).
+    pub room_version: String,
+    /// The forward extremities: the events with no children yet, which the
+    /// next event will reference as `prev_events`.
+    pub forward_extremities: Vec<String>,
+    /// The greatest `depth` in the room.
+    pub depth: u64,
+    /// The state group holding the room's current state.
+    pub state_group: u64,
+    /// How many deltas lead from `state_group` back to a snapshot.
+    pub chain_len: u32,
+    /// The next state group number to allocate.
+    pub next_state_group: u64,
+    /// The next event number to allocate.
+    pub next_event_nid: EventNid,
+    /// The next state key number to allocate.
+    pub next_state_key_nid: StateKeyNid,
 }
 
 /// Global or per-room account data of a user.

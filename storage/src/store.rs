@@ -8,8 +8,9 @@ use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
-    StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
+    ServerKeyRecord, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
+    UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -67,8 +68,8 @@ pub trait Store {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(StreamPos, String)>>>;
 
-    /// A room's forward extremities.
-    fn forward_extremities(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Vec<String>>>;
+    /// A room's head (`None`: no event of the room has been stored).
+    fn room_head(&self, vshard: VShard, room_id: &str) -> impl Future<Output = Result<Option<RoomHeadRecord>>>;
 
     /// One piece of account data (`room_id: None` for global).
     fn account_data(

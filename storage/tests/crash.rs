@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
 use tessera_storage::postgres::{PgConfig, PgDb};
-use tessera_storage::records::EventRecord;
+use tessera_storage::records::{EventRecord, RoomHeadRecord};
 use tessera_storage::testing::{block_on, Monoio, TestCluster};
 use tessera_storage::{Direction, Op, Store};
 
@@ -40,11 +40,17 @@ async fn write_forever(store: &impl Store) {
         let writes = (0..32).map(|i| {
             let n = round * 32 + i;
             async move {
-                let extremity = vec![event(n).event_id];
-                let ops = vec![
-                    Op::PutEvent(event(n)),
-                    Op::SetForwardExtremities { vshard: 9, room_id: ROOM.into(), event_ids: extremity },
-                ];
+                let head = RoomHeadRecord {
+                    room_version: "12".into(),
+                    forward_extremities: vec![event(n).event_id],
+                    depth: n,
+                    state_group: 0,
+                    chain_len: 0,
+                    next_state_group: 1,
+                    next_event_nid: 0,
+                    next_state_key_nid: 0,
+                };
+                let ops = vec![Op::PutEvent(event(n)), Op::PutRoomHead { vshard: 9, room_id: ROOM.into(), head }];
                 store.write(ops).await.map(|()| n)
             }
         });
@@ -116,7 +122,7 @@ async fn check_after_crash(store: &impl Store, acked: &BTreeSet<u64>) {
         let stored = store.event(event_id).await.unwrap().expect("timeline entry without its event");
         assert_eq!(stored.stream_pos, Some(*pos));
     }
-    let extremities = store.forward_extremities(9, ROOM).await.unwrap();
+    let extremities = store.room_head(9, ROOM).await.unwrap().expect("no room head").forward_extremities;
     assert_eq!(extremities.len(), 1);
     assert!(store.event(&extremities[0]).await.unwrap().is_some());
 }

@@ -24,8 +24,8 @@ use crate::keys;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
-    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
+    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -55,7 +55,7 @@ struct Keyspaces {
     device_tokens: Keyspace,
     events: Keyspace,
     timeline: Keyspace,
-    extremities: Keyspace,
+    room_heads: Keyspace,
     account_data: Keyspace,
     streams: Keyspace,
     room_nids: Keyspace,
@@ -110,7 +110,7 @@ impl EmbeddedDb {
             device_tokens: open("device_tokens")?,
             events: cold("events")?,
             timeline: open("timeline")?,
-            extremities: open("extremities")?,
+            room_heads: open("room_heads")?,
             account_data: open("account_data")?,
             streams: open("streams")?,
             room_nids: open("room_nids")?,
@@ -156,7 +156,7 @@ impl EmbeddedDb {
             &ks.device_tokens,
             &ks.events,
             &ks.timeline,
-            &ks.extremities,
+            &ks.room_heads,
             &ks.account_data,
             &ks.streams,
             &ks.room_nids,
@@ -253,8 +253,8 @@ impl Inner {
                 }
                 batch.insert(&ks.events, event.event_id.as_bytes(), encode(event));
             }
-            Op::SetForwardExtremities { vshard, room_id, event_ids } => {
-                batch.insert(&ks.extremities, keys::scoped(*vshard, room_id), encode(event_ids))
+            Op::PutRoomHead { vshard, room_id, head } => {
+                batch.insert(&ks.room_heads, keys::scoped(*vshard, room_id), encode(head))
             }
             Op::PutAccountData { vshard, data } => {
                 let key = keys::account_data(*vshard, &data.user_id, data.room_id.as_deref(), &data.data_type);
@@ -449,11 +449,8 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
-        Ok(self
-            .inner
-            .get(&self.inner.ks.extremities, "extremities", &keys::scoped(vshard, room_id))?
-            .unwrap_or_default())
+    async fn room_head(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomHeadRecord>> {
+        self.inner.get(&self.inner.ks.room_heads, "room_heads", &keys::scoped(vshard, room_id))
     }
 
     async fn account_data(

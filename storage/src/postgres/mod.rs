@@ -33,8 +33,8 @@ use crate::group_commit::{self, Submission};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
-    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
+    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -264,10 +264,11 @@ fn pos_to_sql(pos: StreamPos) -> i64 {
 async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
     match op {
         Op::PutUser { vshard, user } => {
-            let sql = "INSERT INTO users (vshard, user_id, password_hash, created_ts, deactivated, is_guest, is_admin)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
+            let sql = "INSERT INTO users (vshard, user_id, password_hash, created_ts, deactivated, is_guest, is_admin,
+                    displayname, avatar_url)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 ON CONFLICT (vshard, user_id) DO UPDATE SET password_hash = $3, created_ts = $4,
-                    deactivated = $5, is_guest = $6, is_admin = $7";
+                    deactivated = $5, is_guest = $6, is_admin = $7, displayname = $8, avatar_url = $9";
             let created = user.created_ts as i64;
             w.execute(
                 sql,
@@ -279,6 +280,8 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
                     &user.deactivated,
                     &user.is_guest,
                     &user.is_admin,
+                    &user.displayname,
+                    &user.avatar_url,
                 ],
             )
             .await?;
@@ -336,10 +339,26 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
                 w.execute(sql, &[&v, &event.room_id, &pos, &event.event_id]).await?;
             }
         }
-        Op::SetForwardExtremities { vshard, room_id, event_ids } => {
-            let sql = "INSERT INTO forward_extremities (vshard, room_id, event_ids) VALUES ($1, $2, $3)
-                ON CONFLICT (vshard, room_id) DO UPDATE SET event_ids = $3";
-            w.execute(sql, &[&(*vshard as i16), room_id, event_ids]).await?;
+        Op::PutRoomHead { vshard, room_id, head } => {
+            let sql = "INSERT INTO room_heads (vshard, room_id, room_version, forward_extremities, depth, state_group,
+                    chain_len, next_state_group, next_event_nid, next_state_key_nid)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                ON CONFLICT (vshard, room_id) DO UPDATE SET room_version = $3, forward_extremities = $4, depth = $5,
+                    state_group = $6, chain_len = $7, next_state_group = $8, next_event_nid = $9,
+                    next_state_key_nid = $10";
+            let params: [&(dyn ToSql + Sync); 10] = [
+                &(*vshard as i16),
+                room_id,
+                &head.room_version,
+                &head.forward_extremities,
+                &(head.depth as i64),
+                &(head.state_group as i64),
+                &(head.chain_len as i32),
+                &(head.next_state_group as i64),
+                &(head.next_event_nid as i32),
+                &(head.next_state_key_nid as i32),
+            ];
+            w.execute(sql, &params).await?;
         }
         Op::PutAccountData { vshard, data } => {
             let sql =
@@ -499,6 +518,8 @@ fn user_from(row: &Row) -> UserRecord {
         deactivated: row.get("deactivated"),
         is_guest: row.get("is_guest"),
         is_admin: row.get("is_admin"),
+        displayname: row.get("displayname"),
+        avatar_url: row.get("avatar_url"),
     }
 }
 
@@ -590,16 +611,19 @@ impl Store for PgStore {
         Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
     }
 
-    async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
-        let sql = "SELECT event_ids FROM forward_extremities WHERE vshard = $1 AND room_id = $2";
-        Ok(self
-            .reader()
-            .await?
-            .query(sql, &[&(vshard as i16), &room_id])
-            .await?
-            .first()
-            .map(|r| r.get(0))
-            .unwrap_or_default())
+    async fn room_head(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomHeadRecord>> {
+        let sql = "SELECT * FROM room_heads WHERE vshard = $1 AND room_id = $2";
+        let rows = self.reader().await?.query(sql, &[&(vshard as i16), &room_id]).await?;
+        Ok(rows.first().map(|row| RoomHeadRecord {
+            room_version: row.get("room_version"),
+            forward_extremities: row.get("forward_extremities"),
+            depth: row.get::<_, i64>("depth") as u64,
+            state_group: row.get::<_, i64>("state_group") as u64,
+            chain_len: row.get::<_, i32>("chain_len") as u32,
+            next_state_group: row.get::<_, i64>("next_state_group") as u64,
+            next_event_nid: row.get::<_, i32>("next_event_nid") as u32,
+            next_state_key_nid: row.get::<_, i32>("next_state_key_nid") as u32,
+        }))
     }
 
     async fn account_data(

@@ -25,6 +25,8 @@ CREATE TABLE users (
     deactivated boolean NOT NULL,
     is_guest boolean NOT NULL,
     is_admin boolean NOT NULL,
+    displayname text,
+    avatar_url text,
     PRIMARY KEY (vshard, user_id)
 );
 CREATE TABLE devices (
@@ -57,10 +59,17 @@ CREATE TABLE timeline (
     event_id text NOT NULL,
     PRIMARY KEY (vshard, room_id, pos)
 );
-CREATE TABLE forward_extremities (
+CREATE TABLE room_heads (
     vshard smallint NOT NULL,
     room_id text NOT NULL,
-    event_ids text[] NOT NULL,
+    room_version text NOT NULL,
+    forward_extremities text[] NOT NULL,
+    depth bigint NOT NULL,
+    state_group bigint NOT NULL,
+    chain_len integer NOT NULL,
+    next_state_group bigint NOT NULL,
+    next_event_nid integer NOT NULL,
+    next_state_key_nid integer NOT NULL,
     PRIMARY KEY (vshard, room_id)
 );
 CREATE TABLE account_data (
