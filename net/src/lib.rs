@@ -9,6 +9,7 @@
 //! - [`metrics`]: per-shard request statistics and Prometheus rendering.
 //! - [`shutdown`]: graceful shutdown on SIGTERM/SIGINT.
 
+pub mod blocking;
 pub mod http;
 pub mod mesh;
 pub mod metrics;

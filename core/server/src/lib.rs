@@ -2,11 +2,18 @@
 //! binary's commands. Transport lives in `tessera-net`, storage in
 //! `tessera-storage`.
 
+pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod generate;
 pub mod logging;
+pub mod placement;
+pub mod request;
+pub mod rooms;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod sync;

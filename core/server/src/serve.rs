@@ -26,8 +26,11 @@ use tessera_proto::keys::{parse_key_file, SigningKey};
 
 use crate::api;
 use crate::config::{self, Config, ListenerSection};
+use crate::placement::Placement;
+use crate::rooms::Rooms;
 use crate::state::{AppShard, ServerKeys, ShardState};
 use crate::store::{AnyStore, ShardRuntime};
+use crate::sync::SyncHub;
 
 /// Batches each shard's mesh inbox holds before senders wait.
 const INBOX_BATCHES: usize = 256;
@@ -94,6 +97,8 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
     );
 
     let (mesh, inboxes) = Mesh::<ShardState>::new(shards, INBOX_BATCHES);
+    // Sync tokens name the run that issued them (see `sync::token`).
+    let epoch = crate::request::now_ms();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let tls = Arc::new(tls);
     let main_config = config.clone();
@@ -115,12 +120,26 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                     return Err(io::Error::other(e));
                 }
             };
+            let rooms = match Rooms::open(&store, id, shards).await {
+                Ok(rooms) => rooms,
+                Err(e) => {
+                    let e = format!("storage: {e}");
+                    let _ = ready.send(Err(e.clone()));
+                    return Err(io::Error::other(e));
+                }
+            };
+            let sync = SyncHub::new(shards, rooms.stream.durable(), epoch);
             let state = ShardState {
                 config: config.clone(),
                 keys,
                 store,
                 shutdown: shutdown.clone(),
                 listeners: Default::default(),
+                placement: Placement::new(config.server.vshards, shards),
+                tokens: Default::default(),
+                registering: Default::default(),
+                rooms,
+                sync,
             };
             let shard = Shard::start(spec.id, spec.inbox, state);
             let sockets = match bind_listeners(&shard, &config, &tls) {

@@ -1,6 +1,7 @@
 //! What each shard owns, and what all shards share read-only.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,8 +13,12 @@ use tessera_net::shutdown::Shutdown;
 use tessera_proto::identifiers::ServerName;
 use tessera_proto::keys::{OldVerifyKey, SigningKey};
 
+use crate::auth::TokenCache;
 use crate::config::Config;
+use crate::placement::Placement;
+use crate::rooms::Rooms;
 use crate::store::AnyStore;
+use crate::sync::SyncHub;
 
 /// A shard as the homeserver sees it.
 pub type AppShard = Rc<Shard<ShardState>>;
@@ -30,6 +35,16 @@ pub struct ShardState {
     pub shutdown: Rc<Shutdown>,
     /// This shard's listeners, for metrics.
     pub listeners: RefCell<Vec<Rc<Listener>>>,
+    /// Which shard owns which user and room (shared table, copied).
+    pub placement: Placement,
+    /// Access tokens this shard has seen.
+    pub tokens: TokenCache,
+    /// User IDs of this shard's users being registered right now.
+    pub registering: RefCell<HashSet<String>>,
+    /// The rooms this shard owns, and its event stream.
+    pub rooms: Rooms,
+    /// Sync state of this shard's users.
+    pub sync: SyncHub,
 }
 
 impl ShardState {

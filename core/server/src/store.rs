@@ -11,8 +11,8 @@ use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
     AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
-    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
+    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -86,8 +86,8 @@ impl Store for AnyStore {
         forward!(self.timeline(vshard, room_id, from, direction, limit))
     }
 
-    async fn forward_extremities(&self, vshard: VShard, room_id: &str) -> Result<Vec<String>> {
-        forward!(self.forward_extremities(vshard, room_id))
+    async fn room_head(&self, vshard: VShard, room_id: &str) -> Result<Option<RoomHeadRecord>> {
+        forward!(self.room_head(vshard, room_id))
     }
 
     async fn account_data(

@@ -224,3 +224,37 @@ pub fn request(addr: SocketAddr, raw: &str) -> Reply {
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
 }
+
+/// A Client-Server API call on a fresh connection, with an optional access
+/// token and JSON body.
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Reply {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    request(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Registers `localpart` (registration must be enabled) and returns its
+/// user ID and access token.
+pub fn register(addr: SocketAddr, localpart: &str) -> (String, String) {
+    let body = serde_json::json!({
+        "username": localpart,
+        "password": "correct horse battery",
+        "auth": { "type": "m.login.dummy" },
+    });
+    let reply = call(addr, "POST", "/_matrix/client/v3/register", None, Some(&body));
+    assert_eq!(reply.status, 200, "register {localpart}: {}", String::from_utf8_lossy(&reply.body));
+    let json = reply.json();
+    (json["user_id"].as_str().unwrap().to_owned(), json["access_token"].as_str().unwrap().to_owned())
+}

@@ -97,7 +97,9 @@ where
             data_type,
             content: serde_json::to_vec(&content).expect("a Value serialises"),
         };
+        let changed = (data.user_id.clone(), data.room_id.clone(), data.data_type.clone());
         shard.state.store.write(vec![Op::PutAccountData { vshard, data }]).await?;
+        crate::sync::account_data_changed(&shard, &changed.0, changed.1.as_deref(), &changed.2);
         Ok(true)
     })
     .await

@@ -1,3 +1,52 @@
-//! The Client-Server API (`/_matrix/client`).
+//! The Client-Server API (`/_matrix/client`), one module per endpoint or
+//! close family of endpoints.
 
+pub mod account;
+pub mod account_data;
+pub mod capabilities;
+pub mod create_room;
+pub mod devices;
+pub mod filter;
+pub mod login;
+pub mod logout;
+pub mod membership;
+pub mod messages;
+pub mod profile;
+pub mod receipts;
+pub mod redact;
+pub mod register;
+pub mod room_state;
+pub mod send;
+pub mod sync;
+pub mod tags;
+pub mod typing;
+pub mod uia;
+pub mod user_writes;
 pub mod versions;
+
+use tessera_net::http::Router;
+
+use crate::state::AppShard;
+
+/// Registers every Client-Server endpoint but `/versions`.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    register::register(router, shard);
+    login::register(router, shard);
+    logout::register(router, shard);
+    account::register(router, shard);
+    create_room::register(router, shard);
+    membership::register(router, shard);
+    send::register(router, shard);
+    room_state::register(router, shard);
+    messages::register(router, shard);
+    sync::register(router, shard);
+    receipts::register(router, shard);
+    redact::register(router, shard);
+    typing::register(router, shard);
+    profile::register(router, shard);
+    account_data::register(router, shard);
+    tags::register(router, shard);
+    capabilities::register(router, shard);
+    filter::register(router, shard);
+    devices::register(router, shard);
+}

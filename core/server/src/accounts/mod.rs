@@ -1,0 +1,205 @@
+//! Accounts and their sessions (devices and access tokens), written only by
+//! the user's shard so two requests for the same user ID cannot race.
+
+pub mod password;
+
+use tessera_storage::records::{AccessTokenRecord, DeviceRecord, UserRecord};
+use tessera_storage::{Op, Store};
+
+use crate::auth::{forget_everywhere, new_access_token, token_digest};
+use crate::error::ApiError;
+use crate::request::{now_ms, random_string};
+use crate::state::AppShard;
+
+/// Spec (appendices, "User Identifiers"): localparts of new users consist of
+/// `a-z`, `0-9`, `.`, `_`, `=`, `-`, `/` and `+`, and the whole ID is at
+/// most 255 bytes.
+pub fn validate_localpart(localpart: &str, server_name: &str) -> Result<(), ApiError> {
+    let invalid = |why: &str| ApiError::new(400, "M_INVALID_USERNAME", why);
+    if localpart.is_empty() {
+        return Err(invalid("username must not be empty"));
+    }
+    if !localpart.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+')) {
+        return Err(invalid("username may contain only a-z, 0-9, and . _ = - / +"));
+    }
+    if localpart.len() + server_name.len() + 2 > 255 {
+        return Err(invalid("user ID would be longer than 255 bytes"));
+    }
+    Ok(())
+}
+
+/// What a new account starts with.
+pub struct NewAccount {
+    pub localpart: String,
+    pub password_hash: Option<String>,
+    pub is_guest: bool,
+    pub is_admin: bool,
+    pub displayname: Option<String>,
+}
+
+/// Creates an account on the user's shard: 400 `M_USER_IN_USE` if the ID
+/// is taken (or being registered right now by another request).
+pub async fn create(shard: &AppShard, account: NewAccount) -> Result<String, ApiError> {
+    let user_id = format!("@{}:{}", account.localpart, shard.state.config.server_name);
+    let owner = shard.state.placement.shard(&user_id);
+    shard.ask_async(owner, move |shard| create_here(shard.clone(), user_id, account)).await?
+}
+
+async fn create_here(shard: AppShard, user_id: String, account: NewAccount) -> Result<String, ApiError> {
+    let state = &shard.state;
+    let taken = || ApiError::new(400, "M_USER_IN_USE", "user ID already taken");
+    if !state.registering.borrow_mut().insert(user_id.clone()) {
+        return Err(taken());
+    }
+    let vshard = state.placement.vshard(&user_id);
+    let result = async {
+        if state.store.user(vshard, &user_id).await?.is_some() {
+            return Err(taken());
+        }
+        let user = UserRecord {
+            user_id: user_id.clone(),
+            password_hash: account.password_hash,
+            created_ts: now_ms(),
+            deactivated: false,
+            is_guest: account.is_guest,
+            is_admin: account.is_admin,
+            displayname: account.displayname.or(Some(account.localpart)),
+            avatar_url: None,
+        };
+        state.store.write(vec![Op::PutUser { vshard, user }]).await?;
+        Ok(user_id.clone())
+    }
+    .await;
+    state.registering.borrow_mut().remove(&user_id);
+    result
+}
+
+/// A new login session: the device (created, or re-used with its earlier
+/// tokens revoked, as the spec requires of a known `device_id`) and an access
+/// token for it.
+pub struct Session {
+    pub device_id: String,
+    pub access_token: String,
+}
+
+/// Starts a session for `user_id` on the user's shard.
+pub async fn new_session(
+    shard: &AppShard,
+    user_id: &str,
+    device_id: Option<String>,
+    display_name: Option<String>,
+    client_ip: String,
+) -> Result<Session, ApiError> {
+    let owner = shard.state.placement.shard(user_id);
+    let user_id = user_id.to_owned();
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let state = &shard.state;
+                let vshard = state.placement.vshard(&user_id);
+                let device_id = device_id.unwrap_or_else(|| random_string(10).to_uppercase());
+                let mut ops = Vec::with_capacity(3);
+                let existing = state.store.device(vshard, &user_id, &device_id).await?;
+                if existing.is_some() {
+                    ops.push(Op::DeleteDevice { vshard, user_id: user_id.clone(), device_id: device_id.clone() });
+                }
+                let display_name = display_name.or(existing.and_then(|d| d.display_name));
+                ops.push(Op::PutDevice {
+                    vshard,
+                    device: DeviceRecord {
+                        user_id: user_id.clone(),
+                        device_id: device_id.clone(),
+                        display_name,
+                        last_seen_ts: Some(now_ms()),
+                        last_seen_ip: Some(client_ip),
+                    },
+                });
+                let access_token = new_access_token();
+                ops.push(Op::PutAccessToken {
+                    digest: token_digest(&access_token).to_vec(),
+                    token: AccessTokenRecord {
+                        user_id: user_id.clone(),
+                        device_id: device_id.clone(),
+                        expires_ts: None,
+                    },
+                });
+                state.store.write(ops).await?;
+                forget_everywhere(&shard, &user_id, Some(&device_id));
+                Ok(Session { device_id, access_token })
+            }
+        })
+        .await?
+}
+
+/// Deletes devices of `user_id` (all of them when `device_id` is `None`),
+/// with their tokens, on the user's shard.
+pub async fn delete_devices(shard: &AppShard, user_id: &str, device_id: Option<String>) -> Result<(), ApiError> {
+    let which = match device_id {
+        Some(device_id) => Devices::Listed(vec![device_id]),
+        None => Devices::AllBut(None),
+    };
+    delete_some_devices(shard, user_id, which).await
+}
+
+/// Which devices of a user to delete.
+pub enum Devices {
+    /// These (unknown IDs are skipped).
+    Listed(Vec<String>),
+    /// Every device but this one (if any), as the user's shard finds them
+    /// when it deletes them, so a device created meanwhile goes too.
+    AllBut(Option<String>),
+}
+
+/// Deletes devices of `user_id`, with their tokens, on the user's shard.
+pub async fn delete_some_devices(shard: &AppShard, user_id: &str, which: Devices) -> Result<(), ApiError> {
+    let owner = shard.state.placement.shard(user_id);
+    let user_id = user_id.to_owned();
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let state = &shard.state;
+                let vshard = state.placement.vshard(&user_id);
+                let devices = match which {
+                    Devices::Listed(devices) => devices,
+                    Devices::AllBut(keep) => state
+                        .store
+                        .devices(vshard, &user_id)
+                        .await?
+                        .into_iter()
+                        .map(|d| d.device_id)
+                        .filter(|d| keep.as_ref() != Some(d))
+                        .collect(),
+                };
+                let ops: Vec<Op> = devices
+                    .iter()
+                    .map(|device_id| Op::DeleteDevice {
+                        vshard,
+                        user_id: user_id.clone(),
+                        device_id: device_id.clone(),
+                    })
+                    .collect();
+                if !ops.is_empty() {
+                    state.store.write(ops).await?;
+                }
+                forget_everywhere(&shard, &user_id, None);
+                Ok(())
+            }
+        })
+        .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localpart_grammar_is_the_specs_for_new_users() {
+        assert!(validate_localpart("alice.b_c=d-e/f+g", "x").is_ok());
+        for bad in ["", "Alice", "al ice", "al:ice", "ålice"] {
+            assert_eq!(validate_localpart(bad, "x").unwrap_err().errcode, "M_INVALID_USERNAME", "{bad}");
+        }
+        assert!(validate_localpart(&"a".repeat(250), "example.org").is_err());
+    }
+}

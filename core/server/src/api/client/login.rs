@@ -1,0 +1,105 @@
+//! `GET` and `POST /_matrix/client/v3/login`.
+//!
+//! Spec (client-server API, "Login"): `m.login.password` with a user
+//! identifier (`m.id.user`, or the deprecated top-level `user`), creating a
+//! device and an access token. A wrong password and an unknown user get the
+//! same 403, so logins cannot probe for accounts.
+
+use serde::Deserialize;
+use serde_json::json;
+use tessera_net::http::{Method, Request, Response, Router};
+use tessera_storage::Store;
+
+use crate::accounts::{self, password};
+use crate::api::client_endpoint;
+use crate::error::{ApiError, ApiResult};
+use crate::request::json_body;
+use crate::state::AppShard;
+
+/// Registers the endpoints.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    client_endpoint(router, shard, Method::Get, "/login", |_, _| async {
+        Ok(Response::json(&json!({ "flows": [{ "type": "m.login.password" }] })))
+    });
+    client_endpoint(router, shard, Method::Post, "/login", post);
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(rename = "type")]
+    kind: String,
+    identifier: Option<Identifier>,
+    /// Deprecated since r0.4, still sent by older clients.
+    user: Option<String>,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<String>,
+}
+
+/// The full user ID a login names: a localpart or a full ID of this server.
+fn user_id_of(name: &str, server_name: &str) -> Result<String, ApiError> {
+    let forbidden = || ApiError::forbidden("invalid username or password");
+    let name = name.to_lowercase();
+    match name.strip_prefix('@') {
+        Some(full) => match full.split_once(':') {
+            Some((_, server)) if server == server_name => Ok(name),
+            _ => Err(forbidden()),
+        },
+        None => Ok(format!("@{name}:{server_name}")),
+    }
+}
+
+async fn post(shard: AppShard, req: Request) -> ApiResult {
+    let body: Body = json_body(&req)?;
+    if body.kind != "m.login.password" {
+        return Err(ApiError::new(400, "M_UNKNOWN", format!("login type {} is not supported", body.kind)));
+    }
+    let name = match (&body.identifier, &body.user) {
+        (Some(Identifier { kind, user: Some(user) }), _) if kind == "m.id.user" => user.clone(),
+        (Some(Identifier { kind, .. }), _) if kind != "m.id.user" => {
+            return Err(ApiError::new(400, "M_UNKNOWN", format!("identifier type {kind} is not supported")));
+        }
+        (_, Some(user)) => user.clone(),
+        _ => return Err(ApiError::missing_param("`identifier.user` is required")),
+    };
+    let password = body.password.ok_or_else(|| ApiError::missing_param("`password` is required"))?;
+    let config = &shard.state.config;
+    let user_id = user_id_of(&name, &config.server_name)?;
+    let vshard = shard.state.placement.vshard(&user_id);
+    let user = shard.state.store.user(vshard, &user_id).await?;
+    let hash = user.filter(|u| !u.deactivated).and_then(|u| u.password_hash);
+    let ok = match hash {
+        Some(hash) if password.len() <= password::MAX_PASSWORD_BYTES => password::verify(password, hash).await,
+        _ => false,
+    };
+    if !ok {
+        return Err(ApiError::forbidden("invalid username or password"));
+    }
+    let ip = req.client_ip.to_string();
+    let session = accounts::new_session(&shard, &user_id, body.device_id, body.initial_device_display_name, ip).await?;
+    Ok(Response::json(&json!({
+        "user_id": user_id,
+        "access_token": session.access_token,
+        "device_id": session.device_id,
+        "home_server": config.server_name,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_names_are_localparts_or_ids_of_this_server() {
+        assert_eq!(user_id_of("Alice", "x.org").unwrap(), "@alice:x.org");
+        assert_eq!(user_id_of("@alice:x.org", "x.org").unwrap(), "@alice:x.org");
+        assert!(user_id_of("@alice:elsewhere", "x.org").is_err());
+    }
+}

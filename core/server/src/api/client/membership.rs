@@ -1,0 +1,84 @@
+//! Membership endpoints (spec: client-server API, "Room membership"):
+//! join, invite, leave, kick, ban, unban. Each is an `m.room.member` event
+//! sent on the room's shard; the auth rules decide whether it is allowed.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tessera_net::http::{Method, Request, Response, Router};
+
+use crate::api::client_endpoint;
+use crate::auth::authenticate;
+use crate::error::{ApiError, ApiResult};
+use crate::request::json_body;
+use crate::rooms::event::Draft;
+use crate::rooms::{member_content, send};
+use crate::state::AppShard;
+
+/// Registers the endpoints.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/join", |s, r| change(s, r, Change::Join));
+    client_endpoint(router, shard, Method::Post, "/join/{roomIdOrAlias}", |s, r| change(s, r, Change::Join));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/leave", |s, r| change(s, r, Change::Leave));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/invite", |s, r| change(s, r, Change::Invite));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/kick", |s, r| change(s, r, Change::Kick));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/ban", |s, r| change(s, r, Change::Ban));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/unban", |s, r| change(s, r, Change::Unban));
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Join,
+    Leave,
+    Invite,
+    Kick,
+    Ban,
+    Unban,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    user_id: Option<String>,
+    reason: Option<String>,
+}
+
+async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let body: Body = json_body(&req)?;
+    let room_id = req.params[0].clone();
+    if !room_id.starts_with('!') {
+        return Err(ApiError::new(400, "M_UNRECOGNIZED", "joining by room alias is not supported yet"));
+    }
+    let (target, membership) = match change {
+        Change::Join => (me.user_id.clone(), "join"),
+        Change::Leave => (me.user_id.clone(), "leave"),
+        _ => {
+            let target = body.user_id.clone().ok_or_else(|| ApiError::missing_param("`user_id` is required"))?;
+            let membership = match change {
+                Change::Invite => "invite",
+                Change::Ban => "ban",
+                _ => "leave",
+            };
+            (target, membership)
+        }
+    };
+    let server_name = &shard.state.config.server_name;
+    if target.strip_prefix('@').and_then(|u| u.split_once(':')).is_none_or(|(_, s)| s != server_name) {
+        return Err(ApiError::new(400, "M_UNRECOGNIZED", "users of other servers need federation"));
+    }
+    let mut content = match member_content(&shard, &target, membership).await? {
+        Value::Object(content) if target == me.user_id => content,
+        _ => Map::from_iter([("membership".to_owned(), Value::from(membership))]),
+    };
+    if let Some(reason) = body.reason {
+        content.insert("reason".into(), reason.into());
+    }
+    let draft = Draft {
+        sender: me.user_id.clone(),
+        event_type: "m.room.member".into(),
+        state_key: Some(target),
+        content: Value::Object(content),
+        redacts: None,
+    };
+    send(&shard, &room_id, draft, None).await?;
+    Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))
+}

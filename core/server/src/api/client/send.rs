@@ -1,0 +1,63 @@
+//! `PUT /rooms/{roomId}/send/{eventType}/{txnId}` and
+//! `PUT /rooms/{roomId}/state/{eventType}/{stateKey}` (spec: client-server
+//! API, "Sending events to a room"). Sends are idempotent per device and
+//! transaction ID: a retry gets the first event's ID back.
+
+use serde_json::{json, Value};
+use tessera_net::http::{Method, Request, Response, Router};
+use tessera_proto::pdu::MAX_TYPE_AND_STATE_KEY_BYTES;
+
+use crate::api::client_endpoint;
+use crate::auth::authenticate;
+use crate::error::{ApiError, ApiResult};
+use crate::request::json_body;
+use crate::rooms::event::Draft;
+use crate::rooms::send;
+use crate::state::AppShard;
+
+/// Registers the endpoints.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    client_endpoint(router, shard, Method::Put, "/rooms/{roomId}/send/{eventType}/{txnId}", message);
+    client_endpoint(router, shard, Method::Put, "/rooms/{roomId}/state/{eventType}/{stateKey}", state);
+    // An empty state key leaves no segment (matrix-nio drops the slash).
+    client_endpoint(router, shard, Method::Put, "/rooms/{roomId}/state/{eventType}", state);
+}
+
+fn check_type(event_type: &str) -> Result<(), ApiError> {
+    if event_type.len() > MAX_TYPE_AND_STATE_KEY_BYTES {
+        return Err(ApiError::new(413, "M_TOO_LARGE", "event type is longer than 255 bytes"));
+    }
+    Ok(())
+}
+
+async fn message(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let content: Value = json_body(&req)?;
+    let (room_id, event_type, txn_id) = (&req.params[0], &req.params[1], &req.params[2]);
+    check_type(event_type)?;
+    let draft =
+        Draft { sender: me.user_id.clone(), event_type: event_type.clone(), state_key: None, content, redacts: None };
+    let txn = Some((me.device_id.clone(), txn_id.clone()));
+    let event_id = send(&shard, room_id, draft, txn).await?;
+    Ok(Response::json(&json!({ "event_id": event_id })))
+}
+
+async fn state(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let content: Value = json_body(&req)?;
+    let (room_id, event_type) = (&req.params[0], &req.params[1]);
+    let state_key = req.params.get(2).cloned().unwrap_or_default();
+    check_type(event_type)?;
+    if state_key.len() > MAX_TYPE_AND_STATE_KEY_BYTES {
+        return Err(ApiError::new(413, "M_TOO_LARGE", "state key is longer than 255 bytes"));
+    }
+    let draft = Draft {
+        sender: me.user_id.clone(),
+        event_type: event_type.clone(),
+        state_key: Some(state_key),
+        content,
+        redacts: None,
+    };
+    let event_id = send(&shard, room_id, draft, None).await?;
+    Ok(Response::json(&json!({ "event_id": event_id })))
+}

@@ -1,0 +1,315 @@
+//! Rooms, on the shard that owns them (by the hash of the room ID). Every
+//! write to a room runs here: events are prepared, authorised and applied
+//! to the in-memory [`Room`] without an await in between, then stored in
+//! one atomic write. When the write is durable, the room's members' shards
+//! are told (see [`stream`]), which wakes their `/sync` long-polls.
+
+pub mod create;
+pub mod ephemeral;
+pub mod event;
+pub mod read;
+pub mod redact;
+pub mod room;
+pub mod stream;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tessera_proto::room_version::RoomVersionRules;
+use tessera_storage::records::{room_nid, RoomNid, StreamPos, VShard};
+use tessera_storage::{Op, Result as StoreResult, Store};
+
+use crate::error::ApiError;
+use crate::request::now_ms;
+use crate::state::AppShard;
+use crate::store::AnyStore;
+use event::{Draft, RoomEvent};
+use room::Room;
+use stream::ShardStream;
+
+/// What a room's shard tells a member's shard about one new event.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub room_id: Arc<str>,
+    pub pos: StreamPos,
+    /// The members to wake, on the shard this notice goes to.
+    pub users: Arc<Vec<String>>,
+    /// For a member event: `(target, membership)`.
+    pub membership: Option<(String, String)>,
+}
+
+/// A notice before it is split by destination shard.
+pub struct Outgoing {
+    pub room_id: Arc<str>,
+    pub pos: StreamPos,
+    pub audience: Vec<Arc<Vec<String>>>,
+    pub membership: Option<(String, String)>,
+}
+
+/// The rooms of one shard.
+pub struct Rooms {
+    open: RefCell<HashMap<String, Rc<RefCell<Room>>>>,
+    /// This shard's event stream.
+    pub stream: ShardStream<Outgoing>,
+    next_room_nid: RefCell<HashMap<VShard, u64>>,
+}
+
+/// Stream name of shard `k`'s last event position.
+pub(crate) fn stream_name(shard: usize) -> String {
+    format!("events/{shard}")
+}
+
+/// How many shards the server last ran with.
+const SHARDS_STREAM: &str = "shards";
+
+impl Rooms {
+    /// Opens this shard's rooms. Positions continue above the highest any
+    /// shard has used, also when the shard count changed since the last run:
+    /// a room that moved to another shard keeps an increasing timeline.
+    pub async fn open(store: &AnyStore, shard: usize, shards: usize) -> StoreResult<Rooms> {
+        let before = store.stream_position(SHARDS_STREAM).await?.unwrap_or(0) as usize;
+        let mut start = 0;
+        for k in 0..before.max(shards) {
+            start = start.max(store.stream_position(&stream_name(k)).await?.unwrap_or(0));
+        }
+        if shard == 0 && before != shards {
+            store.write(vec![Op::SetStreamPosition { stream: SHARDS_STREAM.into(), pos: shards as u64 }]).await?;
+        }
+        Ok(Rooms { open: Default::default(), stream: ShardStream::new(start), next_room_nid: Default::default() })
+    }
+}
+
+/// The room, loaded from the store on first use; `None` if it does not
+/// exist. Must run on the room's shard.
+pub async fn get(shard: &AppShard, room_id: &str) -> Result<Option<Rc<RefCell<Room>>>, ApiError> {
+    if let Some(room) = shard.state.rooms.open.borrow().get(room_id) {
+        return Ok(Some(room.clone()));
+    }
+    let Some(room) = load(shard, room_id).await? else { return Ok(None) };
+    // Two requests may load the same room at once; the first to finish wins.
+    let room =
+        shard.state.rooms.open.borrow_mut().entry(room_id.to_owned()).or_insert(Rc::new(RefCell::new(room))).clone();
+    Ok(Some(room))
+}
+
+async fn load(shard: &AppShard, room_id: &str) -> Result<Option<Room>, ApiError> {
+    let store = &shard.state.store;
+    let vshard = shard.state.placement.vshard(room_id);
+    let Some(head) = store.room_head(vshard, room_id).await? else { return Ok(None) };
+    let corrupt = |why: &str| ApiError::internal(format!("room {room_id}: {why}"));
+    let nid = store.room_nid(vshard, room_id).await?.ok_or_else(|| corrupt("no room number"))?;
+    let version = RoomVersionRules::get(&head.room_version).ok_or_else(|| corrupt("unknown room version"))?;
+    let state_keys = store.state_keys(nid).await?;
+    let current = store.state_at(nid, head.state_group).await?.unwrap_or_default();
+    let nids: Vec<_> = current.iter().map(|&(_, e)| e).collect();
+    let mut state = Vec::with_capacity(nids.len());
+    for id in store.event_ids_of(nid, &nids).await?.into_iter().flatten() {
+        state.push(stored_event(store, &id).await?.ok_or_else(|| corrupt("state event missing"))?);
+    }
+    let mut recent = Vec::new();
+    let newest =
+        store.timeline(vshard, room_id, None, tessera_storage::Direction::Backward, room::RECENT_EVENTS).await?;
+    for (pos, id) in newest.into_iter().rev() {
+        if let Some(event) = stored_event(store, &id).await? {
+            recent.push((pos, event));
+        }
+    }
+    let receipts = store.receipts(vshard, room_id).await?;
+    let empty = Room::empty(room_id.to_owned(), vshard, nid, version).ok_or_else(|| corrupt("no auth rules"))?;
+    Ok(Some(Room::loaded(empty, head, state_keys, current, state, recent, receipts)))
+}
+
+/// An event from the store.
+pub async fn stored_event(store: &AnyStore, event_id: &str) -> Result<Option<Arc<RoomEvent>>, ApiError> {
+    let Some(record) = store.event(event_id).await? else { return Ok(None) };
+    let mut event = RoomEvent::from_pdu(&record.json)
+        .ok_or_else(|| ApiError::internal(format!("stored event {event_id} is unreadable")))?;
+    event.event_id = record.event_id;
+    event.room_id = record.room_id;
+    Ok(Some(Arc::new(event)))
+}
+
+/// A new room number for a room of `vshard`, and the write that records it.
+pub async fn allocate_room_nid(shard: &AppShard, vshard: VShard) -> Result<(RoomNid, Op), ApiError> {
+    let rooms = &shard.state.rooms;
+    let stream = format!("room_nids/{vshard}");
+    if !rooms.next_room_nid.borrow().contains_key(&vshard) {
+        let next = shard.state.store.stream_position(&stream).await?.unwrap_or(0);
+        rooms.next_room_nid.borrow_mut().entry(vshard).or_insert(next);
+    }
+    let mut counters = rooms.next_room_nid.borrow_mut();
+    let counter = counters.get_mut(&vshard).expect("inserted above");
+    let nid = room_nid(vshard, *counter);
+    *counter += 1;
+    Ok((nid, Op::SetStreamPosition { stream, pos: *counter }))
+}
+
+/// A send's transaction: `(device, transaction ID)`.
+pub type Txn = (String, String);
+
+/// An event to append: built already, or to prepare from a draft.
+enum Next {
+    Built((Arc<RoomEvent>, Vec<u8>)),
+    Draft(Draft),
+}
+
+/// Prepares, applies and stores `drafts` in `room` as one atomic write.
+/// `first` is an already built first event (a create event made before the
+/// room ID was known). `extra` are writes to add to the batch. Must run on
+/// the room's shard.
+pub async fn append(
+    shard: &AppShard,
+    room: &Rc<RefCell<Room>>,
+    first: Option<(Arc<RoomEvent>, Vec<u8>)>,
+    drafts: Vec<Draft>,
+    txn: Option<Txn>,
+    extra: Vec<Op>,
+) -> Result<Vec<Arc<RoomEvent>>, ApiError> {
+    let state = &shard.state;
+    let stream = &state.rooms.stream;
+    let mut ops = extra;
+    let mut positions = Vec::new();
+    let mut events = Vec::new();
+    let mut outgoing = Vec::new();
+    let prepared: Result<(), ApiError> = (|| {
+        let mut room = room.borrow_mut();
+        let now = now_ms();
+        let pending = first.into_iter().map(Next::Built).chain(drafts.into_iter().map(Next::Draft));
+        for next in pending {
+            let (event, pdu) = match next {
+                Next::Built(built) => built,
+                Next::Draft(draft) => room.prepare(draft, &state.keys, now)?,
+            };
+            let pos = stream.allocate();
+            positions.push(pos);
+            room.apply(event.clone(), pdu, pos, &state.placement, &mut ops);
+            let membership = (event.event_type == "m.room.member").then(|| {
+                let m = event.content.get("membership").and_then(|m| m.as_str()).unwrap_or_default();
+                (event.state_key.clone().unwrap_or_default(), m.to_owned())
+            });
+            let placement = &state.placement;
+            let audience = room.audience(|u| placement.shard(u), placement.shard_count()).to_vec();
+            outgoing.push(Outgoing { room_id: Arc::from(room.id.as_str()), pos, audience, membership });
+            events.push(event);
+        }
+        if let (Some((device, txn_id)), Some(event)) = (txn, events.first()) {
+            room.txns.insert((event.sender.clone(), device, txn_id), event.event_id.clone());
+        }
+        ops.push(room.head_op());
+        Ok(())
+    })();
+    if let Some(&last) = positions.last() {
+        ops.push(Op::SetStreamPosition { stream: stream_name(shard.id()), pos: last });
+    }
+    let result = match prepared {
+        Ok(()) => state.store.write(ops).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if result.is_err() && !positions.is_empty() {
+        // Memory is ahead of the store: drop the room, the next request
+        // loads it as stored.
+        let id = room.borrow().id.clone();
+        state.rooms.open.borrow_mut().remove(&id);
+        outgoing.clear();
+    }
+    let mut outgoing = outgoing.into_iter();
+    for pos in positions {
+        let notices: Vec<Outgoing> = outgoing.next().into_iter().collect();
+        let (released, watermark) = stream.finish(pos, notices);
+        dispatch(shard, released, watermark);
+    }
+    result.map(|()| events)
+}
+
+/// The content of a member event of `user_id` (a local user) with this
+/// membership: joins carry the user's profile, so member lists show it.
+pub async fn member_content(shard: &AppShard, user_id: &str, membership: &str) -> Result<serde_json::Value, ApiError> {
+    let mut content = serde_json::Map::new();
+    content.insert("membership".into(), membership.into());
+    if membership == "join" {
+        let vshard = shard.state.placement.vshard(user_id);
+        if let Some(user) = shard.state.store.user(vshard, user_id).await? {
+            if let Some(name) = user.displayname {
+                content.insert("displayname".into(), name.into());
+            }
+            if let Some(avatar) = user.avatar_url {
+                content.insert("avatar_url".into(), avatar.into());
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(content))
+}
+
+/// Registers a newly created room as open on this shard.
+pub fn insert_open(shard: &AppShard, room: Room) -> Rc<RefCell<Room>> {
+    let room = Rc::new(RefCell::new(room));
+    shard.state.rooms.open.borrow_mut().insert(room.borrow().id.clone(), room.clone());
+    room
+}
+
+/// Sends released notices to the members' shards, one message per shard.
+pub(crate) fn dispatch(shard: &AppShard, released: Vec<Outgoing>, watermark: StreamPos) {
+    if released.is_empty() {
+        return;
+    }
+    let placement = &shard.state.placement;
+    let mut per_shard: Vec<Vec<Notice>> = vec![Vec::new(); placement.shard_count()];
+    for out in released {
+        let target = out.membership.as_ref().map(|(user, _)| placement.shard(user));
+        for (k, users) in out.audience.into_iter().enumerate() {
+            if !users.is_empty() || target == Some(k) {
+                per_shard[k].push(Notice {
+                    room_id: out.room_id.clone(),
+                    pos: out.pos,
+                    users,
+                    membership: out.membership.clone(),
+                });
+            }
+        }
+    }
+    let from = shard.id();
+    for (k, notices) in per_shard.into_iter().enumerate() {
+        if !notices.is_empty() {
+            shard.tell(k, move |shard| crate::sync::deliver(shard, from, watermark, notices));
+        }
+    }
+}
+
+/// Runs `f` on the shard that owns `room_id` with the room (404
+/// `M_NOT_FOUND` if this server does not know it).
+pub async fn on_room<R, F, Fut>(shard: &AppShard, room_id: &str, f: F) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: FnOnce(AppShard, Rc<RefCell<Room>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<R, ApiError>> + 'static,
+{
+    let owner = shard.state.placement.shard(room_id);
+    let room_id = room_id.to_owned();
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let room = get(&shard, &room_id).await?.ok_or_else(|| ApiError::not_found("unknown room"))?;
+                f(shard, room).await
+            }
+        })
+        .await?
+}
+
+/// Sends one event into a room as `sender` (idempotently per `txn`), on
+/// the room's shard. Returns the event ID.
+pub async fn send(shard: &AppShard, room_id: &str, draft: Draft, txn: Option<Txn>) -> Result<String, ApiError> {
+    on_room(shard, room_id, move |shard, room| async move {
+        if let Some((device, txn_id)) = &txn {
+            let key = (draft.sender.clone(), device.clone(), txn_id.clone());
+            if let Some(event_id) = room.borrow().txns.get(&key) {
+                return Ok(event_id.clone());
+            }
+        }
+        let events = append(&shard, &room, None, vec![draft], txn, Vec::new()).await?;
+        Ok(events[0].event_id.clone())
+    })
+    .await
+}

@@ -1,0 +1,299 @@
+//! One room as its shard holds it: current state, head and recent events.
+//! Only the room's shard touches it, so there is no lock: an event is
+//! prepared and applied between two awaits.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tessera_proto::room_version::RoomVersionRules;
+use tessera_statres::auth::auth_types_for_event;
+use tessera_statres::{check_auth, RoomRules, StateView};
+use tessera_storage::records::{
+    EventNid, EventRecord, ReceiptRecord, RoomHeadRecord, RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord,
+    StreamPos, VShard,
+};
+use tessera_storage::Op;
+
+use crate::error::ApiError;
+use crate::placement::Placement;
+use crate::rooms::event::{Draft, RoomEvent};
+use crate::state::ServerKeys;
+
+/// Events kept in memory per room, newest last: what `/sync` serves without
+/// reading the store (a client's timeline limit is typically 10–50).
+pub const RECENT_EVENTS: usize = 64;
+
+/// Deltas allowed behind a state before the next state is a snapshot:
+/// bounds the rows a room load reads, at the cost of one full copy of the
+/// state per this many state changes.
+const SNAPSHOT_EVERY: u32 = 256;
+
+/// A room's current state, by type and state key.
+#[derive(Default)]
+pub struct RoomState {
+    by_type: HashMap<String, HashMap<String, Arc<RoomEvent>>>,
+}
+
+impl StateView<RoomEvent> for RoomState {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&RoomEvent> {
+        self.by_type.get(event_type)?.get(state_key).map(|e| &**e)
+    }
+}
+
+impl RoomState {
+    /// The event at `(event_type, state_key)`.
+    pub fn event(&self, event_type: &str, state_key: &str) -> Option<&Arc<RoomEvent>> {
+        self.by_type.get(event_type)?.get(state_key)
+    }
+
+    /// Every state event.
+    pub fn events(&self) -> impl Iterator<Item = &Arc<RoomEvent>> {
+        self.by_type.values().flat_map(|keys| keys.values())
+    }
+
+    /// Every state event of one type, by state key.
+    pub fn of_type(&self, event_type: &str) -> impl Iterator<Item = (&String, &Arc<RoomEvent>)> {
+        self.by_type.get(event_type).into_iter().flatten()
+    }
+
+    /// `content.membership` of a user's member event.
+    pub fn membership(&self, user_id: &str) -> Option<&str> {
+        self.event("m.room.member", user_id)?.content.get("membership")?.as_str()
+    }
+
+    fn insert(&mut self, event: Arc<RoomEvent>) {
+        let Some(key) = event.state_key.clone() else { return };
+        self.by_type.entry(event.event_type.clone()).or_default().insert(key, event);
+    }
+}
+
+/// A room.
+pub struct Room {
+    pub id: String,
+    pub vshard: VShard,
+    pub nid: RoomNid,
+    pub version: &'static RoomVersionRules,
+    pub rules: &'static RoomRules,
+    pub head: RoomHeadRecord,
+    pub state: RoomState,
+    /// `(type, state key)` → its number, for every key ever used.
+    state_key_nids: HashMap<(String, String), StateKeyNid>,
+    /// The current state as numbers, for snapshots.
+    current: BTreeMap<StateKeyNid, EventNid>,
+    /// The newest events with their stream positions, oldest first.
+    pub recent: VecDeque<(StreamPos, Arc<RoomEvent>)>,
+    /// `(sender, device, transaction ID)` → event ID, for idempotent sends.
+    pub txns: HashMap<(String, String, String), String>,
+    /// Receipts by `(receipt type, user, thread)`, and the stream position
+    /// of the newest change.
+    pub receipts: HashMap<(String, String, Option<String>), ReceiptRecord>,
+    pub receipts_pos: StreamPos,
+    /// Users typing now, with when their notice expires (POSIX ms), and the
+    /// stream position of the newest change.
+    pub typing: HashMap<String, u64>,
+    pub typing_pos: StreamPos,
+    /// Local members to wake per shard (joined and invited), computed when
+    /// first needed after a membership change.
+    audience: Option<Vec<Arc<Vec<String>>>>,
+}
+
+impl Room {
+    /// A room with no events yet.
+    pub fn empty(id: String, vshard: VShard, nid: RoomNid, version: &'static RoomVersionRules) -> Option<Self> {
+        let rules = RoomRules::for_version(version.id)?;
+        let head = RoomHeadRecord {
+            room_version: version.id.to_owned(),
+            forward_extremities: Vec::new(),
+            depth: 0,
+            state_group: 0,
+            chain_len: 0,
+            next_state_group: 1,
+            next_event_nid: 0,
+            next_state_key_nid: 0,
+        };
+        Some(Self {
+            id,
+            vshard,
+            nid,
+            version,
+            rules,
+            head,
+            state: RoomState::default(),
+            state_key_nids: HashMap::new(),
+            current: BTreeMap::new(),
+            recent: VecDeque::new(),
+            txns: HashMap::new(),
+            receipts: HashMap::new(),
+            receipts_pos: 0,
+            typing: HashMap::new(),
+            typing_pos: 0,
+            audience: None,
+        })
+    }
+
+    /// A room as stored: head, state (with its numbering) and recent events.
+    pub fn loaded(
+        mut room: Room,
+        head: RoomHeadRecord,
+        state_keys: Vec<StateKeyRecord>,
+        current: Vec<(StateKeyNid, EventNid)>,
+        state: Vec<Arc<RoomEvent>>,
+        recent: Vec<(StreamPos, Arc<RoomEvent>)>,
+        receipts: Vec<ReceiptRecord>,
+    ) -> Room {
+        room.receipts = receipts
+            .into_iter()
+            .map(|r| ((r.receipt_type.clone(), r.user_id.clone(), r.thread_id.clone()), r))
+            .collect();
+        room.head = head;
+        room.state_key_nids = state_keys.into_iter().map(|k| ((k.event_type, k.state_key), k.nid)).collect();
+        room.current = current.into_iter().collect();
+        for event in state {
+            room.state.insert(event);
+        }
+        room.recent = recent.into();
+        room
+    }
+
+    /// Builds a new event from `draft` on top of the room and checks it
+    /// against the auth rules: 403 `M_FORBIDDEN` naming the rule it breaks.
+    pub fn prepare(&self, draft: Draft, keys: &ServerKeys, now: u64) -> Result<(Arc<RoomEvent>, Vec<u8>), ApiError> {
+        let probe = RoomEvent {
+            event_id: String::new(),
+            room_id: self.id.clone(),
+            sender: draft.sender.clone(),
+            event_type: draft.event_type.clone(),
+            state_key: draft.state_key.clone(),
+            content: draft.content.clone(),
+            origin_server_ts: now,
+            depth: 0,
+            prev_events: Vec::new(),
+            auth_events: Vec::new(),
+            redacts: None,
+            signers: Vec::new(),
+            room_id_in_pdu: true,
+        };
+        let mut auth_events: Vec<String> = auth_types_for_event(self.rules, &probe)
+            .into_iter()
+            .filter_map(|(t, k)| self.state.event(t, k).map(|e| e.event_id.clone()))
+            .collect();
+        auth_events.dedup();
+        let is_create = draft.event_type == "m.room.create";
+        let room_id = if is_create && !self.rules.create_in_auth_events { None } else { Some(self.id.as_str()) };
+        let at = crate::rooms::event::Placement {
+            room_id,
+            prev_events: self.head.forward_extremities.clone(),
+            auth_events,
+            depth: self.head.depth + 1,
+            origin_server_ts: now,
+        };
+        let (event, pdu) = RoomEvent::create(draft, at, self.version, keys)?;
+        check_auth(self.rules, &*event, &self.state).map_err(|r| ApiError::forbidden(r.0))?;
+        Ok((event, pdu))
+    }
+
+    /// Makes `event` the room's newest event at `pos` and adds the writes
+    /// that store it to `ops` (the caller adds [`Room::head_op`] once per
+    /// batch).
+    pub fn apply(
+        &mut self,
+        event: Arc<RoomEvent>,
+        pdu: Vec<u8>,
+        pos: StreamPos,
+        placement: &Placement,
+        ops: &mut Vec<Op>,
+    ) {
+        ops.push(Op::PutEvent(EventRecord {
+            event_id: event.event_id.clone(),
+            room_id: self.id.clone(),
+            vshard: self.vshard,
+            stream_pos: Some(pos),
+            json: pdu,
+        }));
+        self.head.forward_extremities = vec![event.event_id.clone()];
+        self.head.depth = self.head.depth.max(event.depth);
+        if let Some(state_key) = &event.state_key {
+            self.apply_state(&event, state_key, placement, ops);
+        }
+        self.recent.push_back((pos, event));
+        if self.recent.len() > RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+    }
+
+    fn apply_state(&mut self, event: &Arc<RoomEvent>, state_key: &str, placement: &Placement, ops: &mut Vec<Op>) {
+        let key = (event.event_type.clone(), state_key.to_owned());
+        let key_nid = match self.state_key_nids.get(&key) {
+            Some(&nid) => nid,
+            None => {
+                let nid = self.head.next_state_key_nid;
+                self.head.next_state_key_nid += 1;
+                ops.push(Op::PutStateKeys {
+                    room: self.nid,
+                    keys: vec![StateKeyRecord { nid, event_type: key.0.clone(), state_key: key.1.clone() }],
+                });
+                self.state_key_nids.insert(key, nid);
+                nid
+            }
+        };
+        let event_nid = self.head.next_event_nid;
+        self.head.next_event_nid += 1;
+        ops.push(Op::PutEventNids { room: self.nid, events: vec![(event_nid, event.event_id.clone())] });
+        self.current.insert(key_nid, event_nid);
+        let group = self.head.next_state_group;
+        self.head.next_state_group += 1;
+        let state = if self.head.state_group == 0 || self.head.chain_len >= SNAPSHOT_EVERY {
+            self.head.chain_len = 0;
+            StateGroupRecord { parent: None, entries: self.current.iter().map(|(&k, &e)| (k, e)).collect() }
+        } else {
+            self.head.chain_len += 1;
+            StateGroupRecord { parent: Some(self.head.state_group), entries: vec![(key_nid, event_nid)] }
+        };
+        ops.push(Op::PutStateGroup { room: self.nid, group, state });
+        self.head.state_group = group;
+        if event.event_type == "m.room.member" {
+            self.audience = None;
+            let membership = event.content.get("membership").and_then(|m| m.as_str()).unwrap_or_default();
+            ops.push(Op::PutMembership {
+                vshard_room: self.vshard,
+                vshard_user: placement.vshard(state_key),
+                room_id: self.id.clone(),
+                user_id: state_key.to_owned(),
+                membership: membership.to_owned(),
+                event_id: event.event_id.clone(),
+            });
+        }
+        self.state.insert(event.clone());
+    }
+
+    /// Swaps the current state event with the same ID for `event` (its
+    /// redacted form); no change if it is not current state.
+    pub fn replace_state_event(&mut self, event: &Arc<RoomEvent>) {
+        let Some(key) = &event.state_key else { return };
+        if let Some(slot) = self.state.by_type.get_mut(&event.event_type).and_then(|keys| keys.get_mut(key)) {
+            if slot.event_id == event.event_id {
+                *slot = event.clone();
+            }
+        }
+    }
+
+    /// The write that stores the head as it is now.
+    pub fn head_op(&self) -> Op {
+        Op::PutRoomHead { vshard: self.vshard, room_id: self.id.clone(), head: self.head.clone() }
+    }
+
+    /// The members to wake when an event arrives, grouped by the shard that
+    /// holds their sync state: joined and invited members.
+    pub fn audience(&mut self, shard_of: impl Fn(&str) -> usize, shards: usize) -> &[Arc<Vec<String>>] {
+        if self.audience.is_none() {
+            let mut per_shard = vec![Vec::new(); shards];
+            for (user, event) in self.state.of_type("m.room.member") {
+                if matches!(event.content.get("membership").and_then(|m| m.as_str()), Some("join" | "invite")) {
+                    per_shard[shard_of(user)].push(user.clone());
+                }
+            }
+            self.audience = Some(per_shard.into_iter().map(Arc::new).collect());
+        }
+        self.audience.as_deref().unwrap_or_default()
+    }
+}

@@ -1,0 +1,390 @@
+//! `/sync` state, on each user's shard (spec: client-server API,
+//! "Syncing").
+//!
+//! A user's shard keeps, per user who has synced: the rooms they are in and,
+//! per room, the newest position it has been told of. Rooms' shards send
+//! [`Notice`]s when events become durable (see `rooms::stream`); a notice
+//! records the change and wakes the user's waiting long-polls. A sync then
+//! asks only the shards of changed rooms for their part of the response.
+
+pub mod token;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{json, Map, Value};
+use tessera_storage::records::StreamPos;
+use tessera_storage::Store;
+
+use crate::error::ApiError;
+use crate::rooms::read::{sync_room, Section};
+use crate::rooms::{self, Notice};
+use crate::state::AppShard;
+use token::SyncToken;
+
+/// Longest long-poll honoured: clients ask for 30 s; proxies time out at 60.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One synced user's state.
+struct UserSync {
+    /// Room → membership, as notices report it; `None` until loaded.
+    rooms: RefCell<Option<HashMap<String, String>>>,
+    /// Membership changes that arrived while loading.
+    pending: RefCell<Vec<(String, String)>>,
+    /// Room → (its shard, newest position heard of).
+    changed: RefCell<HashMap<String, (usize, StreamPos)>>,
+    /// Bumped on every change; long-polls wait for it to move.
+    version: Cell<u64>,
+    /// Account data changed in this epoch: `(room, type)` → the
+    /// account-data version it changed at.
+    account_data: RefCell<HashMap<(Option<String>, String), u64>>,
+    /// The user's account-data version (changes counted in this epoch).
+    account_data_version: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// The sync state of one shard's users.
+pub struct SyncHub {
+    users: RefCell<HashMap<String, Rc<UserSync>>>,
+    /// Per shard, the highest durable position it has told us of.
+    heard: RefCell<Vec<StreamPos>>,
+    /// This process's epoch (its start time, ms).
+    pub epoch: u64,
+}
+
+impl SyncHub {
+    /// Empty state for a server of `shards` shards whose streams start
+    /// above `start`.
+    pub fn new(shards: usize, start: StreamPos, epoch: u64) -> Self {
+        Self { users: Default::default(), heard: RefCell::new(vec![start; shards]), epoch }
+    }
+}
+
+/// Applies notices from shard `from` (run on the members' shard).
+pub fn deliver(shard: &AppShard, from: usize, watermark: StreamPos, notices: Vec<Notice>) {
+    let hub = &shard.state.sync;
+    {
+        let mut heard = hub.heard.borrow_mut();
+        heard[from] = heard[from].max(watermark);
+    }
+    let users = hub.users.borrow();
+    let mut touched: HashSet<*const UserSync> = HashSet::new();
+    for notice in &notices {
+        let target = notice.membership.as_ref().map(|(u, _)| u.as_str());
+        let recipients = notice.users.iter().map(String::as_str).chain(target);
+        for user_id in recipients {
+            let Some(user) = users.get(user_id) else { continue };
+            user.changed.borrow_mut().insert(notice.room_id.to_string(), (from, notice.pos));
+            if let Some((target, membership)) = &notice.membership {
+                if target == user_id {
+                    let change = (notice.room_id.to_string(), membership.clone());
+                    match &mut *user.rooms.borrow_mut() {
+                        Some(rooms) => drop(rooms.insert(change.0, change.1)),
+                        None => user.pending.borrow_mut().push(change),
+                    }
+                }
+            }
+            touched.insert(Rc::as_ptr(user));
+        }
+    }
+    for user in users.values().filter(|u| touched.contains(&Rc::as_ptr(u))) {
+        user.wake();
+    }
+}
+
+/// Records a durable change of `user_id`'s account data (run on the user's
+/// shard after the write) and wakes the user's waiting syncs.
+pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&str>, data_type: &str) {
+    let Some(user) = shard.state.sync.users.borrow().get(user_id).cloned() else {
+        // Never synced in this run: its first sync sends all account data.
+        return;
+    };
+    let version = user.account_data_version.get() + 1;
+    user.account_data_version.set(version);
+    user.account_data.borrow_mut().insert((room_id.map(str::to_owned), data_type.to_owned()), version);
+    user.wake();
+}
+
+impl UserSync {
+    fn wake(&self) {
+        self.version.set(self.version.get() + 1);
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// The user's sync state, loaded on first use. Must run on the user's shard.
+async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, ApiError> {
+    let hub = &shard.state.sync;
+    let existing = hub.users.borrow().get(user_id).cloned();
+    let user = match existing {
+        Some(user) => user,
+        None => {
+            let user = Rc::new(UserSync {
+                rooms: RefCell::new(None),
+                pending: Default::default(),
+                changed: Default::default(),
+                version: Cell::new(0),
+                account_data: Default::default(),
+                account_data_version: Cell::new(0),
+                waiters: Default::default(),
+            });
+            hub.users.borrow_mut().insert(user_id.to_owned(), user.clone());
+            user
+        }
+    };
+    if user.rooms.borrow().is_none() {
+        let vshard = shard.state.placement.vshard(user_id);
+        let stored = shard.state.store.user_rooms(vshard, user_id, None).await;
+        let stored = match stored {
+            Ok(rows) => rows,
+            Err(e) => {
+                hub.users.borrow_mut().remove(user_id);
+                return Err(e.into());
+            }
+        };
+        if user.rooms.borrow().is_none() {
+            let mut rooms: HashMap<String, String> = stored.into_iter().map(|r| (r.room_id, r.membership)).collect();
+            rooms.extend(user.pending.borrow_mut().drain(..));
+            *user.rooms.borrow_mut() = Some(rooms);
+        }
+    }
+    Ok(user)
+}
+
+/// A `/sync` request, as the user's shard runs it.
+pub struct SyncRequest {
+    pub user_id: String,
+    pub since: Option<SyncToken>,
+    pub timeout: Duration,
+    pub full_state: bool,
+    pub timeline_limit: usize,
+}
+
+/// Runs a sync on the user's shard, waiting up to `timeout` for something
+/// to report when the answer would be empty.
+pub async fn sync(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiError> {
+    let owner = shard.state.placement.shard(&request.user_id);
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move { sync_here(&shard, request).await }
+        })
+        .await?
+}
+
+async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiError> {
+    let user = user_state(shard, &request.user_id).await?;
+    let deadline = tessera_net::runtime::Instant::now() + request.timeout.min(MAX_TIMEOUT);
+    loop {
+        let seen = user.version.get();
+        let (body, empty) = collect(shard, &user, &request).await?;
+        let now = tessera_net::runtime::Instant::now();
+        if !empty || request.since.is_none() || now >= deadline || shard.state.shutdown.is_triggered() {
+            return Ok(body);
+        }
+        let changed = std::future::poll_fn(|cx| {
+            if user.version.get() != seen {
+                Poll::Ready(())
+            } else {
+                user.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        let shutdown = shard.state.shutdown.clone();
+        let wait = async {
+            monoio_select(changed, shutdown.wait()).await;
+        };
+        if tessera_net::runtime::timeout(deadline - now, wait).await.is_err() {
+            // Timed out: answer with the token we have (the body is empty).
+            return Ok(body);
+        }
+    }
+}
+
+/// Waits for either future.
+async fn monoio_select(a: impl std::future::Future<Output = ()>, b: impl std::future::Future<Output = ()>) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// What one room shard is asked for.
+type RoomAsk = (Vec<String>, Option<StreamPos>);
+
+/// Builds the response once; `true` if it reports nothing.
+async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -> Result<(Value, bool), ApiError> {
+    let state = &shard.state;
+    let shards = state.placement.shard_count();
+    let hub = &state.sync;
+    let same_epoch = request.since.as_ref().is_some_and(|t| t.epoch == hub.epoch);
+    let since: Vec<Option<StreamPos>> = (0..shards)
+        .map(|k| request.since.as_ref().filter(|_| !request.full_state).map(|t| t.position(k, shards)))
+        .collect();
+    let mut upto: Vec<Option<StreamPos>> = vec![None; shards];
+    let mut answered: HashSet<String> = HashSet::new();
+    let mut sections: [Map<String, Value>; 3] = Default::default();
+    loop {
+        // Rooms still to ask about, by shard.
+        let mut asks: Vec<Vec<String>> = vec![Vec::new(); shards];
+        {
+            let rooms = user.rooms.borrow();
+            let changed = user.changed.borrow();
+            for (room_id, membership) in rooms.iter().flatten() {
+                if answered.contains(room_id) {
+                    continue;
+                }
+                let k = state.placement.shard(room_id);
+                let wanted = match since[k] {
+                    None => matches!(membership.as_str(), "join" | "invite"),
+                    Some(since_k) if same_epoch => {
+                        changed.get(room_id).is_some_and(|&(_, pos)| pos > since_k && upto[k].is_none_or(|u| pos <= u))
+                    }
+                    // Another epoch: this process has not seen what changed.
+                    Some(_) => true,
+                };
+                if wanted {
+                    asks[k].push(room_id.clone());
+                }
+            }
+        }
+        if asks.iter().all(Vec::is_empty) {
+            break;
+        }
+        let mut replies = Vec::new();
+        let mut shards_asked = Vec::new();
+        for (k, rooms) in asks.into_iter().enumerate() {
+            if rooms.is_empty() {
+                continue;
+            }
+            answered.extend(rooms.iter().cloned());
+            let ask: RoomAsk = (rooms, upto[k]);
+            let (user_id, since_k, limit) = (request.user_id.clone(), since[k], request.timeline_limit);
+            shards_asked.push(k);
+            replies.push(shard.ask_async(k, move |shard| rooms_part(shard.clone(), ask, user_id, since_k, limit)));
+        }
+        // All shards are asked at once; their answers come back batched.
+        for (k, reply) in shards_asked.into_iter().zip(join_all(replies).await) {
+            let (parts, watermark) = reply??;
+            upto[k].get_or_insert(watermark);
+            for (room_id, section, body) in parts {
+                let at = match section {
+                    Section::Join => 0,
+                    Section::Invite => 1,
+                    Section::Leave => 2,
+                };
+                sections[at].insert(room_id, body);
+            }
+        }
+    }
+    // Read before the data: a change landing meanwhile is sent again next
+    // time rather than skipped.
+    let account_data_version = user.account_data_version.get();
+    let (global_data, room_data) = account_data(shard, user, request, same_epoch).await?;
+    for (room_id, events) in room_data {
+        let entry = sections[0].entry(room_id).or_insert_with(|| {
+            json!({
+                "timeline": { "events": [], "limited": false },
+                "state": { "events": [] },
+                "ephemeral": { "events": [] },
+                "unread_notifications": { "highlight_count": 0, "notification_count": 0 },
+            })
+        });
+        entry["account_data"] = json!({ "events": events });
+    }
+    let heard = hub.heard.borrow();
+    let positions = (0..shards)
+        .map(|k| match upto[k] {
+            Some(u) => u.max(since[k].unwrap_or(0)),
+            None => heard[k].max(since[k].unwrap_or(0)),
+        })
+        .collect();
+    let next_batch = SyncToken { epoch: hub.epoch, account_data: account_data_version, positions }.to_string();
+    let empty = sections.iter().all(Map::is_empty) && global_data.is_empty();
+    let [join, invite, leave] = sections;
+    let body = json!({
+        "next_batch": next_batch,
+        "rooms": { "join": join, "invite": invite, "leave": leave },
+        "presence": { "events": [] },
+        "account_data": { "events": global_data },
+        "to_device": { "events": [] },
+        "device_one_time_keys_count": {},
+    });
+    Ok((body, empty))
+}
+
+/// Account data events to send: all of them on an initial sync or with a
+/// token of another run, else those changed after the token. Returns the
+/// global ones and the per-room ones by room.
+async fn account_data(
+    shard: &AppShard,
+    user: &Rc<UserSync>,
+    request: &SyncRequest,
+    same_epoch: bool,
+) -> Result<(Vec<Value>, HashMap<String, Vec<Value>>), ApiError> {
+    let store = &shard.state.store;
+    let vshard = shard.state.placement.vshard(&request.user_id);
+    let records = match request.since.as_ref().filter(|_| same_epoch && !request.full_state) {
+        None => store.all_account_data(vshard, &request.user_id).await?,
+        Some(since) => {
+            let changed: Vec<(Option<String>, String)> = user
+                .account_data
+                .borrow()
+                .iter()
+                .filter(|(_, &v)| v > since.account_data)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut records = Vec::with_capacity(changed.len());
+            for (room_id, data_type) in changed {
+                if let Some(record) =
+                    store.account_data(vshard, &request.user_id, room_id.as_deref(), &data_type).await?
+                {
+                    records.push(record);
+                }
+            }
+            records
+        }
+    };
+    let mut global = Vec::new();
+    let mut per_room: HashMap<String, Vec<Value>> = HashMap::new();
+    for record in records {
+        let content: Value = serde_json::from_slice(&record.content).unwrap_or_else(|_| json!({}));
+        let event = json!({ "type": record.data_type, "content": content });
+        match record.room_id {
+            None => global.push(event),
+            Some(room_id) => per_room.entry(room_id).or_default().push(event),
+        }
+    }
+    Ok((global, per_room))
+}
+
+/// On a room shard: the sync parts of `rooms` for `user_id`, up to `upto`
+/// (default: everything durable now), and the position served up to.
+async fn rooms_part(
+    shard: AppShard,
+    (rooms, upto): RoomAsk,
+    user_id: String,
+    since: Option<StreamPos>,
+    limit: usize,
+) -> Result<(Vec<(String, Section, Value)>, StreamPos), ApiError> {
+    let upto = upto.unwrap_or_else(|| shard.state.rooms.stream.durable());
+    let mut parts = Vec::new();
+    for room_id in rooms {
+        let Some(room) = rooms::get(&shard, &room_id).await? else { continue };
+        if let Some((section, body)) = sync_room(&shard, &room, &user_id, since, upto, limit).await? {
+            parts.push((room_id, section, body));
+        }
+    }
+    Ok((parts, upto))
+}

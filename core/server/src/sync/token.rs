@@ -1,0 +1,87 @@
+//! Sync tokens: one stream position per shard, plus the epoch (the process
+//! start) they were issued in. Within an epoch, a user's shard knows which
+//! rooms changed after any position it handed out; a token of another
+//! epoch makes it check every room of the user.
+//!
+//! It also carries the user's account-data version: account data is the
+//! user's own, written on the user's shard, which counts changes per user.
+//!
+//! Text form: `s{epoch}_{account data}_{pos shard 0}_{pos shard 1}…`, e.g.
+//! `s1j2k3_4_57_60`, with the epoch in base 36.
+
+use tessera_storage::records::StreamPos;
+
+/// A parsed `since` / `next_batch` token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncToken {
+    pub epoch: u64,
+    pub account_data: u64,
+    pub positions: Vec<StreamPos>,
+}
+
+impl SyncToken {
+    /// Parses a token; `None` if it is not one of ours.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.strip_prefix('s')?.split('_');
+        let epoch = u64::from_str_radix(parts.next()?, 36).ok()?;
+        let account_data = parts.next()?.parse().ok()?;
+        let positions = parts.map(|p| p.parse().ok()).collect::<Option<Vec<_>>>()?;
+        (!positions.is_empty() && positions.len() <= 1024).then_some(Self { epoch, account_data, positions })
+    }
+
+    /// The position for shard `k` of `shards`. A token from a run with
+    /// another shard count has no position per current shard; the lowest
+    /// of its positions is safe for all (positions never decrease).
+    pub fn position(&self, k: usize, shards: usize) -> StreamPos {
+        if self.positions.len() == shards {
+            self.positions[k]
+        } else {
+            self.positions.iter().copied().min().unwrap_or(0)
+        }
+    }
+}
+
+impl std::fmt::Display for SyncToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s{}_{}", to_base36(self.epoch), self.account_data)?;
+        for pos in &self.positions {
+            write!(f, "_{pos}")?;
+        }
+        Ok(())
+    }
+}
+
+fn to_base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_foreign_tokens() {
+        let token = SyncToken { epoch: 1_732_368_000_123, account_data: 4, positions: vec![57, 0, 60] };
+        assert_eq!(SyncToken::parse(&token.to_string()), Some(token));
+        for bad in ["", "s", "sxyz", "t1_2_3", "s1_2_a", "s1_2_", "s1_2", "s1"] {
+            assert_eq!(SyncToken::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_of_another_shard_count_uses_its_lowest_position() {
+        let token = SyncToken { epoch: 1, account_data: 0, positions: vec![9, 4] };
+        assert_eq!(token.position(1, 2), 4);
+        assert_eq!(token.position(0, 3), 4);
+    }
+}
