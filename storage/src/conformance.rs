@@ -8,9 +8,9 @@ use futures_util::future::join_all;
 use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord, MediaRecord,
-    OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid, ServerKeyRecord,
-    StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
+    AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
+    ServerKeyRecord, StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -52,6 +52,8 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         destination_retry_state_is_replaced,
         outbound_queue_pages_in_order_and_forgets_only_delivered_items,
         media_metadata_keeps_absent_type_and_name_absent,
+        deleted_alias_leaves_no_trace_in_the_rooms_alias_list,
+        unpublished_room_leaves_the_directory,
     );
 }
 
@@ -506,4 +508,25 @@ async fn media_metadata_keeps_absent_type_and_name_absent(s: &impl Store) {
     .unwrap();
     assert_eq!(s.media("abc").await.unwrap(), Some(media("abc", Some("image/png"), Some("cat.png"))));
     assert_eq!(s.media("abd").await.unwrap(), Some(media("abd", None, None)));
+}
+
+async fn deleted_alias_leaves_no_trace_in_the_rooms_alias_list(s: &impl Store) {
+    let alias =
+        |name: &str, room: &str| AliasRecord { alias: name.into(), room_id: room.into(), creator: "@a:x".into() };
+    s.write(vec![Op::PutAlias(alias("#b:x", "!r:x")), Op::PutAlias(alias("#a:x", "!r:x"))]).await.unwrap();
+    s.write(vec![Op::PutAlias(alias("#c:x", "!other:x"))]).await.unwrap();
+    assert_eq!(s.alias("#a:x").await.unwrap(), Some(alias("#a:x", "!r:x")));
+    assert_eq!(s.room_aliases("!r:x").await.unwrap(), ["#a:x", "#b:x"]);
+    s.write(vec![Op::DeleteAlias { alias: "#a:x".into() }]).await.unwrap();
+    assert_eq!(s.alias("#a:x").await.unwrap(), None);
+    assert_eq!(s.room_aliases("!r:x").await.unwrap(), ["#b:x"]);
+    assert_eq!(s.room_aliases("!r").await.unwrap(), Vec::<String>::new());
+}
+
+async fn unpublished_room_leaves_the_directory(s: &impl Store) {
+    let publish = |room: &str, published| Op::SetRoomPublished { room_id: room.into(), published };
+    s.write(vec![publish("!b:x", true), publish("!a:x", true)]).await.unwrap();
+    assert_eq!(s.published_rooms().await.unwrap(), ["!a:x", "!b:x"]);
+    s.write(vec![publish("!a:x", false), publish("!b:x", true)]).await.unwrap();
+    assert_eq!(s.published_rooms().await.unwrap(), ["!b:x"]);
 }

@@ -47,6 +47,13 @@ pub(crate) fn server_key(server_name: &str, key_id: &str) -> Vec<u8> {
     key
 }
 
+/// `room ‖ 0x00 ‖ alias`: an alias of a room.
+pub(crate) fn room_alias(room_id: &str, alias: &str) -> Vec<u8> {
+    let mut key = unscoped_prefix(room_id);
+    key.extend_from_slice(alias.as_bytes());
+    key
+}
+
 /// `user ‖ 0x00 ‖ device ‖ 0x00`
 pub(crate) fn device_tokens_prefix(user_id: &str, device_id: &str) -> Vec<u8> {
     let mut key = unscoped_prefix(user_id);

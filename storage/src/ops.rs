@@ -4,9 +4,9 @@
 //! and commits many such units together (group commit).
 
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomNid, ServerKeyRecord,
-    StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomNid,
+    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -213,6 +213,20 @@ pub enum Op {
     },
     /// Creates or replaces the metadata of an uploaded file.
     PutMedia(MediaRecord),
+    /// Creates or replaces a room alias.
+    PutAlias(AliasRecord),
+    /// Deletes a room alias.
+    DeleteAlias {
+        /// The alias.
+        alias: String,
+    },
+    /// Lists a room in the public room directory, or removes it.
+    SetRoomPublished {
+        /// The room.
+        room_id: String,
+        /// Listed or not.
+        published: bool,
+    },
     /// Records how far a named stream has got (e.g. a shard's event stream).
     SetStreamPosition {
         /// Stream name.

@@ -252,6 +252,18 @@ pub struct MediaRecord {
     pub created_ts: u64,
 }
 
+/// A local room alias (Client-Server API, "Room aliases"): `#name:server`
+/// → room, with who created it (who may delete it besides admins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    /// The full alias, `#name:server`.
+    pub alias: String,
+    /// The room it names.
+    pub room_id: String,
+    /// The user who created it.
+    pub creator: String,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
-    ServerKeyRecord, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
+    AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
+    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
     UserRoomRecord, VShard,
 };
 
@@ -169,6 +169,15 @@ pub trait Store {
         after: StreamPos,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboundRecord>>>;
+
+    /// A room alias.
+    fn alias(&self, alias: &str) -> impl Future<Output = Result<Option<AliasRecord>>>;
+
+    /// Every alias of a room, sorted.
+    fn room_aliases(&self, room_id: &str) -> impl Future<Output = Result<Vec<String>>>;
+
+    /// The rooms listed in the public room directory, sorted.
+    fn published_rooms(&self) -> impl Future<Output = Result<Vec<String>>>;
 
     /// The metadata of an uploaded file.
     fn media(&self, media_id: &str) -> impl Future<Output = Result<Option<MediaRecord>>>;

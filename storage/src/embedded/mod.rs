@@ -23,9 +23,10 @@ use crate::error::{Result, StorageError};
 use crate::keys;
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
-    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
+    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
+    VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -72,6 +73,9 @@ struct Keyspaces {
     destinations: Keyspace,
     outbound: Keyspace,
     media: Keyspace,
+    aliases: Keyspace,
+    room_aliases: Keyspace,
+    published: Keyspace,
 }
 
 pub(crate) struct Inner {
@@ -127,6 +131,9 @@ impl EmbeddedDb {
             destinations: open("destinations")?,
             outbound: open("outbound")?,
             media: open("media")?,
+            aliases: open("aliases")?,
+            room_aliases: open("room_aliases")?,
+            published: open("published")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
@@ -308,6 +315,19 @@ impl Inner {
                 stage_queue_delete(batch, &ks.outbound, &keys::unscoped_prefix(destination), *up_to)?
             }
             Op::PutMedia(media) => batch.insert(&ks.media, media.media_id.as_bytes(), encode(media)),
+            Op::PutAlias(alias) => {
+                batch.insert(&ks.aliases, alias.alias.as_bytes(), encode(alias));
+                batch.insert(&ks.room_aliases, keys::room_alias(&alias.room_id, &alias.alias), []);
+            }
+            Op::DeleteAlias { alias } => {
+                if let Some(bytes) = ks.aliases.get(alias.as_bytes())? {
+                    let record: AliasRecord = decode("aliases", &bytes)?;
+                    batch.remove(&ks.room_aliases, keys::room_alias(&record.room_id, alias));
+                }
+                batch.remove(&ks.aliases, alias.as_bytes());
+            }
+            Op::SetRoomPublished { room_id, published: true } => batch.insert(&ks.published, room_id.as_bytes(), []),
+            Op::SetRoomPublished { room_id, published: false } => batch.remove(&ks.published, room_id.as_bytes()),
             Op::PutDeviceKeys { vshard, keys: device_keys } => {
                 let key = keys::scoped_pair(*vshard, &device_keys.user_id, &device_keys.device_id);
                 batch.insert(&ks.device_keys, key, encode(device_keys));
@@ -586,6 +606,34 @@ impl Store for EmbeddedStore {
 
     async fn media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
         self.inner.get(&self.inner.ks.media, "media", media_id.as_bytes())
+    }
+
+    async fn alias(&self, alias: &str) -> Result<Option<AliasRecord>> {
+        self.inner.get(&self.inner.ks.aliases, "aliases", alias.as_bytes())
+    }
+
+    async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+        let prefix = keys::unscoped_prefix(room_id);
+        let mut out = Vec::new();
+        for entry in self.inner.ks.room_aliases.prefix(&prefix) {
+            let key = entry.key()?;
+            let alias = String::from_utf8(key[prefix.len()..].to_vec())
+                .map_err(|_| StorageError::Corrupt { keyspace: "room_aliases", why: "alias is not UTF-8".into() })?;
+            out.push(alias);
+        }
+        Ok(out)
+    }
+
+    async fn published_rooms(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in self.inner.ks.published.iter() {
+            let key = entry.key()?;
+            out.push(
+                String::from_utf8(key.to_vec())
+                    .map_err(|_| StorageError::Corrupt { keyspace: "published", why: "room ID is not UTF-8".into() })?,
+            );
+        }
+        Ok(out)
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

@@ -32,9 +32,10 @@ use crate::error::{Result, StorageError};
 use crate::group_commit::{self, Submission};
 use crate::ops::Op;
 use crate::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
-    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
+    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
+    VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -459,6 +460,22 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
                 [&m.media_id, &m.content_type, &m.upload_name, &(m.size as i64), &m.user_id, &(m.created_ts as i64)];
             w.execute(sql, &params).await?;
         }
+        Op::PutAlias(a) => {
+            let sql = "INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3)
+                ON CONFLICT (alias) DO UPDATE SET room_id = $2, creator = $3";
+            w.execute(sql, &[&a.alias, &a.room_id, &a.creator]).await?;
+        }
+        Op::DeleteAlias { alias } => {
+            w.execute("DELETE FROM room_aliases WHERE alias = $1", &[alias]).await?;
+        }
+        Op::SetRoomPublished { room_id, published } => {
+            let sql = if *published {
+                "INSERT INTO published_rooms (room_id) VALUES ($1) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM published_rooms WHERE room_id = $1"
+            };
+            w.execute(sql, &[room_id]).await?;
+        }
         Op::PutDeviceKeys { vshard, keys } => {
             let sql = "INSERT INTO device_keys (vshard, user_id, device_id, keys) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (vshard, user_id, device_id) DO UPDATE SET keys = $4";
@@ -778,6 +795,25 @@ impl Store for PgStore {
             user_id: r.get(4),
             created_ts: r.get::<_, i64>(5) as u64,
         }))
+    }
+
+    async fn alias(&self, alias: &str) -> Result<Option<AliasRecord>> {
+        let sql = "SELECT alias, room_id, creator FROM room_aliases WHERE alias = $1";
+        Ok(self.reader().await?.query(sql, &[&alias]).await?.first().map(|r| AliasRecord {
+            alias: r.get(0),
+            room_id: r.get(1),
+            creator: r.get(2),
+        }))
+    }
+
+    async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+        let sql = "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias COLLATE \"C\"";
+        Ok(self.reader().await?.query(sql, &[&room_id]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn published_rooms(&self) -> Result<Vec<String>> {
+        let sql = "SELECT room_id FROM published_rooms ORDER BY room_id COLLATE \"C\"";
+        Ok(self.reader().await?.query(sql, &[]).await?.iter().map(|r| r.get(0)).collect())
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

@@ -182,6 +182,15 @@ CREATE TABLE outbound_queue (
     body bytea NOT NULL,
     PRIMARY KEY (destination, pos)
 );
+CREATE TABLE room_aliases (
+    alias text PRIMARY KEY,
+    room_id text NOT NULL,
+    creator text NOT NULL
+);
+CREATE INDEX room_aliases_by_room ON room_aliases (room_id);
+CREATE TABLE published_rooms (
+    room_id text PRIMARY KEY
+);
 CREATE TABLE media (
     media_id text PRIMARY KEY,
     content_type text,
