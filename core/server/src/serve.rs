@@ -138,6 +138,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                 placement: Placement::new(config.server.vshards, shards),
                 tokens: Default::default(),
                 registering: Default::default(),
+                registered_sessions: Default::default(),
                 rooms,
                 sync,
             };

@@ -1,7 +1,7 @@
 //! What each shard owns, and what all shards share read-only.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -41,6 +41,10 @@ pub struct ShardState {
     pub tokens: TokenCache,
     /// User IDs of this shard's users being registered right now.
     pub registering: RefCell<HashSet<String>>,
+    /// UIA sessions that completed a registration on this shard → the
+    /// account they created (memory only: a repeat after a restart is
+    /// refused as a taken name).
+    pub registered_sessions: RefCell<HashMap<String, String>>,
     /// The rooms this shard owns, and its event stream.
     pub rooms: Rooms,
     /// Sync state of this shard's users.

@@ -10,9 +10,10 @@ use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
 use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore};
 use tessera_storage::records::{
-    AccessTokenRecord, AccountDataRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
-    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
+    AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
+    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
+    VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -162,6 +163,18 @@ impl Store for AnyStore {
 
     async fn media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
         forward!(self.media(media_id))
+    }
+
+    async fn alias(&self, alias: &str) -> Result<Option<AliasRecord>> {
+        forward!(self.alias(alias))
+    }
+
+    async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+        forward!(self.room_aliases(room_id))
+    }
+
+    async fn published_rooms(&self) -> Result<Vec<String>> {
+        forward!(self.published_rooms())
     }
 
     async fn device_keys(&self, vshard: VShard, user_id: &str) -> Result<Vec<DeviceKeysRecord>> {

@@ -429,3 +429,100 @@ fn account_data_changes_wake_sync_and_arrive_once() {
     let initial = sync(&server, &alice, None, 0);
     assert_eq!(initial["account_data"]["events"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn aliases_resolve_join_and_refuse_duplicates_and_public_rooms_are_listed() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room =
+        create_room(&server, &alice, json!({ "room_alias_name": "lobby", "visibility": "public", "name": "Lobby" }));
+    let alias = "%23lobby:localhost";
+    let got = call(server.client, "GET", &format!("{V3}/directory/room/{alias}"), None, None).json();
+    assert_eq!(got["room_id"], room.as_str());
+    let again = call(
+        server.client,
+        "POST",
+        &format!("{V3}/createRoom"),
+        Some(&bob),
+        Some(&json!({ "room_alias_name": "lobby" })),
+    );
+    assert_eq!(again.errcode(), "M_ROOM_IN_USE");
+    let taken = call(
+        server.client,
+        "PUT",
+        &format!("{V3}/directory/room/{alias}"),
+        Some(&bob),
+        Some(&json!({ "room_id": room })),
+    );
+    assert_eq!(taken.status, 409);
+    // Public room: Bob joins by alias.
+    let joined = call(server.client, "POST", &format!("{V3}/join/{alias}"), Some(&bob), None);
+    assert_eq!(joined.json()["room_id"], room.as_str());
+    let aliases = call(server.client, "GET", &format!("{V3}/rooms/{room}/aliases"), Some(&bob), None).json();
+    assert_eq!(aliases["aliases"], json!(["#lobby:localhost"]));
+    let listed = call(server.client, "GET", &format!("{V3}/publicRooms"), None, None).json();
+    let entry = &listed["chunk"][0];
+    assert_eq!((entry["room_id"].as_str(), entry["name"].as_str()), (Some(room.as_str()), Some("Lobby")));
+    assert_eq!(entry["num_joined_members"], 2);
+    assert_eq!(entry["canonical_alias"], "#lobby:localhost");
+    // Only the creator may delete the alias.
+    let reply = call(server.client, "DELETE", &format!("{V3}/directory/room/{alias}"), Some(&bob), None);
+    assert_eq!(reply.status, 403);
+    assert_eq!(call(server.client, "DELETE", &format!("{V3}/directory/room/{alias}"), Some(&alice), None).status, 200);
+    let gone = call(server.client, "GET", &format!("{V3}/directory/room/{alias}"), None, None);
+    assert_eq!((gone.status, gone.errcode().as_str()), (404, "M_NOT_FOUND"));
+}
+
+#[test]
+fn setting_the_same_state_twice_sends_one_event() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let room = create_room(&server, &alice, json!({}));
+    let put = || {
+        let path = format!("{V3}/rooms/{room}/state/m.room.topic/");
+        call(server.client, "PUT", &path, Some(&alice), Some(&json!({ "topic": "same" }))).json()["event_id"].clone()
+    };
+    assert_eq!(put(), put());
+    let join = |token: &str| call(server.client, "POST", &format!("{V3}/rooms/{room}/join"), Some(token), None);
+    assert_eq!(join(&alice).status, 200);
+    let page =
+        call(server.client, "GET", &format!("{V3}/rooms/{room}/messages?dir=b&limit=2"), Some(&alice), None).json();
+    assert_eq!(page["chunk"][0]["type"], "m.room.topic", "a second join or topic added an event: {page}");
+    assert_ne!(page["chunk"][1]["type"], "m.room.topic");
+}
+
+#[test]
+fn guests_register_only_when_allowed_and_cannot_create_rooms() {
+    let closed = open_server();
+    let reply = call(closed.client, "POST", &format!("{V3}/register?kind=guest"), None, Some(&json!({})));
+    assert_eq!(reply.status, 403);
+    let server = Server::start(&[
+        ("TESSERA_REGISTRATION__ENABLE", "true"),
+        ("TESSERA_REGISTRATION__ALLOW_GUESTS", "true"),
+        ("TESSERA_SERVER__CORES", "2"),
+    ]);
+    let reply = call(server.client, "POST", &format!("{V3}/register?kind=guest"), None, Some(&json!({})));
+    assert_eq!(reply.status, 200);
+    let guest = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let whoami = call(server.client, "GET", &format!("{V3}/account/whoami"), Some(&guest), None).json();
+    assert_eq!(whoami["is_guest"], true);
+    let reply = call(server.client, "POST", &format!("{V3}/createRoom"), Some(&guest), Some(&json!({})));
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_GUEST_ACCESS_FORBIDDEN"));
+}
+
+#[test]
+fn read_markers_set_fully_read_and_a_receipt() {
+    let server = open_server();
+    let (alice_id, alice) = register(server.client, "alice");
+    let room = create_room(&server, &alice, json!({}));
+    let event_id = send_text(&server, &alice, &room, "x", "hello")["event_id"].as_str().unwrap().to_owned();
+    let body = json!({ "m.fully_read": event_id, "m.read": event_id });
+    let reply = call(server.client, "POST", &format!("{V3}/rooms/{room}/read_markers"), Some(&alice), Some(&body));
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let path = format!("{V3}/user/{alice_id}/rooms/{room}/account_data/m.fully_read");
+    assert_eq!(call(server.client, "GET", &path, Some(&alice), None).json(), json!({ "event_id": event_id }));
+    let initial = sync(&server, &alice, None, 0);
+    let ephemeral = &initial["rooms"]["join"][&room]["ephemeral"]["events"];
+    assert!(ephemeral.to_string().contains("m.receipt"), "{ephemeral}");
+}

@@ -35,6 +35,20 @@ pub struct NewAccount {
     pub is_guest: bool,
     pub is_admin: bool,
     pub displayname: Option<String>,
+    /// The UIA session that completed the registration, if any: repeating
+    /// the request with it answers for the same account (Synapse's
+    /// "registration is idempotent").
+    pub session: Option<String>,
+}
+
+/// The localpart of an account registered without a username in UIA
+/// session `session`: a digest of the session, so a repeated request maps
+/// to the same account.
+pub fn localpart_for_session(session: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(session.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("u{hex}")
 }
 
 /// Creates an account on the user's shard: 400 `M_USER_IN_USE` if the ID
@@ -52,9 +66,11 @@ async fn create_here(shard: AppShard, user_id: String, account: NewAccount) -> R
         return Err(taken());
     }
     let vshard = state.placement.vshard(&user_id);
+    let session = account.session.clone();
     let result = async {
         if state.store.user(vshard, &user_id).await?.is_some() {
-            return Err(taken());
+            let repeat = session.as_ref().is_some_and(|s| state.registered_sessions.borrow().get(s) == Some(&user_id));
+            return if repeat { Ok(user_id.clone()) } else { Err(taken()) };
         }
         let user = UserRecord {
             user_id: user_id.clone(),
@@ -67,6 +83,14 @@ async fn create_here(shard: AppShard, user_id: String, account: NewAccount) -> R
             avatar_url: None,
         };
         state.store.write(vec![Op::PutUser { vshard, user }]).await?;
+        if let Some(session) = session {
+            let mut sessions = state.registered_sessions.borrow_mut();
+            // Repeats come within seconds; bound the memory, not the window.
+            if sessions.len() >= 100_000 {
+                sessions.clear();
+            }
+            sessions.insert(session, user_id.clone());
+        }
         Ok(user_id.clone())
     }
     .await;

@@ -199,6 +199,9 @@ pub struct RegistrationSection {
     /// Whether anyone may register an account over the Client-Server API.
     #[serde(default)]
     pub enable: bool,
+    /// Whether guest accounts may be registered (`kind=guest`).
+    #[serde(default)]
+    pub allow_guests: bool,
     /// Secret for `/_synapse/admin/v1/register`, which registers accounts
     /// even when registration is closed (operator tools use it).
     pub shared_secret: String,

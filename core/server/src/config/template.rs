@@ -113,6 +113,10 @@ sync_writes = true
 [registration]
 # Whether anyone may create an account over the Client-Server API.
 enable = false
+# Whether guest accounts (no password, read-mostly; `kind=guest`) may be
+# registered. Guests cannot create rooms and join only rooms whose
+# m.room.guest_access is can_join.
+allow_guests = false
 # Secret for /_synapse/admin/v1/register, which operator tools use to create
 # accounts even when registration is closed. Generated; keep it secret.
 shared_secret = {secret}

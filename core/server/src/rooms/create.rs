@@ -26,6 +26,8 @@ pub struct CreateRoom {
     pub topic: Option<String>,
     pub invite: Vec<String>,
     pub is_direct: bool,
+    /// `#room_alias_name:server`, published as `m.room.canonical_alias`.
+    pub alias: Option<String>,
 }
 
 /// The presets of `createRoom`.
@@ -106,6 +108,9 @@ fn sequence(r: &CreateRoom) -> Vec<Draft> {
     };
     let mut drafts = vec![state("m.room.member", &r.creator, json!({ "membership": "join" }))];
     drafts.push(state("m.room.power_levels", "", power_levels(r)));
+    if let Some(alias) = &r.alias {
+        drafts.push(state("m.room.canonical_alias", "", json!({ "alias": alias })));
+    }
     let (join_rule, guest_access) = match r.preset {
         Preset::PublicChat => ("public", "forbidden"),
         Preset::PrivateChat | Preset::TrustedPrivateChat => ("invite", "can_join"),

@@ -36,7 +36,14 @@ pub struct RoomEvent {
     /// Whether the PDU itself names the room: not so for a room v12
     /// `m.room.create`, whose ID the room ID is derived from.
     pub room_id_in_pdu: bool,
+    /// For an event this server sent for a client: `(device, transaction
+    /// ID)`, shown back to that device as `unsigned.transaction_id` so it
+    /// can match its local echo. Memory only.
+    pub txn: Option<(String, String)>,
 }
+
+/// Who an event is serialised for: `(user ID, device ID)`.
+pub type Viewer<'a> = (&'a str, &'a str);
 
 /// What a new event says; the room fills in the rest.
 pub struct Draft {
@@ -158,14 +165,16 @@ impl RoomEvent {
             redacts,
             signers,
             room_id_in_pdu: pdu.contains_key("room_id"),
+            txn: None,
             content,
         })
     }
 
     /// The event as clients see it (spec: `ClientEvent`), with `room_id`
-    /// or without it (`ClientEventWithoutRoomID`, in `/sync`).
-    pub fn client<'a>(&'a self, with_room_id: bool, unsigned: Option<&'a Value>) -> ClientEvent<'a> {
-        ClientEvent { event: self, with_room_id, unsigned }
+    /// or without it (`ClientEventWithoutRoomID`, in `/sync`), as `viewer`
+    /// sees it.
+    pub fn client<'a>(&'a self, with_room_id: bool, viewer: Option<Viewer<'a>>) -> ClientEvent<'a> {
+        ClientEvent { event: self, with_room_id, viewer }
     }
 }
 
@@ -183,7 +192,7 @@ fn prev_list(ids: Vec<String>, rules: &RoomVersionRules) -> Value {
 pub struct ClientEvent<'a> {
     event: &'a RoomEvent,
     with_room_id: bool,
-    unsigned: Option<&'a Value>,
+    viewer: Option<Viewer<'a>>,
 }
 
 impl Serialize for ClientEvent<'_> {
@@ -204,8 +213,14 @@ impl Serialize for ClientEvent<'_> {
         if let Some(redacts) = &e.redacts {
             map.serialize_entry("redacts", redacts)?;
         }
-        match self.unsigned {
-            Some(unsigned) => map.serialize_entry("unsigned", unsigned)?,
+        let own_txn = match (&e.txn, self.viewer) {
+            (Some((device, txn)), Some((user, viewer_device))) if user == e.sender && viewer_device == device => {
+                Some(txn)
+            }
+            _ => None,
+        };
+        match own_txn {
+            Some(txn) => map.serialize_entry("unsigned", &serde_json::json!({ "transaction_id": txn }))?,
             None => map.serialize_entry("unsigned", &serde_json::json!({}))?,
         }
         map.end()

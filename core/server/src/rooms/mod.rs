@@ -178,10 +178,15 @@ pub async fn append(
         let now = now_ms();
         let pending = first.into_iter().map(Next::Built).chain(drafts.into_iter().map(Next::Draft));
         for next in pending {
-            let (event, pdu) = match next {
+            let (mut event, pdu) = match next {
                 Next::Built(built) => built,
                 Next::Draft(draft) => room.prepare(draft, &state.keys, now)?,
             };
+            if events.is_empty() {
+                if let (Some(txn), Some(fresh)) = (&txn, Arc::get_mut(&mut event)) {
+                    fresh.txn = Some(txn.clone());
+                }
+            }
             let pos = stream.allocate();
             positions.push(pos);
             room.apply(event.clone(), pdu, pos, &state.placement, &mut ops);
@@ -307,6 +312,9 @@ pub async fn send(shard: &AppShard, room_id: &str, draft: Draft, txn: Option<Txn
             if let Some(event_id) = room.borrow().txns.get(&key) {
                 return Ok(event_id.clone());
             }
+        }
+        if let Some(same) = room.borrow().unchanged_state(&draft) {
+            return Ok(same);
         }
         let events = append(&shard, &room, None, vec![draft], txn, Vec::new()).await?;
         Ok(events[0].event_id.clone())

@@ -12,7 +12,7 @@ use tessera_storage::{Direction, Store};
 
 use crate::error::ApiError;
 use crate::rooms::ephemeral::ephemeral_events;
-use crate::rooms::event::RoomEvent;
+use crate::rooms::event::{RoomEvent, Viewer};
 use crate::rooms::room::{Room, RECENT_EVENTS};
 use crate::rooms::stored_event;
 use crate::state::AppShard;
@@ -109,11 +109,12 @@ pub enum Section {
 pub async fn sync_room(
     shard: &AppShard,
     room: &Rc<RefCell<Room>>,
-    user_id: &str,
+    (user_id, device_id): Viewer<'_>,
     since: Option<StreamPos>,
     upto: StreamPos,
     limit: usize,
 ) -> Result<Option<(Section, Value)>, ApiError> {
+    let viewer = Some((user_id, device_id));
     let membership = room.borrow().state.membership(user_id).map(str::to_owned);
     match membership.as_deref() {
         Some("join") => {}
@@ -130,7 +131,7 @@ pub async fn sync_room(
             let room_ref = room.borrow();
             let leave = room_ref.state.event("m.room.member", user_id).cloned();
             drop(room_ref);
-            let events: Vec<Value> = leave.iter().map(|e| client_json(e, false)).collect();
+            let events: Vec<Value> = leave.iter().map(|e| client_json(e, false, viewer)).collect();
             return Ok(Some((
                 Section::Leave,
                 json!({ "timeline": { "events": events, "limited": false }, "state": { "events": [] } }),
@@ -164,12 +165,12 @@ pub async fn sync_room(
         room.state
             .events()
             .filter(|e| !in_timeline.contains(e.event_id.as_str()) && !undelivered.contains(e.event_id.as_str()))
-            .map(|e| client_json(e, false))
+            .map(|e| client_json(e, false, viewer))
             .collect()
     } else {
         Vec::new()
     };
-    let events: Vec<Value> = newest.iter().map(|(_, e)| client_json(e, false)).collect();
+    let events: Vec<Value> = newest.iter().map(|(_, e)| client_json(e, false, viewer)).collect();
     let body = json!({
         "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
         "state": { "events": state },
@@ -180,7 +181,7 @@ pub async fn sync_room(
     Ok(Some((Section::Join, body)))
 }
 
-/// An event in the client format as a JSON value.
-pub fn client_json(event: &RoomEvent, with_room_id: bool) -> Value {
-    serde_json::to_value(event.client(with_room_id, None)).unwrap_or(Value::Null)
+/// An event in the client format as a JSON value, as `viewer` sees it.
+pub fn client_json(event: &RoomEvent, with_room_id: bool, viewer: Option<Viewer<'_>>) -> Value {
+    serde_json::to_value(event.client(with_room_id, viewer)).unwrap_or(Value::Null)
 }

@@ -172,6 +172,7 @@ impl Room {
             redacts: None,
             signers: Vec::new(),
             room_id_in_pdu: true,
+            txn: None,
         };
         let mut auth_events: Vec<String> = auth_types_for_event(self.rules, &probe)
             .into_iter()
@@ -264,6 +265,14 @@ impl Room {
             });
         }
         self.state.insert(event.clone());
+    }
+
+    /// The current state event `draft` would repeat (same type, state key,
+    /// sender and content), if any: Synapse sends no new event then, so
+    /// setting state or joining twice is idempotent.
+    pub fn unchanged_state(&self, draft: &Draft) -> Option<String> {
+        let current = self.state.event(&draft.event_type, draft.state_key.as_deref()?)?;
+        (current.sender == draft.sender && current.content == draft.content).then(|| current.event_id.clone())
     }
 
     /// Swaps the current state event with the same ID for `event` (its

@@ -160,6 +160,8 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
 /// A `/sync` request, as the user's shard runs it.
 pub struct SyncRequest {
     pub user_id: String,
+    /// The requesting device (its own sends carry their transaction IDs).
+    pub device_id: String,
     pub since: Option<SyncToken>,
     pub timeout: Duration,
     pub full_state: bool,
@@ -270,9 +272,10 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
             }
             answered.extend(rooms.iter().cloned());
             let ask: RoomAsk = (rooms, upto[k]);
-            let (user_id, since_k, limit) = (request.user_id.clone(), since[k], request.timeline_limit);
+            let viewer = (request.user_id.clone(), request.device_id.clone());
+            let (since_k, limit) = (since[k], request.timeline_limit);
             shards_asked.push(k);
-            replies.push(shard.ask_async(k, move |shard| rooms_part(shard.clone(), ask, user_id, since_k, limit)));
+            replies.push(shard.ask_async(k, move |shard| rooms_part(shard.clone(), ask, viewer, since_k, limit)));
         }
         // All shards are asked at once; their answers come back batched.
         for (k, reply) in shards_asked.into_iter().zip(join_all(replies).await) {
@@ -374,7 +377,7 @@ async fn account_data(
 async fn rooms_part(
     shard: AppShard,
     (rooms, upto): RoomAsk,
-    user_id: String,
+    (user_id, device_id): (String, String),
     since: Option<StreamPos>,
     limit: usize,
 ) -> Result<(Vec<(String, Section, Value)>, StreamPos), ApiError> {
@@ -382,7 +385,7 @@ async fn rooms_part(
     let mut parts = Vec::new();
     for room_id in rooms {
         let Some(room) = rooms::get(&shard, &room_id).await? else { continue };
-        if let Some((section, body)) = sync_room(&shard, &room, &user_id, since, upto, limit).await? {
+        if let Some((section, body)) = sync_room(&shard, &room, (&user_id, &device_id), since, upto, limit).await? {
             parts.push((room_id, section, body));
         }
     }

@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_proto::room_version::RoomVersionRules;
+use tessera_storage::Store;
 
+use crate::api::client::directory::{check_local_alias, create_alias};
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
@@ -55,10 +57,21 @@ struct StateEvent {
 
 async fn post(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
-    let body: Body = json_body(&req)?;
-    if body.room_alias_name.is_some() {
-        return Err(ApiError::new(400, "M_UNRECOGNIZED", "room aliases are not supported yet"));
+    if me.is_guest {
+        return Err(ApiError::new(403, "M_GUEST_ACCESS_FORBIDDEN", "guests cannot create rooms"));
     }
+    let body: Body = json_body(&req)?;
+    let alias = match &body.room_alias_name {
+        Some(name) => {
+            let alias = format!("#{name}:{}", shard.state.config.server_name);
+            check_local_alias(&shard, &alias)?;
+            if shard.state.store.alias(&alias).await?.is_some() {
+                return Err(ApiError::new(400, "M_ROOM_IN_USE", "room alias already taken"));
+            }
+            Some(alias)
+        }
+        None => None,
+    };
     if !body.invite_3pid.is_empty() {
         return Err(ApiError::new(400, "M_UNRECOGNIZED", "third-party invites are not supported yet"));
     }
@@ -112,7 +125,17 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         topic: body.topic,
         invite: body.invite,
         is_direct: body.is_direct,
+        alias: alias.clone(),
     };
     let room_id = create_room(&shard, request).await?;
+    if let Some(alias) = alias {
+        create_alias(&shard, &alias, &room_id, &me.user_id)
+            .await
+            .map_err(|_| ApiError::new(400, "M_ROOM_IN_USE", "room alias was taken while the room was created"))?;
+    }
+    if public {
+        let op = tessera_storage::Op::SetRoomPublished { room_id: room_id.clone(), published: true };
+        shard.state.store.write(vec![op]).await?;
+    }
     Ok(Response::json(&json!({ "room_id": room_id })))
 }

@@ -6,12 +6,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 
+use crate::api::client::directory::resolve;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::json_body;
 use crate::rooms::event::Draft;
-use crate::rooms::{member_content, send};
+use crate::rooms::{member_content, on_room, send};
 use crate::state::AppShard;
 
 /// Registers the endpoints.
@@ -44,10 +45,11 @@ struct Body {
 async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: Body = json_body(&req)?;
-    let room_id = req.params[0].clone();
-    if !room_id.starts_with('!') {
-        return Err(ApiError::new(400, "M_UNRECOGNIZED", "joining by room alias is not supported yet"));
-    }
+    let room_id = match req.params[0].clone() {
+        alias if alias.starts_with('#') && change == Change::Join => resolve(&shard, &alias).await?,
+        room_id if room_id.starts_with('!') => room_id,
+        other => return Err(ApiError::invalid_param(format!("{other} is not a room ID"))),
+    };
     let (target, membership) = match change {
         Change::Join => (me.user_id.clone(), "join"),
         Change::Leave => (me.user_id.clone(), "leave"),
@@ -79,6 +81,18 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
         content: Value::Object(content),
         redacts: None,
     };
+    if me.is_guest && change == Change::Join {
+        let guests_allowed = on_room(&shard, &room_id, |_, room| async move {
+            let room = room.borrow();
+            let access =
+                room.state.event("m.room.guest_access", "").and_then(|e| e.content.get("guest_access").cloned());
+            Ok(access == Some(Value::from("can_join")))
+        })
+        .await?;
+        if !guests_allowed {
+            return Err(ApiError::new(403, "M_GUEST_ACCESS_FORBIDDEN", "guests may not join this room"));
+        }
+    }
     send(&shard, &room_id, draft, None).await?;
     Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))
 }

@@ -51,7 +51,7 @@ async fn messages(shard: AppShard, req: Request) -> ApiResult {
         ),
         None => None,
     };
-    let user_id = me.user_id.clone();
+    let (user_id, device_id) = (me.user_id.clone(), me.device_id.clone());
     let body = on_room(&shard, &room_id, move |shard, room| async move {
         require_joined(&room.borrow(), &user_id)?;
         let (after, before) = match (direction, from) {
@@ -64,17 +64,17 @@ async fn messages(shard: AppShard, req: Request) -> ApiResult {
             None => format!("p{}", shard.state.rooms.stream.durable() + 1),
         };
         let mut body = json!({
-            "chunk": page.iter().map(|(_, e)| client_json(e, true)).collect::<Vec<_>>(),
+            "chunk": page.iter().map(|(_, e)| client_json(e, true, Some((&user_id, &device_id)))).collect::<Vec<_>>(),
             "start": start,
         });
-        if page.len() == limit {
-            if let Some((pos, _)) = page.last() {
-                let end = match direction {
-                    Direction::Backward => *pos,
-                    Direction::Forward => pos + 1,
-                };
-                body["end"] = format!("p{end}").into();
-            }
+        // Synapse gives `end` with every non-empty page; an empty page (no
+        // more events) has none, which is how clients know to stop.
+        if let Some((pos, _)) = page.last() {
+            let end = match direction {
+                Direction::Backward => *pos,
+                Direction::Forward => pos + 1,
+            };
+            body["end"] = format!("p{end}").into();
         }
         Ok(body)
     })

@@ -6,6 +6,7 @@ pub mod account_data;
 pub mod capabilities;
 pub mod create_room;
 pub mod devices;
+pub mod directory;
 pub mod filter;
 pub mod login;
 pub mod logout;
@@ -49,4 +50,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     capabilities::register(router, shard);
     filter::register(router, shard);
     devices::register(router, shard);
+    directory::register(router, shard);
 }

@@ -56,7 +56,7 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     let config = &shard.state.config;
     let kind = Query::of(&req).get("kind").unwrap_or("user").to_owned();
     if kind == "guest" {
-        return Err(ApiError::forbidden("guest access is disabled"));
+        return register_guest(&shard, &req).await;
     }
     if kind != "user" {
         return Err(ApiError::invalid_param("`kind` must be `user` or `guest`"));
@@ -66,26 +66,18 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     }
     let body: Body = json_body(&req)?;
     // Validate what can be validated before authentication, as Synapse does,
-    // so a client learns of a taken name before completing the flow.
-    let localpart = match &body.username {
-        Some(name) => {
-            let name = name.to_lowercase();
-            accounts::validate_localpart(&name, &config.server_name)?;
-            name
-        }
-        None => random_string(12).to_lowercase(),
-    };
-    let Some(password) = body.password else {
-        return Err(ApiError::missing_param("`password` is required"));
-    };
-    if password.len() > password::MAX_PASSWORD_BYTES {
+    // so a client learns of an invalid name before completing the flow.
+    if let Some(name) = &body.username {
+        accounts::validate_localpart(&name.to_lowercase(), &config.server_name)?;
+    }
+    if body.password.as_ref().is_some_and(|p| p.len() > password::MAX_PASSWORD_BYTES) {
         return Err(ApiError::invalid_param("password is too long"));
     }
-    match body.auth {
+    let session = match body.auth {
         // The dummy stage has nothing to check, and clients (matrix-nio's
         // `register`) send it without first fetching a session, which
         // Synapse accepts too.
-        Some(AuthData { kind: Some(kind), .. }) if kind == "m.login.dummy" => {}
+        Some(AuthData { kind: Some(kind), session }) if kind == "m.login.dummy" => session,
         Some(AuthData { kind: Some(_), session }) => {
             let mut e = uia_challenge(session);
             e.message = "unsupported authentication type".into();
@@ -93,9 +85,20 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         }
         Some(AuthData { kind: None, session }) => return Err(uia_challenge(session)),
         None => return Err(uia_challenge(None)),
-    }
-    let password_hash = Some(password::hash(password).await);
-    let account = NewAccount { localpart, password_hash, is_guest: false, is_admin: false, displayname: None };
+    };
+    let localpart = match (&body.username, &session) {
+        (Some(name), _) => name.to_lowercase(),
+        // Derived from the session, so repeating a completed registration
+        // names the same account (see `accounts::create`).
+        (None, Some(session)) => accounts::localpart_for_session(session),
+        (None, None) => random_string(12).to_lowercase(),
+    };
+    let password_hash = match body.password {
+        Some(password) => Some(password::hash(password).await),
+        // Allowed by the spec: the account cannot log in with a password.
+        None => None,
+    };
+    let account = NewAccount { localpart, password_hash, is_guest: false, is_admin: false, displayname: None, session };
     let user_id = accounts::create(&shard, account).await?;
     if body.inhibit_login {
         return Ok(Response::json(&json!({ "user_id": user_id, "home_server": config.server_name })));
@@ -122,4 +125,35 @@ async fn available(shard: AppShard, req: Request) -> ApiResult {
         return Err(ApiError::new(400, "M_USER_IN_USE", "user ID already taken"));
     }
     Ok(Response::json(&json!({ "available": true })))
+}
+
+/// `kind=guest` (spec: "Guest access"): an account with no password and a
+/// generated numeric-looking name, when `registration.allow_guests` is on.
+async fn register_guest(shard: &AppShard, req: &Request) -> ApiResult {
+    if !shard.state.config.registration.allow_guests {
+        return Err(ApiError::forbidden("guest access is disabled"));
+    }
+    #[derive(Deserialize)]
+    struct GuestBody {
+        initial_device_display_name: Option<String>,
+    }
+    let body: GuestBody = json_body(req)?;
+    let localpart = format!("guest-{}", random_string(12).to_lowercase());
+    let account = NewAccount {
+        localpart,
+        password_hash: None,
+        is_guest: true,
+        is_admin: false,
+        displayname: None,
+        session: None,
+    };
+    let user_id = accounts::create(shard, account).await?;
+    let ip = req.client_ip.to_string();
+    let session = accounts::new_session(shard, &user_id, None, body.initial_device_display_name, ip).await?;
+    Ok(Response::json(&json!({
+        "user_id": user_id,
+        "access_token": session.access_token,
+        "device_id": session.device_id,
+        "home_server": shard.state.config.server_name,
+    })))
 }

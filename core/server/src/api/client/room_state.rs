@@ -32,7 +32,7 @@ async fn full_state(shard: AppShard, req: Request) -> ApiResult {
     let events = on_room(&shard, &req.params[0], move |_, room| async move {
         let room = room.borrow();
         require_joined(&room, &user_id)?;
-        Ok(room.state.events().map(|e| client_json(e, true)).collect::<Vec<_>>())
+        Ok(room.state.events().map(|e| client_json(e, true, None)).collect::<Vec<_>>())
     })
     .await?;
     Ok(Response::json(&events))
@@ -71,7 +71,7 @@ async fn members(shard: AppShard, req: Request) -> ApiResult {
                 let m = e.content.get("membership").and_then(Value::as_str);
                 only.as_deref().is_none_or(|o| m == Some(o)) && not.as_deref().is_none_or(|n| m != Some(n))
             })
-            .map(|(_, e)| client_json(e, true))
+            .map(|(_, e)| client_json(e, true, None))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -110,7 +110,7 @@ async fn event(shard: AppShard, req: Request) -> ApiResult {
         let event = crate::rooms::stored_event(&shard.state.store, &event_id).await?;
         event
             .filter(|e| e.room_id == room_id)
-            .map(|e| client_json(&e, true))
+            .map(|e| client_json(&e, true, None))
             .ok_or_else(|| ApiError::not_found("event not found"))
     })
     .await?;

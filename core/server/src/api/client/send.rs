@@ -18,6 +18,9 @@ use crate::state::AppShard;
 /// Registers the endpoints.
 pub fn register(router: &mut Router, shard: &AppShard) {
     client_endpoint(router, shard, Method::Put, "/rooms/{roomId}/send/{eventType}/{txnId}", message);
+    // r0's transaction-less send, still served by Synapse: never retried
+    // idempotently, so it gets a transaction ID of its own.
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/send/{eventType}", message);
     client_endpoint(router, shard, Method::Put, "/rooms/{roomId}/state/{eventType}/{stateKey}", state);
     // An empty state key leaves no segment (matrix-nio drops the slash).
     client_endpoint(router, shard, Method::Put, "/rooms/{roomId}/state/{eventType}", state);
@@ -33,11 +36,12 @@ fn check_type(event_type: &str) -> Result<(), ApiError> {
 async fn message(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let content: Value = json_body(&req)?;
-    let (room_id, event_type, txn_id) = (&req.params[0], &req.params[1], &req.params[2]);
+    let (room_id, event_type) = (&req.params[0], &req.params[1]);
+    let txn_id = req.params.get(2).cloned().unwrap_or_else(|| format!("tessera-{}", crate::request::random_string(16)));
     check_type(event_type)?;
     let draft =
         Draft { sender: me.user_id.clone(), event_type: event_type.clone(), state_key: None, content, redacts: None };
-    let txn = Some((me.device_id.clone(), txn_id.clone()));
+    let txn = Some((me.device_id.clone(), txn_id));
     let event_id = send(&shard, room_id, draft, txn).await?;
     Ok(Response::json(&json!({ "event_id": event_id })))
 }

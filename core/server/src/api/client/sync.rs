@@ -56,6 +56,7 @@ async fn get(shard: AppShard, req: Request) -> ApiResult {
     let timeout = Duration::from_millis(query.number::<u64>("timeout")?.unwrap_or(0));
     let request = SyncRequest {
         user_id: me.user_id.clone(),
+        device_id: me.device_id.clone(),
         since,
         timeout,
         full_state: query.boolean("full_state")?.unwrap_or(false),

@@ -114,8 +114,14 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         return Err(ApiError::invalid_param("password is too long"));
     }
     let password_hash = Some(password::hash(body.password).await);
-    let account =
-        NewAccount { localpart, password_hash, is_guest: false, is_admin: body.admin, displayname: body.displayname };
+    let account = NewAccount {
+        localpart,
+        password_hash,
+        is_guest: false,
+        is_admin: body.admin,
+        displayname: body.displayname,
+        session: None,
+    };
     let user_id = accounts::create(&shard, account).await?;
     let session = accounts::new_session(&shard, &user_id, None, None, req.client_ip.to_string()).await?;
     Ok(Response::json(&json!({

@@ -1,0 +1,266 @@
+//! Room aliases and the public room directory (spec: client-server API,
+//! "Room aliases", "Listing rooms"): `/directory/room/{roomAlias}`,
+//! `/rooms/{roomId}/aliases`, `/directory/list/room/{roomId}` and
+//! `/publicRooms`.
+//!
+//! An alias is written only by the shard its name hashes to, so two
+//! requests creating the same alias cannot both succeed.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tessera_net::http::{Method, Request, Response, Router};
+use tessera_statres::auth::power_levels::PowerLevels;
+use tessera_statres::auth::Creators;
+use tessera_storage::records::AliasRecord;
+use tessera_storage::{Op, Store};
+
+use crate::api::client_endpoint;
+use crate::auth::{authenticate, Requester};
+use crate::error::{ApiError, ApiResult};
+use crate::request::{json_body, Query};
+use crate::rooms::on_room;
+use crate::rooms::read::require_joined;
+use crate::rooms::room::Room;
+use crate::state::AppShard;
+
+/// Most rooms one `/publicRooms` page lists.
+const MAX_PUBLIC_ROOMS: usize = 500;
+
+/// Registers the endpoints.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    client_endpoint(router, shard, Method::Get, "/directory/room/{roomAlias}", get_alias);
+    client_endpoint(router, shard, Method::Put, "/directory/room/{roomAlias}", put_alias);
+    client_endpoint(router, shard, Method::Delete, "/directory/room/{roomAlias}", delete_alias);
+    client_endpoint(router, shard, Method::Get, "/rooms/{roomId}/aliases", room_aliases);
+    client_endpoint(router, shard, Method::Get, "/directory/list/room/{roomId}", get_visibility);
+    client_endpoint(router, shard, Method::Put, "/directory/list/room/{roomId}", put_visibility);
+    client_endpoint(router, shard, Method::Get, "/publicRooms", public_rooms);
+    client_endpoint(router, shard, Method::Post, "/publicRooms", public_rooms);
+}
+
+/// Checks an alias is `#localpart:our.server`: 400 `M_INVALID_PARAM`
+/// otherwise (other servers' aliases need federation).
+pub fn check_local_alias(shard: &AppShard, alias: &str) -> Result<(), ApiError> {
+    let server_name = &shard.state.config.server_name;
+    match alias.strip_prefix('#').and_then(|a| a.split_once(':')) {
+        Some((local, server)) if !local.is_empty() && server == server_name && alias.len() <= 255 => Ok(()),
+        Some((_, server)) if server != server_name => {
+            Err(ApiError::invalid_param("aliases of other servers need federation, which is not served yet"))
+        }
+        _ => Err(ApiError::invalid_param(format!("{alias} is not a room alias"))),
+    }
+}
+
+/// The room an alias names: 404 `M_NOT_FOUND` if none.
+pub async fn resolve(shard: &AppShard, alias: &str) -> Result<String, ApiError> {
+    check_local_alias(shard, alias)?;
+    let record = shard.state.store.alias(alias).await?;
+    record.map(|r| r.room_id).ok_or_else(|| ApiError::not_found(format!("no room has the alias {alias}")))
+}
+
+/// Creates an alias on the alias's shard: 409 `M_UNKNOWN` if it exists.
+pub async fn create_alias(shard: &AppShard, alias: &str, room_id: &str, creator: &str) -> Result<(), ApiError> {
+    check_local_alias(shard, alias)?;
+    let owner = shard.state.placement.shard(alias);
+    let record = AliasRecord { alias: alias.to_owned(), room_id: room_id.to_owned(), creator: creator.to_owned() };
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                if shard.state.store.alias(&record.alias).await?.is_some() {
+                    return Err(ApiError::new(409, "M_UNKNOWN", "room alias already exists"));
+                }
+                shard.state.store.write(vec![Op::PutAlias(record)]).await?;
+                Ok(())
+            }
+        })
+        .await?
+}
+
+async fn get_alias(shard: AppShard, req: Request) -> ApiResult {
+    let room_id = resolve(&shard, &req.params[0]).await?;
+    Ok(Response::json(&json!({ "room_id": room_id, "servers": [shard.state.config.server_name] })))
+}
+
+#[derive(Deserialize)]
+struct PutAlias {
+    room_id: String,
+}
+
+async fn put_alias(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let body: PutAlias = json_body(&req)?;
+    // The room must exist here.
+    on_room(&shard, &body.room_id, |_, _| async { Ok(()) }).await?;
+    create_alias(&shard, &req.params[0], &body.room_id, &me.user_id).await?;
+    Ok(Response::json(&json!({})))
+}
+
+async fn delete_alias(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let alias = req.params[0].clone();
+    check_local_alias(&shard, &alias)?;
+    let owner = shard.state.placement.shard(&alias);
+    let is_admin = user_is_admin(&shard, &me).await?;
+    let user_id = me.user_id.clone();
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let record = shard.state.store.alias(&alias).await?;
+                let record = record.ok_or_else(|| ApiError::not_found("no such alias"))?;
+                if record.creator != user_id && !is_admin {
+                    return Err(ApiError::forbidden("only the alias's creator or a server admin may delete it"));
+                }
+                shard.state.store.write(vec![Op::DeleteAlias { alias }]).await?;
+                Ok(())
+            }
+        })
+        .await??;
+    Ok(Response::json(&json!({})))
+}
+
+async fn user_is_admin(shard: &AppShard, me: &Requester) -> Result<bool, ApiError> {
+    let vshard = shard.state.placement.vshard(&me.user_id);
+    Ok(shard.state.store.user(vshard, &me.user_id).await?.is_some_and(|u| u.is_admin))
+}
+
+async fn room_aliases(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let user_id = me.user_id.clone();
+    let room_id = req.params[0].clone();
+    on_room(&shard, &room_id, move |_, room| async move { require_joined(&room.borrow(), &user_id) }).await?;
+    let aliases = shard.state.store.room_aliases(&room_id).await?;
+    Ok(Response::json(&json!({ "aliases": aliases })))
+}
+
+async fn get_visibility(shard: AppShard, req: Request) -> ApiResult {
+    let room_id = req.params[0].clone();
+    on_room(&shard, &room_id, |_, _| async { Ok(()) }).await?;
+    let published = shard.state.store.published_rooms().await?.contains(&room_id);
+    Ok(Response::json(&json!({ "visibility": if published { "public" } else { "private" } })))
+}
+
+#[derive(Deserialize)]
+struct PutVisibility {
+    visibility: String,
+}
+
+/// 403 unless `user_id` may change the room's published addresses (the
+/// power to send `m.room.canonical_alias`, as Synapse requires).
+fn require_alias_power(room: &Room, user_id: &str) -> Result<(), ApiError> {
+    require_joined(room, user_id)?;
+    let create = room.state.event("m.room.create", "").ok_or_else(|| ApiError::internal("room without create"))?;
+    let creators = Creators::of(&**create, room.rules);
+    let levels =
+        PowerLevels::new(room.state.event("m.room.power_levels", "").map(|e| &e.content), &creators, room.rules);
+    if levels.user(user_id) >= levels.event("m.room.canonical_alias", true) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("your power level does not allow publishing this room"))
+    }
+}
+
+async fn put_visibility(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let body: PutVisibility = json_body(&req)?;
+    let published = match body.visibility.as_str() {
+        "public" => true,
+        "private" => false,
+        _ => return Err(ApiError::invalid_param("`visibility` must be public or private")),
+    };
+    let user_id = me.user_id.clone();
+    on_room(&shard, &req.params[0], move |shard, room| async move {
+        require_alias_power(&room.borrow(), &user_id)?;
+        let room_id = room.borrow().id.clone();
+        shard.state.store.write(vec![Op::SetRoomPublished { room_id, published }]).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(Response::json(&json!({})))
+}
+
+/// A directory entry (spec: `PublishedRoomsChunk`), read on the room's
+/// shard.
+fn summary(room: &Room) -> Value {
+    let content = |t: &str, field: &str| room.state.event(t, "").and_then(|e| e.content.get(field)).cloned();
+    let joined = room
+        .state
+        .of_type("m.room.member")
+        .filter(|(_, e)| e.content.get("membership").and_then(Value::as_str) == Some("join"))
+        .count();
+    let mut entry = json!({
+        "room_id": room.id,
+        "num_joined_members": joined,
+        "world_readable": content("m.room.history_visibility", "history_visibility") == Some(json!("world_readable")),
+        "guest_can_join": content("m.room.guest_access", "guest_access") == Some(json!("can_join")),
+        "join_rule": content("m.room.join_rules", "join_rule").unwrap_or(json!("invite")),
+    });
+    for (key, event_type, field) in [
+        ("name", "m.room.name", "name"),
+        ("topic", "m.room.topic", "topic"),
+        ("canonical_alias", "m.room.canonical_alias", "alias"),
+        ("avatar_url", "m.room.avatar", "url"),
+        ("room_type", "m.room.create", "type"),
+    ] {
+        if let Some(value) = content(event_type, field).filter(Value::is_string) {
+            entry[key] = value;
+        }
+    }
+    entry
+}
+
+#[derive(Deserialize, Default)]
+struct PublicRoomsBody {
+    limit: Option<usize>,
+    since: Option<String>,
+    filter: Option<PublicRoomsFilter>,
+}
+
+#[derive(Deserialize, Default)]
+struct PublicRoomsFilter {
+    generic_search_term: Option<String>,
+}
+
+async fn public_rooms(shard: AppShard, req: Request) -> ApiResult {
+    let query = Query::of(&req);
+    let body: PublicRoomsBody = if req.method == Method::Post { json_body(&req)? } else { PublicRoomsBody::default() };
+    if query.get("server").is_some_and(|s| s != shard.state.config.server_name) {
+        return Err(ApiError::new(400, "M_UNRECOGNIZED", "other servers' directories need federation"));
+    }
+    let limit = body.limit.or(query.number("limit")?).unwrap_or(MAX_PUBLIC_ROOMS).clamp(1, MAX_PUBLIC_ROOMS);
+    let since = body.since.or_else(|| query.get("since").map(str::to_owned));
+    let offset: usize = match since.as_deref() {
+        Some(token) => token
+            .strip_prefix('o')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ApiError::invalid_param("`since` is not a directory token"))?,
+        None => 0,
+    };
+    let term = body.filter.and_then(|f| f.generic_search_term).map(|t| t.to_lowercase());
+    let mut entries = Vec::new();
+    for room_id in shard.state.store.published_rooms().await? {
+        if let Ok(entry) = on_room(&shard, &room_id, |_, room| async move { Ok(summary(&room.borrow())) }).await {
+            entries.push(entry);
+        }
+    }
+    if let Some(term) = &term {
+        entries.retain(|e| {
+            ["name", "topic", "canonical_alias"]
+                .iter()
+                .any(|k| e[k].as_str().is_some_and(|v| v.to_lowercase().contains(term.as_str())))
+        });
+    }
+    // Largest rooms first, as Synapse lists them.
+    entries.sort_by(|a, b| b["num_joined_members"].as_u64().cmp(&a["num_joined_members"].as_u64()));
+    let total = entries.len();
+    let chunk: Vec<Value> = entries.into_iter().skip(offset).take(limit).collect();
+    let mut body = json!({ "chunk": chunk, "total_room_count_estimate": total });
+    if offset + limit < total {
+        body["next_batch"] = format!("o{}", offset + limit).into();
+    }
+    if offset > 0 {
+        body["prev_batch"] = format!("o{}", offset.saturating_sub(limit)).into();
+    }
+    Ok(Response::json(&body))
+}
