@@ -103,8 +103,10 @@ fn versions(ctx: &Arc<Ctx>, info: RunInfo, args: &VersionsArgs) -> Result<Report
                                     progress.op(thread);
                                     continue;
                                 }
-                                Ok(r) => m.error(&format!("{} status", r.status)),
-                                Err(e) => m.error(&e.kind()),
+                                Ok(r) => m.error(&format!("{} status", r.status), || {
+                                    String::from_utf8_lossy(&r.body).into_owned()
+                                }),
+                                Err(e) => m.error(&e.kind(), || e.to_string()),
                             }
                             progress.error(thread);
                             // Do not spin on a refused connection.
@@ -170,7 +172,9 @@ fn register(ctx: &Arc<Ctx>, info: RunInfo, args: &RegisterArgs) -> Result<Report
                                     progress.op(thread);
                                 }
                                 Err(e) => {
-                                    m.error(&e.kind());
+                                    m.error(&e.kind(), || e.to_string());
+                                    // Do not spin on a failing target.
+                                    sleep(Duration::from_millis(10)).await;
                                     progress.error(thread);
                                 }
                             }
@@ -271,7 +275,7 @@ async fn receive(
             _ = wait_for(|| stop.load(Ordering::Relaxed)) => None,
         };
         let Some(result) = got else { break };
-        let failure = match result {
+        let (failure, detail) = match result {
             Ok(resp) if resp.status == 200 => match parse_sync(&resp.body, ctx.run) {
                 Ok(batch) => {
                     let now = ctx.now_ns();
@@ -283,12 +287,12 @@ async fn receive(
                     since = batch.next_batch;
                     continue;
                 }
-                Err(_) => "sync bad_json".to_owned(),
+                Err(e) => ("sync bad_json".to_owned(), e),
             },
-            Ok(resp) => format!("sync {} status", resp.status),
-            Err(e) => format!("sync {}", e.kind()),
+            Ok(resp) => (format!("sync {} status", resp.status), String::from_utf8_lossy(&resp.body).into_owned()),
+            Err(e) => (format!("sync {}", e.kind()), e.to_string()),
         };
-        m.error(&failure);
+        m.error(&failure, || detail);
         progress.error(thread);
         sleep(Duration::from_millis(100)).await;
     }
@@ -385,8 +389,10 @@ fn messaging(ctx: &Arc<Ctx>, info: RunInfo, args: &MessagingArgs) -> Result<Repo
                                 progress.op(thread);
                             }
                             Err(e) => {
-                                m.error(&format!("send {}", e.kind()));
+                                m.error(&format!("send {}", e.kind()), || e.to_string());
                                 progress.error(thread);
+                                // Do not spin on a failing target.
+                                sleep(Duration::from_millis(10)).await;
                             }
                         }
                     }
@@ -500,8 +506,8 @@ fn initial_sync(ctx: &Arc<Ctx>, info: RunInfo, args: &InitialSyncArgs) -> Result
                             m.count("cold_response_bytes", r.body.len() as u64);
                         }
                     }
-                    Ok(r) => m.error(&format!("{} status", r.status)),
-                    Err(e) => m.error(&e.kind()),
+                    Ok(r) => m.error(&format!("{} status", r.status), || String::from_utf8_lossy(&r.body).into_owned()),
+                    Err(e) => m.error(&e.kind(), || e.to_string()),
                 }
             }
             m
@@ -575,7 +581,7 @@ fn fanout(ctx: &Arc<Ctx>, info: RunInfo, args: &FanoutArgs) -> Result<Report, St
                     let marker = Marker { run: ctx.run, id, sent_ns: (sent - ctx.epoch).as_nanos() as u64 };
                     let txn = format!("lt{:x}f{id}", ctx.run);
                     if let Err(e) = matrix::send_text(&mut conn, &mut m, &token, &room, &txn, &marker.body()).await {
-                        m.error(&format!("send {}", e.kind()));
+                        m.error(&format!("send {}", e.kind()), || e.to_string());
                         progress.error(thread);
                         continue;
                     }

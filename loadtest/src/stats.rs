@@ -20,7 +20,13 @@ pub struct Metrics {
     latencies: BTreeMap<&'static str, Histogram<u64>>,
     counters: BTreeMap<&'static str, u64>,
     errors: BTreeMap<String, u64>,
+    /// The first message seen for each error kind: a count alone does not
+    /// say why ("403 M_FORBIDDEN" could be a bad MAC or a closed server).
+    error_examples: BTreeMap<String, String>,
 }
+
+/// Longest error example kept.
+const MAX_EXAMPLE: usize = 300;
 
 impl Metrics {
     /// Records one latency into the histogram `name`.
@@ -34,12 +40,22 @@ impl Metrics {
         *self.counters.entry(name).or_default() += n;
     }
 
-    /// Counts one error of kind `kind`.
-    pub fn error(&mut self, kind: &str) {
+    /// Counts one error of kind `kind`; `detail` is asked for the first
+    /// one of each kind only.
+    pub fn error(&mut self, kind: &str, detail: impl FnOnce() -> String) {
         match self.errors.get_mut(kind) {
             Some(n) => *n += 1,
             None => {
                 self.errors.insert(kind.to_owned(), 1);
+                let mut detail = detail();
+                if detail.len() > MAX_EXAMPLE {
+                    let mut end = MAX_EXAMPLE;
+                    while !detail.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    detail.truncate(end);
+                }
+                self.error_examples.insert(kind.to_owned(), detail);
             }
         }
     }
@@ -54,6 +70,9 @@ impl Metrics {
         }
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
+        }
+        for (kind, example) in other.error_examples {
+            self.error_examples.entry(kind).or_insert(example);
         }
     }
 
@@ -217,6 +236,8 @@ pub struct Report {
     pub counters: BTreeMap<&'static str, u64>,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+    /// The first message seen for each kind in `errors`.
+    pub error_examples: BTreeMap<String, String>,
     /// Sum of `errors`.
     pub error_count: u64,
     /// Responses `429 M_LIMIT_EXCEEDED` (retried after `retry_after_ms`).
@@ -259,6 +280,7 @@ impl Report {
             error_count: metrics.errors.values().sum(),
             counters: metrics.counters,
             errors: metrics.errors,
+            error_examples: metrics.error_examples,
             rate_limited,
             warnings,
         }
@@ -301,7 +323,8 @@ impl Report {
         } else {
             let _ = writeln!(out, "errors: {} total", self.error_count);
             for (kind, n) in &self.errors {
-                let _ = writeln!(out, "  {kind}: {n}");
+                let example = self.error_examples.get(kind).map_or("", String::as_str);
+                let _ = writeln!(out, "  {kind}: {n} (first: {example})");
             }
         }
         for w in &self.warnings {
@@ -342,19 +365,22 @@ mod tests {
         let mut a = Metrics::default();
         a.record("x", Duration::from_micros(10));
         a.count("sent", 2);
-        a.error("timeout");
+        a.error("timeout", || "timed out".into());
+        a.error("timeout", || unreachable!("only the first error of a kind is described"));
         let mut b = Metrics::default();
         b.record("x", Duration::from_micros(30));
         b.record("y", Duration::from_secs(7200)); // clamped, not lost
         b.count("sent", 3);
-        b.error("timeout");
-        b.error("http_500");
+        b.error("timeout", || "a later example".into());
+        b.error("http_500", || "x".repeat(1000));
         a.merge(b);
         assert_eq!(a.samples("x"), 2);
         assert_eq!(a.samples("y"), 1);
         assert_eq!(a.counter("sent"), 5);
-        assert_eq!(a.errors.get("timeout"), Some(&2));
+        assert_eq!(a.errors.get("timeout"), Some(&3));
         assert_eq!(a.errors.get("http_500"), Some(&1));
+        assert_eq!(a.error_examples["timeout"], "timed out");
+        assert_eq!(a.error_examples["http_500"].len(), MAX_EXAMPLE);
         let info = RunInfo {
             scenario: "t",
             target: "http://127.0.0.1:1".into(),
@@ -363,10 +389,10 @@ mod tests {
             threads: 2,
         };
         let r = Report::new(info, Duration::from_secs(3), Duration::from_secs(2), CpuTime::default(), a, "x");
-        assert_eq!((r.requests, r.throughput_per_sec, r.error_count), (2, 1.0, 3));
+        assert_eq!((r.requests, r.throughput_per_sec, r.error_count), (2, 1.0, 4));
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["latency"]["x"]["count"], 2);
-        assert!(r.human().contains("timeout: 2"));
+        assert!(r.human().contains("timeout: 3 (first: timed out)"), "{}", r.human());
     }
 
     #[test]
