@@ -85,6 +85,7 @@ fn load_keys(config: &Config) -> Result<ServerKeys, String> {
 pub fn run(prepared: Prepared) -> Result<(), String> {
     let Prepared { config, tls, keys } = prepared;
     let data_dir = DataDir::open(&config.data_dir, config.server.vshards).map_err(|e| e.to_string())?;
+    ensure_ports_free(&config)?;
     let db = Backend::open(&config, &data_dir).map_err(|e| format!("storage: {e}"))?;
     let shards = config.shard_count();
     tracing::info!(
@@ -210,6 +211,23 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
         }
         Some(e) => Err(e),
     }
+}
+
+/// Fails if another process already listens on one of our addresses. The
+/// shards bind with `SO_REUSEPORT`, which the kernel lets two processes of
+/// the same user share silently, splitting connections between them; a
+/// plain bind here (no `SO_REUSEPORT`) fails instead while anyone listens.
+fn ensure_ports_free(config: &Config) -> Result<(), String> {
+    for (name, section) in [("client", &config.listeners.client), ("federation", &config.listeners.federation)] {
+        if !section.enable {
+            continue;
+        }
+        for addr in &section.bind {
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("listeners.{name}: cannot listen on {addr}: {e} (is another server running?)"))?;
+        }
+    }
+    Ok(())
 }
 
 type Bound = Vec<(Rc<Listener>, TcpListener)>;

@@ -526,3 +526,23 @@ fn read_markers_set_fully_read_and_a_receipt() {
     let ephemeral = &initial["rooms"]["join"][&room]["ephemeral"]["events"];
     assert!(ephemeral.to_string().contains("m.receipt"), "{ephemeral}");
 }
+
+#[test]
+fn concurrent_identical_room_creations_make_distinct_rooms() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let creators: Vec<_> = (0..16)
+        .map(|_| {
+            let (addr, token) = (server.client, alice.clone());
+            std::thread::spawn(move || {
+                let reply = call(addr, "POST", &format!("{V3}/createRoom"), Some(&token), Some(&json!({})));
+                assert_eq!(reply.status, 200);
+                reply.json()["room_id"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let rooms: HashSet<String> = creators.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(rooms.len(), 16, "two creations named the same v12 room");
+    let joined = call(server.client, "GET", &format!("{V3}/joined_rooms"), Some(&alice), None).json();
+    assert_eq!(joined["joined_rooms"].as_array().unwrap().len(), 16);
+}

@@ -116,3 +116,22 @@ fn environment_override_enables_registration() {
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("registration.enable"));
 }
+
+#[test]
+fn second_server_on_the_same_port_refuses_to_start_instead_of_sharing_it() {
+    let first = Server::start(&[]);
+    let (_dir, config, _, _) = generate();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TESSERA_LISTENERS__CLIENT__BIND", format!("[\"{}\"]", first.client))
+        .env("TESSERA_LISTENERS__FEDERATION__ENABLE", "false")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
