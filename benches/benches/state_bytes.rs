@@ -105,7 +105,12 @@ const PARTS: [&str; 3] = [
 
 fn embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = EmbeddedConfig { path: dir.path().join("db"), cache_bytes: 64 << 20, sync_writes: true };
+    let config = EmbeddedConfig {
+        path: dir.path().join("db"),
+        cache_bytes: 64 << 20,
+        memtable_bytes: 4 << 20,
+        sync_writes: true,
+    };
     let db = EmbeddedDb::open(&config).unwrap();
     let store = db.shard_store(0).unwrap();
     db.flush().unwrap();

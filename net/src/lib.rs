@@ -18,3 +18,4 @@ pub mod shard;
 pub mod shutdown;
 pub mod tls;
 pub mod vshard;
+pub mod wait_list;

@@ -6,20 +6,20 @@
 //! future; the process then flushes and exits 0. A second signal exits at
 //! once, for operators who do not want to wait.
 
-use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::cell::Cell;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::{io, thread};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::wait_list::WaitList;
+
 /// A one-way latch: once tripped, every current and future `wait` completes.
 #[derive(Default)]
 pub struct Shutdown {
     tripped: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: WaitList,
 }
 
 impl Shutdown {
@@ -31,9 +31,7 @@ impl Shutdown {
     /// Trips the latch and wakes every waiter.
     pub fn trigger(&self) {
         if !self.tripped.replace(true) {
-            for waker in self.waiters.borrow_mut().drain(..) {
-                waker.wake();
-            }
+            self.waiters.wake_all();
         }
     }
 
@@ -44,15 +42,7 @@ impl Shutdown {
 
     /// Completes once shutdown has begun.
     pub async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.tripped.get() {
-                Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
+        self.waiters.wait_until(|| self.tripped.get()).await
     }
 }
 

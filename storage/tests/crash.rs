@@ -20,7 +20,12 @@ const PG_VAR: &str = "TESSERA_CRASH_TEST_PG";
 const ROOM: &str = "!crash:example.org";
 
 fn config(dir: &str) -> EmbeddedConfig {
-    EmbeddedConfig { path: format!("{dir}/db").into(), cache_bytes: 8 << 20, sync_writes: true }
+    EmbeddedConfig {
+        path: format!("{dir}/db").into(),
+        cache_bytes: 8 << 20,
+        memtable_bytes: 4 << 20,
+        sync_writes: true,
+    }
 }
 
 fn event(n: u64) -> EventRecord {

@@ -42,6 +42,11 @@ pub struct EmbeddedConfig {
     pub path: PathBuf,
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Largest memtable of a keyspace before it is flushed to disk, bytes.
+    /// fjall's default (64 MiB per keyspace, two dozen keyspaces) let a
+    /// message load grow the process by hundreds of MiB
+    /// (docs/benchmarks.md); flushes run on fjall's own threads.
+    pub memtable_bytes: u64,
     /// Make every acknowledged write durable (fsync). Turning it off loses
     /// the last writes on a crash: for benchmarks only.
     pub sync_writes: bool,
@@ -94,7 +99,8 @@ impl EmbeddedDb {
     /// Opens (creating if needed) the database and checks its schema.
     pub fn open(config: &EmbeddedConfig) -> Result<Self> {
         let db = Database::builder(&config.path).cache_size(config.cache_bytes).open()?;
-        let open = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let memtable = config.memtable_bytes;
+        let open = |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(memtable));
         // Large, rarely rewritten data (event JSON, the interning tables of
         // huge rooms): compressed at every level and in bigger blocks, where
         // fjall's default leaves the first two levels uncompressed for
@@ -102,6 +108,7 @@ impl EmbeddedDb {
         let cold = |name: &str| {
             db.keyspace(name, || {
                 KeyspaceCreateOptions::default()
+                    .max_memtable_size(memtable)
                     .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
                     .data_block_size_policy(BlockSizePolicy::all(COLD_BLOCK_BYTES))
             })

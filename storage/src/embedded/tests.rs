@@ -2,7 +2,7 @@ use super::*;
 use crate::conformance::{self, event, user};
 
 fn config(dir: &std::path::Path) -> EmbeddedConfig {
-    EmbeddedConfig { path: dir.join("db"), cache_bytes: 8 << 20, sync_writes: true }
+    EmbeddedConfig { path: dir.join("db"), cache_bytes: 8 << 20, memtable_bytes: 4 << 20, sync_writes: true }
 }
 
 #[test]

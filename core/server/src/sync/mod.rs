@@ -12,11 +12,12 @@ pub mod token;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::{json, Map, Value};
+use tessera_net::wait_list::WaitList;
 use tessera_storage::records::StreamPos;
 use tessera_storage::Store;
 
@@ -44,7 +45,7 @@ struct UserSync {
     account_data: RefCell<HashMap<(Option<String>, String), u64>>,
     /// The user's account-data version (changes counted in this epoch).
     account_data_version: Cell<u64>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: WaitList,
 }
 
 /// The sync state of one shard's users.
@@ -112,9 +113,7 @@ pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&st
 impl UserSync {
     fn wake(&self) {
         self.version.set(self.version.get() + 1);
-        for waker in self.waiters.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        self.waiters.wake_all();
     }
 }
 
@@ -190,17 +189,10 @@ async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiE
         if !empty || request.since.is_none() || now >= deadline || shard.state.shutdown.is_triggered() {
             return Ok(body);
         }
-        let changed = std::future::poll_fn(|cx| {
-            if user.version.get() != seen {
-                Poll::Ready(())
-            } else {
-                user.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        });
+        let changed = user.waiters.wait_until(|| user.version.get() != seen);
         let shutdown = shard.state.shutdown.clone();
         let wait = async {
-            monoio_select(changed, shutdown.wait()).await;
+            either(changed, shutdown.wait()).await;
         };
         if tessera_net::runtime::timeout(deadline - now, wait).await.is_err() {
             // Timed out: answer with the token we have (the body is empty).
@@ -210,7 +202,7 @@ async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiE
 }
 
 /// Waits for either future.
-async fn monoio_select(a: impl std::future::Future<Output = ()>, b: impl std::future::Future<Output = ()>) {
+async fn either(a: impl std::future::Future<Output = ()>, b: impl std::future::Future<Output = ()>) {
     let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
     std::future::poll_fn(|cx| {
         if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
