@@ -247,6 +247,39 @@ pub async fn member_content(shard: &AppShard, user_id: &str, membership: &str) -
     Ok(serde_json::Value::Object(content))
 }
 
+/// Sends `user_id`'s own member event with `membership` (and their current
+/// profile) into each of `rooms`, concurrently; a room that refuses is
+/// logged with `what` and skipped. Profile changes re-send joins this way;
+/// deactivation sends leaves.
+pub async fn send_own_membership(
+    shard: &AppShard,
+    user_id: &str,
+    rooms: &[String],
+    membership: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    let content = member_content(shard, user_id, membership).await?;
+    let sends = rooms.iter().map(|room_id| {
+        let draft = Draft {
+            sender: user_id.to_owned(),
+            event_type: "m.room.member".into(),
+            state_key: Some(user_id.to_owned()),
+            content: content.clone(),
+            redacts: None,
+        };
+        send(shard, room_id, draft, None)
+    });
+    for (room_id, result) in rooms.iter().zip(futures_util::future::join_all(sends).await) {
+        if let Err(e) = result {
+            tracing::warn!(user = user_id, room = room_id, error = e.message, "{what}");
+        }
+    }
+    Ok(())
+}
+
 /// Registers a newly created room as open on this shard.
 pub fn insert_open(shard: &AppShard, room: Room) -> Rc<RefCell<Room>> {
     let room = Rc::new(RefCell::new(room));

@@ -14,8 +14,6 @@ use std::sync::Arc;
 use serde_json::Value;
 use tessera_proto::canonical_json::{parse_object_with, to_bytes, Numbers, Value as CanonicalValue};
 use tessera_proto::redaction::redact;
-use tessera_statres::auth::power_levels::PowerLevels;
-use tessera_statres::auth::Creators;
 use tessera_storage::records::EventRecord;
 use tessera_storage::{Op, Store};
 
@@ -65,14 +63,7 @@ pub async fn redact_event(
 
 /// 403 unless `sender` may redact an event of `original_sender`.
 fn check_power(room: &Room, sender: &str, original_sender: &str) -> Result<(), ApiError> {
-    if sender == original_sender {
-        return Ok(());
-    }
-    let create = room.state.event("m.room.create", "").ok_or_else(|| ApiError::internal("room without create"))?;
-    let creators = Creators::of(&**create, room.rules);
-    let levels_content = room.state.event("m.room.power_levels", "").map(|e| &e.content);
-    let levels = PowerLevels::new(levels_content, &creators, room.rules);
-    if levels.user(sender) >= levels.redact() {
+    if sender == original_sender || room.has_power(sender, |levels| levels.redact()) {
         Ok(())
     } else {
         Err(ApiError::forbidden("your power level is below the room's redact level"))

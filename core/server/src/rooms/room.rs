@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tessera_proto::room_version::RoomVersionRules;
-use tessera_statres::auth::auth_types_for_event;
+use tessera_statres::auth::power_levels::PowerLevels;
+use tessera_statres::auth::{auth_types_for_event, Creators};
 use tessera_statres::{check_auth, RoomRules, StateView};
 use tessera_storage::records::{
     EventNid, EventRecord, ReceiptRecord, RoomHeadRecord, RoomNid, StateGroupRecord, StateKeyNid, StateKeyRecord,
@@ -265,6 +266,17 @@ impl Room {
             });
         }
         self.state.insert(event.clone());
+    }
+
+    /// Whether `user_id`'s power level reaches the level `required` picks
+    /// from the room's power levels (as the auth rules read them, creators
+    /// included).
+    pub fn has_power(&self, user_id: &str, required: impl Fn(&PowerLevels<'_>) -> i64) -> bool {
+        let Some(create) = self.state.event("m.room.create", "") else { return false };
+        let creators = Creators::of(&**create, self.rules);
+        let content = self.state.event("m.room.power_levels", "").map(|e| &e.content);
+        let levels = PowerLevels::new(content, &creators, self.rules);
+        levels.user(user_id) >= required(&levels)
     }
 
     /// The current state event `draft` would repeat (same type, state key,

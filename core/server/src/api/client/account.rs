@@ -20,7 +20,6 @@
 //! to, as Synapse does. It has no identity server binding, so it answers
 //! `id_server_unbind_result: "no-support"`.
 
-use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::json;
 use tessera_net::http::{Method, Request, Response, Router};
@@ -33,7 +32,7 @@ use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::json_body;
-use crate::rooms::{self, event::Draft, member_content};
+use crate::rooms;
 use crate::state::AppShard;
 
 /// Registers the endpoints.
@@ -134,29 +133,6 @@ async fn leave_all_rooms(shard: &AppShard, user_id: &str) -> Result<(), ApiError
     let vshard = shard.state.placement.vshard(user_id);
     let mut rooms = shard.state.store.user_rooms(vshard, user_id, Some("join")).await?;
     rooms.extend(shard.state.store.user_rooms(vshard, user_id, Some("invite")).await?);
-    if rooms.is_empty() {
-        return Ok(());
-    }
-    let content = member_content(shard, user_id, "leave").await?;
-    let sends = rooms.iter().map(|room| {
-        let draft = Draft {
-            sender: user_id.to_owned(),
-            event_type: "m.room.member".into(),
-            state_key: Some(user_id.to_owned()),
-            content: content.clone(),
-            redacts: None,
-        };
-        rooms::send(shard, &room.room_id, draft, None)
-    });
-    for (room, result) in rooms.iter().zip(join_all(sends).await) {
-        if let Err(e) = result {
-            tracing::warn!(
-                user = user_id,
-                room = room.room_id,
-                error = e.message,
-                "deactivated user did not leave room"
-            );
-        }
-    }
-    Ok(())
+    let rooms: Vec<String> = rooms.into_iter().map(|r| r.room_id).collect();
+    rooms::send_own_membership(shard, user_id, &rooms, "leave", "deactivated user did not leave room").await
 }

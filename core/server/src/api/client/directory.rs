@@ -9,8 +9,6 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
-use tessera_statres::auth::power_levels::PowerLevels;
-use tessera_statres::auth::Creators;
 use tessera_storage::records::AliasRecord;
 use tessera_storage::{Op, Store};
 
@@ -150,11 +148,7 @@ struct PutVisibility {
 /// power to send `m.room.canonical_alias`, as Synapse requires).
 fn require_alias_power(room: &Room, user_id: &str) -> Result<(), ApiError> {
     require_joined(room, user_id)?;
-    let create = room.state.event("m.room.create", "").ok_or_else(|| ApiError::internal("room without create"))?;
-    let creators = Creators::of(&**create, room.rules);
-    let levels =
-        PowerLevels::new(room.state.event("m.room.power_levels", "").map(|e| &e.content), &creators, room.rules);
-    if levels.user(user_id) >= levels.event("m.room.canonical_alias", true) {
+    if room.has_power(user_id, |levels| levels.event("m.room.canonical_alias", true)) {
         Ok(())
     } else {
         Err(ApiError::forbidden("your power level does not allow publishing this room"))

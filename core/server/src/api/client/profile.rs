@@ -17,7 +17,6 @@
 //! Like Synapse, Tessera sends it only when the value changed, and a room
 //! that refuses the event is logged and skipped.
 
-use futures_util::future::join_all;
 use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::records::UserRecord;
@@ -28,8 +27,7 @@ use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::json_body;
-use crate::rooms::event::Draft;
-use crate::rooms::{self, member_content};
+use crate::rooms;
 use crate::state::AppShard;
 
 /// Longest display name, in characters (Synapse's `MAX_DISPLAYNAME_LEN`).
@@ -161,26 +159,8 @@ async fn put_field(shard: AppShard, req: Request, field: Field) -> ApiResult {
 async fn propagate(shard: &AppShard, user_id: &str) -> Result<(), ApiError> {
     let vshard = shard.state.placement.vshard(user_id);
     let rooms = shard.state.store.user_rooms(vshard, user_id, Some("join")).await?;
-    if rooms.is_empty() {
-        return Ok(());
-    }
-    let content = member_content(shard, user_id, "join").await?;
-    let sends = rooms.iter().map(|room| {
-        let draft = Draft {
-            sender: user_id.to_owned(),
-            event_type: "m.room.member".into(),
-            state_key: Some(user_id.to_owned()),
-            content: content.clone(),
-            redacts: None,
-        };
-        rooms::send(shard, &room.room_id, draft, None)
-    });
-    for (room, result) in rooms.iter().zip(join_all(sends).await) {
-        if let Err(e) = result {
-            tracing::warn!(user = user_id, room = room.room_id, error = e.message, "profile change not sent to room");
-        }
-    }
-    Ok(())
+    let rooms: Vec<String> = rooms.into_iter().map(|r| r.room_id).collect();
+    rooms::send_own_membership(shard, user_id, &rooms, "join", "profile change not sent to room").await
 }
 
 #[cfg(test)]
