@@ -138,7 +138,6 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                 listeners: Default::default(),
                 placement: Placement::new(config.server.vshards, shards),
                 tokens: Default::default(),
-                registering: Default::default(),
                 registered_sessions: Default::default(),
                 rooms,
                 sync,

@@ -1,7 +1,7 @@
 //! What each shard owns, and what all shards share read-only.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -39,8 +39,6 @@ pub struct ShardState {
     pub placement: Placement,
     /// Access tokens this shard has seen.
     pub tokens: TokenCache,
-    /// User IDs of this shard's users being registered right now.
-    pub registering: RefCell<HashSet<String>>,
     /// UIA sessions that completed a registration on this shard → the
     /// account they created (memory only: a repeat after a restart is
     /// refused as a taken name).

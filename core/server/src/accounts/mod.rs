@@ -2,6 +2,7 @@
 //! the user's shard so two requests for the same user ID cannot race.
 
 pub mod password;
+pub mod user_writes;
 
 use tessera_storage::records::{AccessTokenRecord, DeviceRecord, UserRecord};
 use tessera_storage::{Op, Store};
@@ -10,6 +11,7 @@ use crate::auth::{forget_everywhere, new_access_token, token_digest};
 use crate::error::ApiError;
 use crate::request::{now_ms, random_string};
 use crate::state::AppShard;
+use user_writes::on_user_shard;
 
 /// Spec (appendices, "User Identifiers"): localparts of new users consist of
 /// `a-z`, `0-9`, `.`, `_`, `=`, `-`, `/` and `+`, and the whole ID is at
@@ -55,22 +57,19 @@ pub fn localpart_for_session(session: &str) -> String {
 /// is taken (or being registered right now by another request).
 pub async fn create(shard: &AppShard, account: NewAccount) -> Result<String, ApiError> {
     let user_id = format!("@{}:{}", account.localpart, shard.state.config.server_name);
-    let owner = shard.state.placement.shard(&user_id);
-    shard.ask_async(owner, move |shard| create_here(shard.clone(), user_id, account)).await?
-}
-
-async fn create_here(shard: AppShard, user_id: String, account: NewAccount) -> Result<String, ApiError> {
-    let state = &shard.state;
-    let taken = || ApiError::new(400, "M_USER_IN_USE", "user ID already taken");
-    if !state.registering.borrow_mut().insert(user_id.clone()) {
-        return Err(taken());
-    }
-    let vshard = state.placement.vshard(&user_id);
-    let session = account.session.clone();
-    let result = async {
+    // In the user's turn: a second registration of the same name waits for
+    // the first and then finds the account taken.
+    on_user_shard(shard, &user_id.clone(), move |shard| async move {
+        let state = &shard.state;
+        let vshard = state.placement.vshard(&user_id);
+        let session = account.session.clone();
         if state.store.user(vshard, &user_id).await?.is_some() {
             let repeat = session.as_ref().is_some_and(|s| state.registered_sessions.borrow().get(s) == Some(&user_id));
-            return if repeat { Ok(user_id.clone()) } else { Err(taken()) };
+            return if repeat {
+                Ok(user_id)
+            } else {
+                Err(ApiError::new(400, "M_USER_IN_USE", "user ID already taken"))
+            };
         }
         let user = UserRecord {
             user_id: user_id.clone(),
@@ -91,11 +90,9 @@ async fn create_here(shard: AppShard, user_id: String, account: NewAccount) -> R
             }
             sessions.insert(session, user_id.clone());
         }
-        Ok(user_id.clone())
-    }
-    .await;
-    state.registering.borrow_mut().remove(&user_id);
-    result
+        Ok(user_id)
+    })
+    .await
 }
 
 /// A new login session: the device (created, or re-used with its earlier
@@ -106,7 +103,7 @@ pub struct Session {
     pub access_token: String,
 }
 
-/// Starts a session for `user_id` on the user's shard.
+/// Starts a session for `user_id`, in the user's turn on the user's shard.
 pub async fn new_session(
     shard: &AppShard,
     user_id: &str,
@@ -114,46 +111,37 @@ pub async fn new_session(
     display_name: Option<String>,
     client_ip: String,
 ) -> Result<Session, ApiError> {
-    let owner = shard.state.placement.shard(user_id);
     let user_id = user_id.to_owned();
-    shard
-        .ask_async(owner, move |shard| {
-            let shard = shard.clone();
-            async move {
-                let state = &shard.state;
-                let vshard = state.placement.vshard(&user_id);
-                let device_id = device_id.unwrap_or_else(|| random_string(10).to_uppercase());
-                let mut ops = Vec::with_capacity(3);
-                let existing = state.store.device(vshard, &user_id, &device_id).await?;
-                if existing.is_some() {
-                    ops.push(Op::DeleteDevice { vshard, user_id: user_id.clone(), device_id: device_id.clone() });
-                }
-                let display_name = display_name.or(existing.and_then(|d| d.display_name));
-                ops.push(Op::PutDevice {
-                    vshard,
-                    device: DeviceRecord {
-                        user_id: user_id.clone(),
-                        device_id: device_id.clone(),
-                        display_name,
-                        last_seen_ts: Some(now_ms()),
-                        last_seen_ip: Some(client_ip),
-                    },
-                });
-                let access_token = new_access_token();
-                ops.push(Op::PutAccessToken {
-                    digest: token_digest(&access_token).to_vec(),
-                    token: AccessTokenRecord {
-                        user_id: user_id.clone(),
-                        device_id: device_id.clone(),
-                        expires_ts: None,
-                    },
-                });
-                state.store.write(ops).await?;
-                forget_everywhere(&shard, &user_id, Some(&device_id));
-                Ok(Session { device_id, access_token })
-            }
-        })
-        .await?
+    on_user_shard(shard, &user_id.clone(), move |shard| async move {
+        let state = &shard.state;
+        let vshard = state.placement.vshard(&user_id);
+        let device_id = device_id.unwrap_or_else(|| random_string(10).to_uppercase());
+        let mut ops = Vec::with_capacity(3);
+        let existing = state.store.device(vshard, &user_id, &device_id).await?;
+        if existing.is_some() {
+            ops.push(Op::DeleteDevice { vshard, user_id: user_id.clone(), device_id: device_id.clone() });
+        }
+        let display_name = display_name.or(existing.and_then(|d| d.display_name));
+        ops.push(Op::PutDevice {
+            vshard,
+            device: DeviceRecord {
+                user_id: user_id.clone(),
+                device_id: device_id.clone(),
+                display_name,
+                last_seen_ts: Some(now_ms()),
+                last_seen_ip: Some(client_ip),
+            },
+        });
+        let access_token = new_access_token();
+        ops.push(Op::PutAccessToken {
+            digest: token_digest(&access_token).to_vec(),
+            token: AccessTokenRecord { user_id: user_id.clone(), device_id: device_id.clone(), expires_ts: None },
+        });
+        state.store.write(ops).await?;
+        forget_everywhere(&shard, &user_id, Some(&device_id));
+        Ok(Session { device_id, access_token })
+    })
+    .await
 }
 
 /// Deletes devices of `user_id` (all of them when `device_id` is `None`),
@@ -175,43 +163,35 @@ pub enum Devices {
     AllBut(Option<String>),
 }
 
-/// Deletes devices of `user_id`, with their tokens, on the user's shard.
+/// Deletes devices of `user_id`, with their tokens, in the user's turn on
+/// the user's shard.
 pub async fn delete_some_devices(shard: &AppShard, user_id: &str, which: Devices) -> Result<(), ApiError> {
-    let owner = shard.state.placement.shard(user_id);
     let user_id = user_id.to_owned();
-    shard
-        .ask_async(owner, move |shard| {
-            let shard = shard.clone();
-            async move {
-                let state = &shard.state;
-                let vshard = state.placement.vshard(&user_id);
-                let devices = match which {
-                    Devices::Listed(devices) => devices,
-                    Devices::AllBut(keep) => state
-                        .store
-                        .devices(vshard, &user_id)
-                        .await?
-                        .into_iter()
-                        .map(|d| d.device_id)
-                        .filter(|d| keep.as_ref() != Some(d))
-                        .collect(),
-                };
-                let ops: Vec<Op> = devices
-                    .iter()
-                    .map(|device_id| Op::DeleteDevice {
-                        vshard,
-                        user_id: user_id.clone(),
-                        device_id: device_id.clone(),
-                    })
-                    .collect();
-                if !ops.is_empty() {
-                    state.store.write(ops).await?;
-                }
-                forget_everywhere(&shard, &user_id, None);
-                Ok(())
-            }
-        })
-        .await?
+    on_user_shard(shard, &user_id.clone(), move |shard| async move {
+        let state = &shard.state;
+        let vshard = state.placement.vshard(&user_id);
+        let devices = match which {
+            Devices::Listed(devices) => devices,
+            Devices::AllBut(keep) => state
+                .store
+                .devices(vshard, &user_id)
+                .await?
+                .into_iter()
+                .map(|d| d.device_id)
+                .filter(|d| keep.as_ref() != Some(d))
+                .collect(),
+        };
+        let ops: Vec<Op> = devices
+            .iter()
+            .map(|device_id| Op::DeleteDevice { vshard, user_id: user_id.clone(), device_id: device_id.clone() })
+            .collect();
+        if !ops.is_empty() {
+            state.store.write(ops).await?;
+        }
+        forget_everywhere(&shard, &user_id, None);
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -11,11 +11,11 @@ pub mod token;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select};
 use serde_json::{json, Map, Value};
 use tessera_net::wait_list::WaitList;
 use tessera_storage::records::StreamPos;
@@ -191,27 +191,13 @@ async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiE
         }
         let changed = user.waiters.wait_until(|| user.version.get() != seen);
         let shutdown = shard.state.shutdown.clone();
-        let wait = async {
-            either(changed, shutdown.wait()).await;
-        };
+        let (changed, stopping) = (pin!(changed), pin!(shutdown.wait()));
+        let wait = select(changed, stopping);
         if tessera_net::runtime::timeout(deadline - now, wait).await.is_err() {
             // Timed out: answer with the token we have (the body is empty).
             return Ok(body);
         }
     }
-}
-
-/// Waits for either future.
-async fn either(a: impl std::future::Future<Output = ()>, b: impl std::future::Future<Output = ()>) {
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    std::future::poll_fn(|cx| {
-        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// What one room shard is asked for.

@@ -26,7 +26,7 @@ use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::{Op, Store};
 
 use super::uia::{require_password, AuthDict};
-use super::user_writes::on_user_shard;
+use crate::accounts::user_writes::on_user_shard;
 use crate::accounts::{self, password, Devices};
 use crate::api::client_endpoint;
 use crate::auth::authenticate;

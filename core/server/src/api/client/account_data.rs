@@ -18,7 +18,7 @@ use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::records::AccountDataRecord;
 use tessera_storage::{Op, Store};
 
-use super::user_writes::on_user_shard;
+use crate::accounts::user_writes::on_user_shard;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};

@@ -18,7 +18,7 @@ use tessera_storage::records::DeviceRecord;
 use tessera_storage::{Op, Store};
 
 use super::uia::{require_password, AuthDict};
-use super::user_writes::on_user_shard;
+use crate::accounts::user_writes::on_user_shard;
 use crate::accounts::{self, Devices};
 use crate::api::client_endpoint;
 use crate::auth::authenticate;

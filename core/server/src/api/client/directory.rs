@@ -6,6 +6,7 @@
 //! An alias is written only by the shard its name hashes to, so two
 //! requests creating the same alias cannot both succeed.
 
+use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
@@ -232,12 +233,11 @@ async fn public_rooms(shard: AppShard, req: Request) -> ApiResult {
         None => 0,
     };
     let term = body.filter.and_then(|f| f.generic_search_term).map(|t| t.to_lowercase());
-    let mut entries = Vec::new();
-    for room_id in shard.state.store.published_rooms().await? {
-        if let Ok(entry) = on_room(&shard, &room_id, |_, room| async move { Ok(summary(&room.borrow())) }).await {
-            entries.push(entry);
-        }
-    }
+    let published = shard.state.store.published_rooms().await?;
+    // Every room's shard is asked at once; the answers come back batched.
+    let asks =
+        published.iter().map(|room_id| on_room(&shard, room_id, |_, room| async move { Ok(summary(&room.borrow())) }));
+    let mut entries: Vec<Value> = join_all(asks).await.into_iter().filter_map(Result::ok).collect();
     if let Some(term) = &term {
         entries.retain(|e| {
             ["name", "topic", "canonical_alias"]

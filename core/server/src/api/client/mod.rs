@@ -22,7 +22,6 @@ pub mod sync;
 pub mod tags;
 pub mod typing;
 pub mod uia;
-pub mod user_writes;
 pub mod versions;
 
 use tessera_net::http::Router;

@@ -1,5 +1,5 @@
-//! Read-modify-write of one user's rows (profile, account data, devices),
-//! run on the user's shard, one request at a time per user.
+//! Read-modify-write of one user's rows (account, devices and tokens, profile,
+//! account data), run on the user's shard, one request at a time per user.
 //!
 //! Only the user's shard writes a user's rows, but a write awaits the store
 //! between its read and its write: without a turn per user, two requests of
