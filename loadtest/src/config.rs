@@ -111,6 +111,11 @@ pub struct CommonArgs {
     /// Concurrent requests while setting up users and rooms [default: 16].
     #[arg(long, global = true)]
     pub setup_concurrency: Option<usize>,
+    /// PID of a server process to measure (CPU of it and its descendants,
+    /// its resident memory); repeat for several (e.g. PostgreSQL's postmaster).
+    #[arg(long = "server-pid", global = true)]
+    #[serde(default)]
+    pub server_pid: Vec<u32>,
 }
 
 /// [`CommonArgs`] with every default filled in.
@@ -127,6 +132,7 @@ pub struct Common {
     pub shared_secret: Option<String>,
     pub timeout: f64,
     pub setup_concurrency: usize,
+    pub server_pids: Vec<u32>,
 }
 
 impl CommonArgs {
@@ -142,6 +148,7 @@ impl CommonArgs {
             shared_secret: self.shared_secret.or(file.shared_secret),
             timeout: self.timeout.or(file.timeout),
             setup_concurrency: self.setup_concurrency.or(file.setup_concurrency),
+            server_pid: if self.server_pid.is_empty() { file.server_pid } else { self.server_pid },
         }
     }
 
@@ -156,6 +163,7 @@ impl CommonArgs {
             shared_secret: self.shared_secret,
             timeout: self.timeout.unwrap_or(60.0),
             setup_concurrency: self.setup_concurrency.unwrap_or(16),
+            server_pids: self.server_pid,
         };
         check_range("threads", c.threads as f64, 1.0, caps::THREADS as f64)?;
         check_range("duration", c.duration, 0.1, caps::DURATION_SECS)?;

@@ -12,6 +12,7 @@
 //! - [`matrix`]: the Client-Server API calls, rate-limit handling.
 //! - [`runner`]: worker threads (one io_uring runtime each), setup, pacing.
 //! - [`scenarios`]: the five scenarios.
+//! - [`server`]: the server's CPU and memory over a run (`--server-pid`).
 //! - [`stats`]: histograms, the progress line, the report and its JSON.
 
 pub mod config;
@@ -19,5 +20,6 @@ pub mod http;
 pub mod matrix;
 pub mod runner;
 pub mod scenarios;
+pub mod server;
 pub mod stats;
 pub mod target;

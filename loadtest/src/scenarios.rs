@@ -9,9 +9,10 @@ use std::time::Instant;
 use serde::Deserialize;
 use tessera_net::runtime::{sleep, spawn, Duration};
 
-use crate::config::{FanoutArgs, InitialSyncArgs, MessagingArgs, Plan, RegisterArgs, Scenario, VersionsArgs};
+use crate::config::{Common, FanoutArgs, InitialSyncArgs, MessagingArgs, Plan, RegisterArgs, Scenario, VersionsArgs};
 use crate::matrix::{self, call, parse_sync, sync_path, ApiError, Marker, Session, TIMELINE_FILTER, TOKEN_ONLY_FILTER};
 use crate::runner::{parallel, run_workers, sleep_until, wait_for, Ctx, Pacer, PASSWORD};
+use crate::server;
 use crate::stats::{CpuTime, Metrics, Report, RunInfo};
 use crate::target::Target;
 
@@ -57,16 +58,19 @@ fn raise_fd_limit() {
 struct Measure {
     wall: Instant,
     cpu: CpuTime,
+    server: Option<server::Snapshot>,
 }
 
 impl Measure {
-    fn start() -> Self {
-        Self { wall: Instant::now(), cpu: CpuTime::now() }
+    fn start(common: &Common) -> Self {
+        Self { wall: Instant::now(), cpu: CpuTime::now(), server: server::Snapshot::take(&common.server_pids) }
     }
 
     fn report(self, info: RunInfo, active: Option<Duration>, metrics: Metrics, ops: &str) -> Report {
         let wall = self.wall.elapsed();
-        Report::new(info, wall, active.unwrap_or(wall), CpuTime::now().since(self.cpu), metrics, ops)
+        let mut report = Report::new(info, wall, active.unwrap_or(wall), CpuTime::now().since(self.cpu), metrics, ops);
+        report.server = self.server.map(|s| s.usage_since(report.wall_secs, report.requests));
+        report
     }
 }
 
@@ -82,7 +86,7 @@ fn merge_all(parts: impl IntoIterator<Item = Metrics>) -> Metrics {
 /// each sending its next request as soon as the last one is answered.
 fn versions(ctx: &Arc<Ctx>, info: RunInfo, args: &VersionsArgs) -> Result<Report, String> {
     let (threads, connections) = (ctx.common.threads, args.connections);
-    let measure = Measure::start();
+    let measure = Measure::start(&ctx.common);
     let deadline = measure.wall + Duration::from_secs_f64(ctx.common.duration);
     let shared = ctx.clone();
     let per_thread = run_workers(ctx, "requests", move |thread| {
@@ -132,7 +136,7 @@ fn versions(ctx: &Arc<Ctx>, info: RunInfo, args: &VersionsArgs) -> Result<Report
 fn register(ctx: &Arc<Ctx>, info: RunInfo, args: &RegisterArgs) -> Result<Report, String> {
     let (threads, lanes, rate, max) = (ctx.common.threads, args.concurrency, args.rate, args.max_accounts);
     let attempts = Arc::new(AtomicU64::new(0));
-    let measure = Measure::start();
+    let measure = Measure::start(&ctx.common);
     let start = measure.wall;
     let deadline = start + Duration::from_secs_f64(ctx.common.duration);
     let shared = ctx.clone();
@@ -337,7 +341,7 @@ fn messaging(ctx: &Arc<Ctx>, info: RunInfo, args: &MessagingArgs) -> Result<Repo
     let sessions = Arc::new(sessions);
     let room_ids = Arc::new(room_ids);
     let since = Arc::new(since);
-    let measure = Measure::start();
+    let measure = Measure::start(&ctx.common);
     let start = measure.wall;
     let deadline = start + Duration::from_secs_f64(ctx.common.duration);
     let send_end_ns = Arc::new(AtomicU64::new(0));
@@ -462,7 +466,7 @@ fn initial_sync(ctx: &Arc<Ctx>, info: RunInfo, args: &InitialSyncArgs) -> Result
     })?;
 
     let (repeats, rooms) = (args.repeats, args.rooms as u64);
-    let measure = Measure::start();
+    let measure = Measure::start(&ctx.common);
     let deadline = measure.wall + Duration::from_secs_f64(ctx.common.duration);
     let shared = ctx.clone();
     let token = session.access_token;
@@ -551,7 +555,7 @@ fn fanout(ctx: &Arc<Ctx>, info: RunInfo, args: &FanoutArgs) -> Result<Report, St
     let stop = Arc::new(AtomicBool::new(false));
     let sessions = Arc::new(sessions);
     let since = Arc::new(since);
-    let measure = Measure::start();
+    let measure = Measure::start(&ctx.common);
     let deadline = measure.wall + Duration::from_secs_f64(ctx.common.duration);
     let (threads, messages, grace) = (ctx.common.threads, args.messages, Duration::from_secs_f64(args.grace));
     let shared = ctx.clone();

@@ -10,6 +10,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::server::ServerUsage;
+
 /// Highest latency recorded exactly (1 hour, in microseconds); longer ones
 /// are clamped to it rather than lost.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -242,6 +244,8 @@ pub struct Report {
     pub error_count: u64,
     /// Responses `429 M_LIMIT_EXCEEDED` (retried after `retry_after_ms`).
     pub rate_limited: u64,
+    /// The server's CPU and memory over the phase, with `--server-pid`.
+    pub server: Option<ServerUsage>,
     /// Things the reader must know to trust the numbers.
     pub warnings: Vec<String>,
 }
@@ -282,6 +286,7 @@ impl Report {
             errors: metrics.errors,
             error_examples: metrics.error_examples,
             rate_limited,
+            server: None,
             warnings,
         }
     }
@@ -325,6 +330,22 @@ impl Report {
             for (kind, n) in &self.errors {
                 let example = self.error_examples.get(kind).map_or("", String::as_str);
                 let _ = writeln!(out, "  {kind}: {n} (first: {example})");
+            }
+        }
+        if let Some(server) = &self.server {
+            let _ = writeln!(
+                out,
+                "server CPU {:.2} s = {:.2} cores busy, {:.1} µs per operation",
+                server.cpu_secs, server.cpu_cores_busy, server.cpu_us_per_op
+            );
+            for p in &server.processes {
+                let _ = writeln!(
+                    out,
+                    "server pid {} RSS {:.1} MiB (peak {:.1} MiB)",
+                    p.pid,
+                    p.rss_kib as f64 / 1024.0,
+                    p.peak_rss_kib as f64 / 1024.0
+                );
             }
         }
         for w in &self.warnings {
