@@ -165,8 +165,21 @@ impl Conn {
         Self { stream, buf: Vec::new() }
     }
 
+    /// A connection, or `None` when nothing listens (a killed server).
+    pub fn try_open(addr: SocketAddr) -> Option<Self> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        Some(Self { stream, buf: Vec::new() })
+    }
+
     pub fn send(&mut self, raw: &[u8]) {
         self.stream.write_all(raw).unwrap();
+    }
+
+    /// One request and its response, or `None` once the server is gone.
+    pub fn try_request(&mut self, raw: &[u8]) -> Option<Reply> {
+        self.stream.write_all(raw).ok()?;
+        self.read_reply()
     }
 
     /// Reads one response; `None` if the server closed the connection first.
