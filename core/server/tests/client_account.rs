@@ -44,7 +44,6 @@ fn password_auth(user: &str, password: &str) -> Value {
         "type": "m.login.password",
         "identifier": { "type": "m.id.user", "user": user },
         "password": password,
-        "session": "s",
     })
 }
 
@@ -300,6 +299,31 @@ fn devices_are_renamed_or_deleted_without_the_password() {
     }
     let list = call(server.client, "GET", &format!("{V3}/devices"), Some(&token), None).json();
     assert_eq!(list["devices"].as_array().unwrap().len(), 1, "{list}");
+}
+
+/// SyTest "The operation must be consistent through an interactive
+/// authentication session": a session started to delete one device must
+/// not authorise deleting another.
+#[test]
+fn uia_session_started_for_one_device_deletes_another() {
+    let server = open_server();
+    let (_, token) = register(server.client, "alice");
+    let (first, _) = new_device(&server, "alice");
+    let (second, second_token) = new_device(&server, "alice");
+    let started = call(server.client, "DELETE", &format!("{V3}/devices/{first}"), Some(&token), Some(&json!({})));
+    assert_eq!(started.status, 401);
+    let session = started.json()["session"].as_str().unwrap().to_owned();
+
+    let mut auth = password_auth("alice", PASSWORD);
+    auth["session"] = json!(session);
+    let other = format!("{V3}/devices/{second}");
+    assert_eq!(status(&server, "DELETE", &other, &token, Some(&json!({ "auth": auth }))), (403, "M_FORBIDDEN".into()));
+    assert_eq!(status(&server, "GET", &format!("{V3}/account/whoami"), &second_token, None).0, 200);
+
+    // The session finishes the operation it was started for.
+    let first_path = format!("{V3}/devices/{first}");
+    assert_eq!(status(&server, "DELETE", &first_path, &token, Some(&json!({ "auth": auth }))).0, 200);
+    assert_eq!(status(&server, "GET", &first_path, &token, None).0, 404);
 }
 
 #[test]

@@ -114,7 +114,7 @@ struct DeleteBody {
 async fn delete(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: DeleteBody = json_body(&req)?;
-    if let Err(answer) = require_password(&shard, &me, body.auth).await {
+    if let Err(answer) = require_password(&shard, &me, &req, body.auth).await {
         return Ok(answer);
     }
     accounts::delete_some_devices(&shard, &me.user_id, Devices::Listed(vec![req.params[0].clone()])).await?;
@@ -131,7 +131,7 @@ async fn delete_many(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: DeleteManyBody = json_body(&req)?;
     let devices = body.devices.ok_or_else(|| ApiError::missing_param("`devices` is required"))?;
-    if let Err(answer) = require_password(&shard, &me, body.auth).await {
+    if let Err(answer) = require_password(&shard, &me, &req, body.auth).await {
         return Ok(answer);
     }
     accounts::delete_some_devices(&shard, &me.user_id, Devices::Listed(devices)).await?;

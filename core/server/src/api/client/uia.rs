@@ -9,11 +9,24 @@
 //! attempt is answered 401 again, with the flows and an `errcode`.
 //!
 //! There is one stage, so a session carries no progress: Tessera keeps no
-//! session state and checks the password of every attempt.
+//! session state and checks the password of every attempt. A session is
+//! still bound to the operation that started it, as the spec requires ("the
+//! server MUST ensure the client does not change the request ... during the
+//! session", checked by Synapse on method and URI): its ID is a nonce and an
+//! HMAC over the user, method and path under a key of this process, so a
+//! client that starts authenticating the deletion of one device cannot
+//! finish it on another (403). Sessions do not outlive a restart; the client
+//! starts over.
 
+use std::sync::OnceLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tessera_net::http::Response;
+use sha2::Sha256;
+use tessera_net::http::{Request, Response};
 use tessera_storage::Store;
 
 use crate::accounts::password;
@@ -41,14 +54,60 @@ struct Identifier {
     user: Option<String>,
 }
 
+/// The operation a session authenticates.
+struct Operation<'a> {
+    user_id: &'a str,
+    method: String,
+    path: &'a str,
+}
+
+impl<'a> Operation<'a> {
+    fn of(me: &'a Requester, req: &'a Request) -> Self {
+        Self { user_id: &me.user_id, method: format!("{:?}", req.method), path: &req.path }
+    }
+
+    fn mac(&self, nonce: &str) -> Hmac<Sha256> {
+        static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            let mut key = [0u8; 32];
+            getrandom::getrandom(&mut key).expect("the OS random source failed");
+            key
+        });
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        for part in ["tessera-uia-session", self.user_id, &self.method, self.path, nonce] {
+            mac.update(part.as_bytes());
+            mac.update(b"\0");
+        }
+        mac
+    }
+
+    /// A new session ID for this operation.
+    fn new_session(&self) -> String {
+        let nonce = random_string(16);
+        let tag = self.mac(&nonce).finalize().into_bytes();
+        format!("{nonce}.{}", URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES]))
+    }
+
+    /// Whether `session` was issued for this operation.
+    fn issued(&self, session: &str) -> bool {
+        let Some((nonce, tag)) = session.split_once('.') else { return false };
+        URL_SAFE_NO_PAD
+            .decode(tag)
+            .is_ok_and(|tag| tag.len() == TAG_BYTES && self.mac(nonce).verify_truncated_left(&tag).is_ok())
+    }
+}
+
+/// Bytes of the HMAC kept in a session ID: 128 bits cannot be guessed.
+const TAG_BYTES: usize = 16;
+
 /// The 401 that starts or continues authentication; `error` is set after
 /// a failed attempt (the first answer carries no `errcode`, so clients do
 /// not show an error before the user typed anything).
-fn challenge(session: Option<String>, error: Option<(&str, &str)>) -> Response {
+fn challenge(op: &Operation<'_>, session: Option<String>, error: Option<(&str, &str)>) -> Response {
     let mut body = Map::new();
     body.insert("flows".into(), json!([{ "stages": ["m.login.password"] }]));
     body.insert("params".into(), json!({}));
-    body.insert("session".into(), session.unwrap_or_else(|| random_string(24)).into());
+    body.insert("session".into(), session.unwrap_or_else(|| op.new_session()).into());
     body.insert("completed".into(), json!([]));
     if let Some((errcode, message)) = error {
         body.insert("errcode".into(), errcode.into());
@@ -66,20 +125,29 @@ fn names(name: &str, user_id: &str) -> bool {
     }
 }
 
-/// Checks the password stage for `me`. `Err` holds the answer to send
-/// instead of going on: a 401 challenge, or an error.
-pub async fn require_password(shard: &AppShard, me: &Requester, auth: Option<AuthDict>) -> Result<(), Response> {
-    let Some(auth) = auth else { return Err(challenge(None, None)) };
+/// Checks the password stage for `me` making request `req`. `Err` holds the
+/// answer to send instead of going on: a 401 challenge, or an error.
+pub async fn require_password(
+    shard: &AppShard,
+    me: &Requester,
+    req: &Request,
+    auth: Option<AuthDict>,
+) -> Result<(), Response> {
+    let op = Operation::of(me, req);
+    let Some(auth) = auth else { return Err(challenge(&op, None, None)) };
     let session = auth.session;
+    if session.as_deref().is_some_and(|s| !op.issued(s)) {
+        return Err(ApiError::forbidden("the session was started for another operation (or before a restart)").into());
+    }
     match auth.kind.as_deref() {
-        None => return Err(challenge(session, None)),
+        None => return Err(challenge(&op, session, None)),
         Some("m.login.password") => {}
-        Some(_) => return Err(challenge(session, Some(("M_UNRECOGNIZED", "unsupported authentication type")))),
+        Some(_) => return Err(challenge(&op, session, Some(("M_UNRECOGNIZED", "unsupported authentication type")))),
     }
     let name = match (&auth.identifier, &auth.user) {
         (Some(Identifier { kind, user }), _) if kind == "m.id.user" => user.clone(),
         (Some(_), _) => {
-            return Err(challenge(session, Some(("M_UNRECOGNIZED", "only m.id.user identifiers are supported"))));
+            return Err(challenge(&op, session, Some(("M_UNRECOGNIZED", "only m.id.user identifiers are supported"))));
         }
         (None, user) => user.clone(),
     };
@@ -88,7 +156,7 @@ pub async fn require_password(shard: &AppShard, me: &Requester, auth: Option<Aut
         return Err(ApiError::forbidden("the identifier does not name the authenticated user").into());
     }
     let Some(given) = auth.password.filter(|p| p.len() <= password::MAX_PASSWORD_BYTES) else {
-        return Err(challenge(session, Some(("M_FORBIDDEN", "invalid password"))));
+        return Err(challenge(&op, session, Some(("M_FORBIDDEN", "invalid password"))));
     };
     let vshard = shard.state.placement.vshard(&me.user_id);
     let user = shard.state.store.user(vshard, &me.user_id).await.map_err(|e| Response::from(ApiError::from(e)))?;
@@ -97,7 +165,7 @@ pub async fn require_password(shard: &AppShard, me: &Requester, auth: Option<Aut
         None => false,
     };
     if !ok {
-        return Err(challenge(session, Some(("M_FORBIDDEN", "invalid password"))));
+        return Err(challenge(&op, session, Some(("M_FORBIDDEN", "invalid password"))));
     }
     Ok(())
 }
@@ -113,5 +181,17 @@ mod tests {
         assert!(names("@alice:x.org", "@alice:x.org"));
         assert!(!names("bob", "@alice:x.org"));
         assert!(!names("@alice:elsewhere", "@alice:x.org"));
+    }
+
+    #[test]
+    fn session_is_bound_to_user_method_and_path() {
+        let op = |user_id, method: &str, path| Operation { user_id, method: method.into(), path };
+        let session = op("@a:x", "Delete", "/_matrix/client/v3/devices/ONE").new_session();
+        assert!(op("@a:x", "Delete", "/_matrix/client/v3/devices/ONE").issued(&session));
+        assert!(!op("@a:x", "Delete", "/_matrix/client/v3/devices/TWO").issued(&session));
+        assert!(!op("@b:x", "Delete", "/_matrix/client/v3/devices/ONE").issued(&session));
+        assert!(!op("@a:x", "Post", "/_matrix/client/v3/devices/ONE").issued(&session));
+        assert!(!op("@a:x", "Delete", "/_matrix/client/v3/devices/ONE").issued("made-up.c2Vzc2lvbg"));
+        assert!(!op("@a:x", "Delete", "/_matrix/client/v3/devices/ONE").issued("no-dot"));
     }
 }
