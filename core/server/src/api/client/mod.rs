@@ -20,6 +20,7 @@ pub mod room_state;
 pub mod send;
 pub mod sync;
 pub mod tags;
+pub mod to_device;
 pub mod typing;
 pub mod uia;
 pub mod versions;
@@ -50,4 +51,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     filter::register(router, shard);
     devices::register(router, shard);
     directory::register(router, shard);
+    to_device::register(router, shard);
 }

@@ -2,6 +2,7 @@
 //! request is forwarded to the user's shard, which holds their sync state
 //! (see `crate::sync`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_net::http::{Method, Request, Response, Router};
@@ -51,6 +52,7 @@ async fn get(shard: AppShard, req: Request) -> ApiResult {
         timeout,
         full_state: query.boolean("full_state")?.unwrap_or(false),
         timeline_limit: timeline_limit(&filter),
+        filter: Arc::new(filter),
     };
     let body = sync(&shard, request).await?;
     Ok(Response::json(&body))
