@@ -233,3 +233,32 @@ fn ignored_users_messages_and_invites_are_hidden() {
     let body = sync(&server, &alice, "{}", None);
     assert!(body["rooms"]["invite"].get(&invite_room).is_none(), "{body}");
 }
+
+#[test]
+fn presence_reaches_room_members_through_sync_and_the_status_endpoint() {
+    let server = open_server();
+    let (alice_id, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let status = |user: &str, token: &str| ok(&server, "GET", &format!("/presence/{user}/status"), token, None);
+    assert_eq!(status(&bob_id, &alice)["presence"], "offline");
+    let room = create_room(&server, &alice);
+    ok(&server, "POST", &format!("/rooms/{room}/join"), &bob, None);
+    let presence_of = |body: &Value, user: &str| -> Option<Value> {
+        events(body, "/presence/events").iter().find(|e| e["sender"] == user).map(|e| e["content"].clone())
+    };
+    // Alice's first sync marks her online and shows her own presence.
+    let first = sync(&server, &alice, "{}", None);
+    assert_eq!(presence_of(&first, &alice_id).unwrap()["presence"], "online", "{first}");
+    let since = next_batch(&first);
+    let body = json!({ "presence": "unavailable", "status_msg": "lunch" });
+    ok(&server, "PUT", &format!("/presence/{bob_id}/status"), &bob, Some(&body));
+    let update = sync(&server, &alice, "{}", Some(&since));
+    let content = presence_of(&update, &bob_id).expect("bob's change reaches alice");
+    assert_eq!((&content["presence"], &content["status_msg"]), (&json!("unavailable"), &json!("lunch")));
+    assert_eq!(status(&bob_id, &alice)["status_msg"], "lunch");
+    let forbidden = call(server.client, "PUT", &format!("{V3}/presence/{alice_id}/status"), Some(&bob), Some(&body));
+    assert_eq!(forbidden.status, 403);
+    // A filter that blocks presence leaves it out.
+    let blocked = sync(&server, &alice, r#"{"presence":{"types":[]}}"#, None);
+    assert!(events(&blocked, "/presence/events").is_empty(), "{blocked}");
+}

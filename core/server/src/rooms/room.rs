@@ -83,6 +83,11 @@ impl RoomState {
         self.by_type.get(event_type).into_iter().flatten().map(|(k, (_, e))| (k, e))
     }
 
+    /// The joined members.
+    pub fn joined(&self) -> impl Iterator<Item = &String> {
+        self.joined_at.keys()
+    }
+
     /// Where `user_id`'s current membership as a joined member began;
     /// `None` unless joined.
     pub fn joined_at(&self, user_id: &str) -> Option<StreamPos> {

@@ -7,6 +7,7 @@
 //! records the change and wakes the user's waiting long-polls. A sync then
 //! asks only the shards of changed rooms for their part of the response.
 
+pub mod presence;
 pub mod room;
 pub mod to_device;
 pub mod token;
@@ -48,11 +49,12 @@ struct UserSync {
     changed: RefCell<HashMap<String, (usize, StreamPos)>>,
     /// Bumped on every change; long-polls wait for it to move.
     version: Cell<u64>,
-    /// Account data changed in this epoch: `(room, type)` → the
-    /// account-data version it changed at.
+    /// Account data changed in this epoch: `(room, type)` → the stream
+    /// version it changed at.
     account_data: RefCell<HashMap<(Option<String>, String), u64>>,
-    /// The user's account-data version (changes counted in this epoch).
-    account_data_version: Cell<u64>,
+    /// The user's stream version: account data changes and presence
+    /// updates received, counted in this epoch.
+    stream_version: Cell<u64>,
     /// The users this user ignores; `None` until read (again, after a
     /// change).
     ignored: RefCell<Option<Arc<HashSet<String>>>>,
@@ -61,6 +63,10 @@ struct UserSync {
     /// MAY assume that clients will remember membership events they have
     /// already been sent").
     members_sent: RefCell<HashMap<(String, String), HashSet<String>>>,
+    /// Presence updates received: sender → (stream version, event), and
+    /// the senders by version, so a sync finds the new ones by a range.
+    presence: RefCell<HashMap<String, (u64, Arc<Value>)>>,
+    presence_order: RefCell<std::collections::BTreeMap<u64, String>>,
     /// The to-device inboxes of the user's devices, by device.
     inboxes: RefCell<HashMap<String, to_device::Inbox>>,
     waiters: WaitList,
@@ -75,6 +81,8 @@ pub struct SyncHub {
     pub epoch: u64,
     /// To-device transactions this shard's users sent.
     pub to_device_txns: RefCell<to_device::SentTxns>,
+    /// The presence of this shard's users (memory only).
+    pub presence: RefCell<HashMap<String, presence::Presence>>,
 }
 
 impl SyncHub {
@@ -86,6 +94,7 @@ impl SyncHub {
             heard: RefCell::new(vec![start; shards]),
             epoch,
             to_device_txns: Default::default(),
+            presence: Default::default(),
         }
     }
 }
@@ -129,8 +138,7 @@ pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&st
         // Never synced in this run: its first sync sends all account data.
         return;
     };
-    let version = user.account_data_version.get() + 1;
-    user.account_data_version.set(version);
+    let version = user.next_stream_version();
     user.account_data.borrow_mut().insert((room_id.map(str::to_owned), data_type.to_owned()), version);
     if room_id.is_none() && data_type == IGNORED_USER_LIST {
         *user.ignored.borrow_mut() = None;
@@ -139,6 +147,13 @@ pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&st
 }
 
 impl UserSync {
+    /// Counts one change of the user's stream; returns its version.
+    fn next_stream_version(&self) -> u64 {
+        let version = self.stream_version.get() + 1;
+        self.stream_version.set(version);
+        version
+    }
+
     fn wake(&self) {
         self.version.set(self.version.get() + 1);
         self.waiters.wake_all();
@@ -158,9 +173,11 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
                 changed: Default::default(),
                 version: Cell::new(0),
                 account_data: Default::default(),
-                account_data_version: Cell::new(0),
+                stream_version: Cell::new(0),
                 ignored: RefCell::new(None),
                 members_sent: Default::default(),
+                presence: Default::default(),
+                presence_order: Default::default(),
                 inboxes: Default::default(),
                 waiters: Default::default(),
             });
@@ -197,6 +214,8 @@ pub struct SyncRequest {
     pub full_state: bool,
     pub timeline_limit: usize,
     pub filter: Arc<Filter>,
+    /// The presence to set (`set_presence`); `None` leaves it alone.
+    pub set_presence: Option<String>,
 }
 
 /// Runs a sync on the user's shard, waiting up to `timeout` for something
@@ -213,6 +232,9 @@ pub async fn sync(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiEr
 
 async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiError> {
     let user = user_state(shard, &request.user_id).await?;
+    if let Some(state) = &request.set_presence {
+        presence::set(shard, &request.user_id, state, None).await;
+    }
     let deadline = tessera_net::runtime::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     loop {
         let seen = user.version.get();
@@ -245,6 +267,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let mut upto: Vec<Option<StreamPos>> = vec![None; shards];
     let mut answered: HashSet<String> = HashSet::new();
     let mut sections: [Map<String, Value>; 3] = Default::default();
+    let mut presence_of: HashSet<String> = HashSet::new();
     loop {
         // Rooms still to ask about, by shard.
         let mut asks: Vec<Vec<String>> = vec![Vec::new(); shards];
@@ -303,7 +326,8 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         for (k, reply) in shards_asked.into_iter().zip(join_all(replies).await) {
             let (parts, watermark) = reply??;
             upto[k].get_or_insert(watermark);
-            for part in parts {
+            for mut part in parts {
+                presence_of.extend(part.presence_of.drain(..));
                 let at = match part.section {
                     Section::Join => 0,
                     Section::Invite => 1,
@@ -316,7 +340,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     }
     // Read before the data: a change landing meanwhile is sent again next
     // time rather than skipped.
-    let account_data_version = user.account_data_version.get();
+    let stream_version = user.stream_version.get();
     let (global_data, room_data) = account_data(shard, user, request, same_epoch).await?;
     for (room_id, events) in room_data {
         if !filter.room.allows_room(&room_id) {
@@ -342,6 +366,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let since_to_device = request.since.as_ref().map_or(0, |t| t.to_device);
     let (to_device, to_device_pos) =
         to_device::take(shard, user, &request.user_id, &request.device_id, since_to_device).await?;
+    let presence = presence_events(shard, user, request, same_epoch, presence_of).await?;
     let global_data: Vec<Value> = global_data
         .into_iter()
         .filter(|e| filter.account_data.allows(e["type"].as_str().unwrap_or_default(), ""))
@@ -354,19 +379,60 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         })
         .collect();
     let next_batch =
-        SyncToken { epoch: hub.epoch, account_data: account_data_version, to_device: to_device_pos, positions }
-            .to_string();
-    let empty = sections.iter().all(Map::is_empty) && global_data.is_empty() && to_device.is_empty();
+        SyncToken { epoch: hub.epoch, user_stream: stream_version, to_device: to_device_pos, positions }.to_string();
+    let empty =
+        sections.iter().all(Map::is_empty) && global_data.is_empty() && to_device.is_empty() && presence.is_empty();
     let [join, invite, leave] = sections;
     let body = json!({
         "next_batch": next_batch,
         "rooms": { "join": join, "invite": invite, "leave": leave },
-        "presence": { "events": [] },
+        "presence": { "events": presence },
         "account_data": { "events": global_data },
         "to_device": { "events": to_device },
         "device_one_time_keys_count": {},
     });
     Ok((body, empty))
+}
+
+/// The presence events of a sync: updates received since the token (all
+/// of them on an initial sync), and the current presence of `pull` (and,
+/// on an initial sync, the user's own), as the presence filter allows.
+async fn presence_events(
+    shard: &AppShard,
+    user: &UserSync,
+    request: &SyncRequest,
+    same_epoch: bool,
+    mut pull: HashSet<String>,
+) -> Result<Vec<Value>, ApiError> {
+    let filter = &request.filter.presence;
+    if filter.allows_nothing() {
+        return Ok(Vec::new());
+    }
+    let since = request.since.as_ref().filter(|_| same_epoch).map(|t| t.user_stream);
+    if since.is_none() {
+        pull.insert(request.user_id.clone());
+    }
+    let mut by_sender: HashMap<String, Value> =
+        presence::received(user, since).into_iter().map(|(sender, event)| (sender, (*event).clone())).collect();
+    pull.retain(|u| !by_sender.contains_key(u));
+    // Members of rooms the client gets afresh or who joined: their presence
+    // even if offline (as Synapse); on an initial sync only who is known.
+    for event in presence::current(shard, pull, since.is_some()).await? {
+        let sender = event["sender"].as_str().unwrap_or_default().to_owned();
+        by_sender.insert(sender, event);
+    }
+    let mut events: Vec<Value> = by_sender
+        .into_iter()
+        .filter(|(sender, _)| filter.allows("m.presence", sender) && !ignored_sender(user, sender))
+        .map(|(_, event)| event)
+        .collect();
+    events.sort_by(|a, b| a["sender"].as_str().cmp(&b["sender"].as_str()));
+    Ok(events)
+}
+
+/// Whether the user ignores `sender` (as last read).
+fn ignored_sender(user: &UserSync, sender: &str) -> bool {
+    user.ignored.borrow().as_ref().is_some_and(|i| i.contains(sender))
 }
 
 /// Adds the lazy-loaded member events of a room's part to its state,
@@ -429,7 +495,7 @@ async fn account_data(
                 .account_data
                 .borrow()
                 .iter()
-                .filter(|(_, &v)| v > since.account_data)
+                .filter(|(_, &v)| v > since.user_stream)
                 .map(|(k, _)| k.clone())
                 .collect();
             let mut records = Vec::with_capacity(changed.len());

@@ -35,6 +35,10 @@ use crate::state::AppShard;
 /// that matches little must not make a sync walk a room's whole history.
 const MAX_SCANNED: usize = 1000;
 
+/// Most members of one room whose presence a full sync of the room asks
+/// for: in larger rooms clients learn presence from updates only.
+const MAX_PRESENCE_PULL: usize = 500;
+
 /// Most heroes in a room summary (spec: "up to 5").
 const MAX_HEROES: usize = 5;
 
@@ -83,6 +87,9 @@ pub struct RoomPart {
     /// Whether the client gets the room afresh (its member cache for the
     /// room starts over).
     pub full: bool,
+    /// Members whose current presence the client should be told: all
+    /// (up to a bound) when the room is new to it, else those who joined.
+    pub presence_of: Vec<String>,
 }
 
 /// A stripped state event (spec: `StrippedStateEvent`), as invites show the
@@ -129,7 +136,15 @@ pub async fn room_part(
                 events.push(stripped(member));
                 let body = json!({ "invite_state": { "events": events } });
                 let room_id = room_ref.id.clone();
-                return Ok(Some(RoomPart { room_id, section: Section::Invite, body, members: Vec::new(), full: true }));
+                let part = RoomPart {
+                    room_id,
+                    section: Section::Invite,
+                    body,
+                    members: Vec::new(),
+                    full: true,
+                    presence_of: Vec::new(),
+                };
+                return Ok(Some(part));
             }
             Some("leave" | "ban") => {
                 // Newly left rooms always; older ones only when asked for.
@@ -165,7 +180,7 @@ pub async fn room_part(
 
     let prev_batch = format!("p{}", events.first().map_or(end + 1, |(pos, _)| *pos));
     let window = Window { section, since, end, full, limited };
-    let Some(Gathered { room_id, state, members, ephemeral, summary }) =
+    let Some(Gathered { room_id, state, members, ephemeral, summary, presence_of }) =
         gather(&room.borrow(), query, &window, &events)
     else {
         return Ok(None);
@@ -188,7 +203,7 @@ pub async fn room_part(
         body["unread_notifications"] = json!({ "highlight_count": 0, "notification_count": 0 });
         body["summary"] = summary.unwrap_or_else(|| json!({}));
     }
-    Ok(Some(RoomPart { room_id, section, body, members: rendered_members, full }))
+    Ok(Some(RoomPart { room_id, section, body, members: rendered_members, full, presence_of }))
 }
 
 /// The range a room part covers and what kind of part it is.
@@ -207,6 +222,7 @@ struct Gathered {
     members: Vec<(String, Arc<RoomEvent>)>,
     ephemeral: Vec<Value>,
     summary: Option<Value>,
+    presence_of: Vec<String>,
 }
 
 /// Picks the state, lazy-loaded members, ephemeral events and summary
@@ -259,7 +275,21 @@ fn gather(room: &Room, query: &RoomQuery, window: &Window, events: &[(StreamPos,
     let membership_changed = events.iter().any(|(_, e)| e.event_type == "m.room.member")
         || limited && state.iter().any(|e| e.event_type == "m.room.member");
     let summary = (lazy && section == Section::Join && (full || membership_changed)).then(|| summary(room, user_id));
-    Some(Gathered { room_id: room.id.clone(), state, members, ephemeral, summary })
+    let presence_of = if query.filter.presence.allows_nothing() || section != Section::Join {
+        Vec::new()
+    } else if full {
+        room.state.joined().filter(|u| *u != user_id).take(MAX_PRESENCE_PULL).cloned().collect()
+    } else {
+        events
+            .iter()
+            .map(|(_, e)| e)
+            .chain(&state)
+            .filter(|e| e.event_type == "m.room.member" && e.state_key.as_deref() != Some(user_id))
+            .filter(|e| e.content.get("membership").and_then(Value::as_str) == Some("join"))
+            .filter_map(|e| e.state_key.clone())
+            .collect()
+    };
+    Some(Gathered { room_id: room.id.clone(), state, members, ephemeral, summary, presence_of })
 }
 
 /// The newest events in `(since, end]` that pass the timeline filter and

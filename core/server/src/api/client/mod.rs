@@ -12,6 +12,7 @@ pub mod login;
 pub mod logout;
 pub mod membership;
 pub mod messages;
+pub mod presence;
 pub mod profile;
 pub mod receipts;
 pub mod redact;
@@ -52,4 +53,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     devices::register(router, shard);
     directory::register(router, shard);
     to_device::register(router, shard);
+    presence::register(router, shard);
 }

@@ -38,7 +38,7 @@ async fn put(shard: AppShard, req: Request) -> ApiResult {
     let body: Body = json_body(&req)?;
     let event_type = req.params[0].clone();
     let txn = (me.user_id.clone(), me.device_id.clone(), req.params[1].clone());
-    let server_name = shard.state.config.server_name.to_string();
+    let server_name = &shard.state.config.server_name;
     let mut recipients = Vec::with_capacity(body.messages.len());
     for (user_id, devices) in body.messages {
         let parsed = UserId::parse(&user_id).map_err(|e| ApiError::invalid_param(format!("{user_id}: {e}")))?;
