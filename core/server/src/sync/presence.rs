@@ -9,7 +9,8 @@
 //! shard; there it enters each member's stream (like account data) and
 //! wakes their syncs. Presence that did not change while a user could see
 //! it is pulled instead: a sync that shows a room afresh, or a new member's
-//! join, asks the members' shards for their current presence.
+//! join, asks the members' shards for their current presence. Rooms of
+//! more than [`LARGE_ROOM`] members get no pushes (see there).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +23,12 @@ use crate::error::ApiError;
 use crate::request::now_ms;
 use crate::rooms;
 use crate::state::AppShard;
+
+/// Rooms with more members than this carry no presence: a change is not
+/// pushed to their members and a sync pulls no more than this many of
+/// their members' presence, so a crowd joining one room does not cost the
+/// square of its size.
+pub const LARGE_ROOM: usize = 500;
 
 /// The presence states of the spec.
 pub const STATES: &[&str] = &["online", "unavailable", "offline"];
@@ -126,7 +133,11 @@ async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, event: Arc<V
     for room_id in rooms {
         let Ok(Some(room)) = rooms::get(shard, room_id).await else { continue };
         let mut room = room.borrow_mut();
-        for (k, users) in room.audience(|u| placement.shard(u), placement.shard_count()).iter().enumerate() {
+        let audience = room.audience(|u| placement.shard(u), placement.shard_count());
+        if audience.iter().map(|users| users.len()).sum::<usize>() > LARGE_ROOM {
+            continue;
+        }
+        for (k, users) in audience.iter().enumerate() {
             per_shard[k].extend(users.iter().filter(|u| *u != user_id).cloned());
         }
     }

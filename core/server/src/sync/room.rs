@@ -30,14 +30,11 @@ use crate::rooms::event::RoomEvent;
 use crate::rooms::read::{client_json, timeline};
 use crate::rooms::room::{Room, RECENT_EVENTS};
 use crate::state::AppShard;
+use crate::sync::presence::LARGE_ROOM;
 
 /// Most timeline events looked at to fill a filtered timeline: a filter
 /// that matches little must not make a sync walk a room's whole history.
 const MAX_SCANNED: usize = 1000;
-
-/// Most members of one room whose presence a full sync of the room asks
-/// for: in larger rooms clients learn presence from updates only.
-const MAX_PRESENCE_PULL: usize = 500;
 
 /// Most heroes in a room summary (spec: "up to 5").
 const MAX_HEROES: usize = 5;
@@ -278,7 +275,7 @@ fn gather(room: &Room, query: &RoomQuery, window: &Window, events: &[(StreamPos,
     let presence_of = if query.filter.presence.allows_nothing() || section != Section::Join {
         Vec::new()
     } else if full {
-        room.state.joined().filter(|u| *u != user_id).take(MAX_PRESENCE_PULL).cloned().collect()
+        room.state.joined().filter(|u| *u != user_id).take(LARGE_ROOM).cloned().collect()
     } else {
         events
             .iter()
