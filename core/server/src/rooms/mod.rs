@@ -106,7 +106,8 @@ async fn load(shard: &AppShard, room_id: &str) -> Result<Option<Room>, ApiError>
     let nids: Vec<_> = current.iter().map(|&(_, e)| e).collect();
     let mut state = Vec::with_capacity(nids.len());
     for id in store.event_ids_of(nid, &nids).await?.into_iter().flatten() {
-        state.push(stored_event(store, &id).await?.ok_or_else(|| corrupt("state event missing"))?);
+        let (pos, event) = stored_event_at(store, &id).await?.ok_or_else(|| corrupt("state event missing"))?;
+        state.push((pos.unwrap_or(0), event));
     }
     let mut recent = Vec::new();
     let newest =
@@ -123,12 +124,20 @@ async fn load(shard: &AppShard, room_id: &str) -> Result<Option<Room>, ApiError>
 
 /// An event from the store.
 pub async fn stored_event(store: &AnyStore, event_id: &str) -> Result<Option<Arc<RoomEvent>>, ApiError> {
+    Ok(stored_event_at(store, event_id).await?.map(|(_, event)| event))
+}
+
+/// An event from the store with its timeline position (none for outliers).
+pub async fn stored_event_at(
+    store: &AnyStore,
+    event_id: &str,
+) -> Result<Option<(Option<StreamPos>, Arc<RoomEvent>)>, ApiError> {
     let Some(record) = store.event(event_id).await? else { return Ok(None) };
     let mut event = RoomEvent::from_pdu(&record.json)
         .ok_or_else(|| ApiError::internal(format!("stored event {event_id} is unreadable")))?;
     event.event_id = record.event_id;
     event.room_id = record.room_id;
-    Ok(Some(Arc::new(event)))
+    Ok(Some((record.stream_pos, Arc::new(event))))
 }
 
 /// A new room number for a room of `vshard`, and the write that records it.

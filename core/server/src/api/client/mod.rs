@@ -12,6 +12,7 @@ pub mod login;
 pub mod logout;
 pub mod membership;
 pub mod messages;
+pub mod presence;
 pub mod profile;
 pub mod receipts;
 pub mod redact;
@@ -20,6 +21,7 @@ pub mod room_state;
 pub mod send;
 pub mod sync;
 pub mod tags;
+pub mod to_device;
 pub mod typing;
 pub mod uia;
 pub mod versions;
@@ -50,4 +52,6 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     filter::register(router, shard);
     devices::register(router, shard);
     directory::register(router, shard);
+    to_device::register(router, shard);
+    presence::register(router, shard);
 }
