@@ -11,6 +11,7 @@ pub mod read;
 pub mod redact;
 pub mod room;
 pub mod stream;
+pub mod visibility;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -123,12 +124,21 @@ async fn load(shard: &AppShard, room_id: &str) -> Result<Option<Room>, ApiError>
 
 /// An event from the store.
 pub async fn stored_event(store: &AnyStore, event_id: &str) -> Result<Option<Arc<RoomEvent>>, ApiError> {
+    Ok(stored_event_at(store, event_id).await?.map(|(_, event)| event))
+}
+
+/// An event from the store with its position in the room's timeline
+/// (`None` for an event outside it).
+pub async fn stored_event_at(
+    store: &AnyStore,
+    event_id: &str,
+) -> Result<Option<(Option<StreamPos>, Arc<RoomEvent>)>, ApiError> {
     let Some(record) = store.event(event_id).await? else { return Ok(None) };
     let mut event = RoomEvent::from_pdu(&record.json)
         .ok_or_else(|| ApiError::internal(format!("stored event {event_id} is unreadable")))?;
     event.event_id = record.event_id;
     event.room_id = record.room_id;
-    Ok(Some(Arc::new(event)))
+    Ok(Some((record.stream_pos, Arc::new(event))))
 }
 
 /// A new room number for a room of `vshard`, and the write that records it.

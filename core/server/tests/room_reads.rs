@@ -1,0 +1,143 @@
+//! Reading rooms on the real binary: history visibility, users who left,
+//! peeking into `world_readable` rooms, `/context`.
+
+mod common;
+
+use common::{call, register, Reply, Server};
+use serde_json::{json, Value};
+
+const V3: &str = "/_matrix/client/v3";
+
+fn open_server() -> Server {
+    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
+}
+
+fn ok(reply: Reply) -> Value {
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()
+}
+
+fn create_room(server: &Server, token: &str, body: Value) -> String {
+    ok(call(server.client, "POST", &format!("{V3}/createRoom"), Some(token), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn send_text(server: &Server, token: &str, room: &str, text: &str) -> String {
+    let path = format!("{V3}/rooms/{room}/send/m.room.message/{}", text.replace(' ', "_"));
+    let body = json!({ "msgtype": "m.text", "body": text });
+    ok(call(server.client, "PUT", &path, Some(token), Some(&body)))["event_id"].as_str().unwrap().to_owned()
+}
+
+fn put_state(server: &Server, token: &str, room: &str, event_type: &str, content: Value) {
+    let path = format!("{V3}/rooms/{room}/state/{event_type}/");
+    ok(call(server.client, "PUT", &path, Some(token), Some(&content)));
+}
+
+fn member(server: &Server, token: &str, room: &str, action: &str, user: Option<&str>) {
+    let body = user.map_or(json!({}), |u| json!({ "user_id": u }));
+    ok(call(server.client, "POST", &format!("{V3}/rooms/{room}/{action}"), Some(token), Some(&body)));
+}
+
+fn get(server: &Server, token: &str, path: &str) -> Reply {
+    call(server.client, "GET", &format!("{V3}{path}"), Some(token), None)
+}
+
+/// Message bodies of a `/messages` page.
+fn bodies(page: &Value) -> Vec<String> {
+    page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn joined_history_hides_what_was_sent_before_the_join_from_messages_and_event() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    put_state(&server, &alice, &room, "m.room.history_visibility", json!({ "history_visibility": "joined" }));
+    let before = send_text(&server, &alice, &room, "before join");
+    member(&server, &alice, &room, "invite", Some(&bob_id));
+    let invited = send_text(&server, &alice, &room, "after invite");
+    member(&server, &bob, &room, "join", None);
+    let after = send_text(&server, &alice, &room, "after join");
+
+    let page = ok(get(&server, &bob, &format!("/rooms/{room}/messages?dir=b&limit=50")));
+    assert_eq!(bodies(&page), ["after join"]);
+    assert!(page["end"].is_string(), "there were older events, hidden or not");
+    for hidden in [&before, &invited] {
+        let reply = get(&server, &bob, &format!("/rooms/{room}/event/{hidden}"));
+        assert_eq!((reply.status, reply.errcode().as_str()), (404, "M_NOT_FOUND"));
+    }
+    assert_eq!(ok(get(&server, &bob, &format!("/rooms/{room}/event/{after}")))["content"]["body"], "after join");
+    // The creator was joined throughout.
+    let page = ok(get(&server, &alice, &format!("/rooms/{room}/messages?dir=b&limit=50")));
+    assert_eq!(bodies(&page), ["after join", "after invite", "before join"]);
+}
+
+#[test]
+fn shared_history_shows_members_everything_but_hides_it_from_non_members() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    let early = send_text(&server, &alice, &room, "early");
+    let reply = get(&server, &bob, &format!("/rooms/{room}/event/{early}"));
+    assert_eq!(reply.status, 404, "not in the room, and the room is not world_readable");
+    let reply = get(&server, &bob, &format!("/rooms/{room}/messages?dir=b"));
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_FORBIDDEN"));
+    assert_eq!(get(&server, &bob, &format!("/rooms/{room}/state")).status, 403);
+    member(&server, &bob, &room, "join", None);
+    assert_eq!(bodies(&ok(get(&server, &bob, &format!("/rooms/{room}/messages?dir=b")))), ["early"]);
+}
+
+#[test]
+fn users_who_left_read_state_members_and_messages_as_of_their_leave() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat", "name": "before" }));
+    member(&server, &bob, &room, "join", None);
+    send_text(&server, &alice, &room, "M1");
+    member(&server, &bob, &room, "leave", None);
+    send_text(&server, &alice, &room, "M2 after leave");
+    put_state(&server, &alice, &room, "m.room.name", json!({ "name": "after" }));
+    put_state(&server, &alice, &room, "m.room.topic", json!({ "topic": "after" }));
+
+    let name = ok(get(&server, &bob, &format!("/rooms/{room}/state/m.room.name/")));
+    assert_eq!(name, json!({ "name": "before" }));
+    let reply = get(&server, &bob, &format!("/rooms/{room}/state/m.room.topic/"));
+    assert_eq!(reply.status, 404, "the topic was set after the leave");
+    let state = ok(get(&server, &bob, &format!("/rooms/{room}/state")));
+    let names: Vec<&Value> =
+        state.as_array().unwrap().iter().filter(|e| e["type"] == "m.room.name").map(|e| &e["content"]).collect();
+    assert_eq!(names, [&json!({ "name": "before" })]);
+    let members = ok(get(&server, &bob, &format!("/rooms/{room}/members")));
+    let own = members["chunk"].as_array().unwrap().iter().find(|e| e["state_key"] == bob_id.as_str()).unwrap();
+    assert_eq!(own["content"]["membership"], "leave");
+    let page = ok(get(&server, &bob, &format!("/rooms/{room}/messages?dir=b&limit=50")));
+    assert_eq!(bodies(&page), ["M1"], "nothing after the leave");
+    assert_eq!(page["chunk"][0]["content"]["membership"], "leave", "the leave itself comes first");
+    // The current members are no longer theirs to list.
+    assert_eq!(get(&server, &bob, &format!("/rooms/{room}/joined_members")).status, 403);
+}
+
+#[test]
+fn world_readable_rooms_can_be_read_by_non_members_from_when_they_became_readable() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat", "name": "open" }));
+    send_text(&server, &alice, &room, "shared era");
+    put_state(&server, &alice, &room, "m.room.history_visibility", json!({ "history_visibility": "world_readable" }));
+    let readable = send_text(&server, &alice, &room, "readable era");
+
+    let page = ok(get(&server, &bob, &format!("/rooms/{room}/messages?dir=b&limit=50")));
+    assert_eq!(bodies(&page), ["readable era"]);
+    let change = page["chunk"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.history_visibility");
+    assert!(change, "the change to world_readable is visible on its boundary");
+    assert_eq!(ok(get(&server, &bob, &format!("/rooms/{room}/event/{readable}")))["content"]["body"], "readable era");
+    assert_eq!(ok(get(&server, &bob, &format!("/rooms/{room}/state/m.room.name/")))["name"], "open");
+    let event = ok(get(&server, &bob, &format!("/rooms/{room}/state/m.room.name/?format=event")));
+    assert_eq!((event["type"].as_str(), event["room_id"].as_str()), (Some("m.room.name"), Some(room.as_str())));
+}
