@@ -141,3 +141,43 @@ fn world_readable_rooms_can_be_read_by_non_members_from_when_they_became_readabl
     let event = ok(get(&server, &bob, &format!("/rooms/{room}/state/m.room.name/?format=event")));
     assert_eq!((event["type"].as_str(), event["room_id"].as_str()), (Some("m.room.name"), Some(room.as_str())));
 }
+
+#[test]
+fn context_returns_events_on_both_sides_state_and_lazy_loaded_members() {
+    let server = open_server();
+    let (alice_id, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    member(&server, &bob, &room, "join", None);
+    send_text(&server, &alice, &room, "one");
+    let two = send_text(&server, &alice, &room, "two");
+    send_text(&server, &alice, &room, "three");
+
+    let body = ok(get(&server, &alice, &format!("/rooms/{room}/context/{two}?limit=2")));
+    assert_eq!(body["event"]["content"]["body"], "two");
+    assert_eq!(body["events_before"][0]["content"]["body"], "one");
+    assert_eq!(body["events_after"][0]["content"]["body"], "three");
+    assert!(body["start"].is_string() && body["end"].is_string());
+    // Paginating on from `start` continues before "one".
+    let start = body["start"].as_str().unwrap();
+    let older = ok(get(&server, &alice, &format!("/rooms/{room}/messages?dir=b&from={start}&limit=1")));
+    assert_eq!(older["chunk"][0]["type"], "m.room.member", "bob's join came before \"one\"");
+    let members = |body: &Value| -> Vec<String> {
+        let state = body["state"].as_array().unwrap();
+        state.iter().filter(|e| e["type"] == "m.room.member").map(|e| e["state_key"].as_str().unwrap().into()).collect()
+    };
+    assert_eq!(members(&body).len(), 2, "all members without lazy loading");
+    let filter = "%7B%22lazy_load_members%22%3Atrue%7D";
+    let lazy = ok(get(&server, &alice, &format!("/rooms/{room}/context/{two}?limit=2&filter={filter}")));
+    assert_eq!(members(&lazy), [alice_id.clone()]);
+    let page = ok(get(&server, &alice, &format!("/rooms/{room}/messages?dir=b&limit=2&filter={filter}")));
+    assert_eq!(members(&page), [alice_id]);
+
+    let (_, carol) = register(server.client, "carol");
+    let private = create_room(&server, &alice, json!({ "preset": "private_chat" }));
+    let secret = send_text(&server, &alice, &private, "secret");
+    let reply = get(&server, &carol, &format!("/rooms/{private}/context/{secret}"));
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_FORBIDDEN"));
+    let reply = get(&server, &alice, &format!("/rooms/{room}/context/$unknown"));
+    assert_eq!(reply.status, 404);
+}

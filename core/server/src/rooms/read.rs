@@ -36,7 +36,7 @@ pub async fn readable_state(
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Arc<RoomEvent>>, ApiError> {
     match reader(shard, room, user_id).await? {
-        Reader::Departed { leave, .. } => state_at(shard, room, &leave, keep).await,
+        Reader::Departed { leave_pos, .. } => state_at(shard, room, leave_pos, keep).await,
         Reader::Joined | Reader::Peeking => Ok(room
             .borrow()
             .state

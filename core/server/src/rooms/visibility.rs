@@ -5,7 +5,7 @@
 //!   but not forgotten, or peeking into a `world_readable` room);
 //! - [`visible`]: which of some events the user may see, by the room's
 //!   `m.room.history_visibility` and the user's membership *at* each event;
-//! - [`state_at`]: the state at an event (what a user who left sees).
+//! - [`state_at`]: the state at a position (what a user who left sees).
 //!
 //! The room keeps only its recent events in memory, so the state at an old
 //! event is found without loading the room's state at it:
@@ -30,7 +30,7 @@ use tessera_storage::Store;
 
 use crate::error::ApiError;
 use crate::rooms::event::RoomEvent;
-use crate::rooms::room::Room;
+use crate::rooms::room::{Room, RECENT_EVENTS};
 use crate::rooms::stored_event_at;
 use crate::state::AppShard;
 
@@ -316,40 +316,50 @@ async fn visibility_log(shard: &AppShard, room: &Rc<RefCell<Room>>) -> Result<Vi
     Ok(log)
 }
 
-/// The state of the room just after one of its current state events
-/// (a departed user's leave): `(type, state key, event)`. Finds the state
-/// group that event made (groups are made in order, one per state event,
-/// and a group's newest entry is the event that made it) by a binary search
-/// over the stored groups, then reads that state.
+/// The state of the room just after the event at `pos`, of the keys `keep`
+/// picks: what a user who left sees (at their leave), and the state around
+/// an event for `/context` and `/messages`. The current state in memory when
+/// no state changed after `pos`; else the stored state group current at
+/// `pos`, found by a binary search over the groups (made in order, one per
+/// state event; a group's newest entry is the event that made it, whose
+/// position orders the groups), then only the kept keys' events are read.
 pub async fn state_at(
     shard: &AppShard,
     room: &Rc<RefCell<Room>>,
-    event: &RoomEvent,
+    pos: StreamPos,
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<Arc<RoomEvent>>, ApiError> {
-    let (nid, target, last_group, keys) = {
+    let (nid, last_group, keys) = {
         let room = room.borrow();
-        let key = event.state_key.as_deref().unwrap_or_default();
-        let target = room.event_nid(&event.event_type, key).ok_or_else(|| ApiError::not_found("no such state"))?;
-        (room.nid, target, room.head.state_group, room.state_key_names())
+        let complete = room.recent.len() < RECENT_EVENTS || room.recent.front().is_some_and(|(p, _)| *p <= pos);
+        let changed_after = room.recent.iter().any(|(p, e)| *p > pos && e.state_key.is_some());
+        if complete && !changed_after {
+            let keep = |e: &&Arc<RoomEvent>| keep(&e.event_type, e.state_key.as_deref().unwrap_or_default());
+            return Ok(room.state.events().filter(keep).cloned().collect());
+        }
+        (room.nid, room.head.state_group, room.state_key_names())
     };
     let store = &shard.state.store;
-    let (mut low, mut high) = (1, last_group);
-    let mut found = None;
+    let (mut low, mut high, mut found) = (1, last_group, None);
     while low <= high {
         let mid = low + (high - low) / 2;
         // A group not stored yet is newer than any stored one.
-        let newest = store.state_group(nid, mid).await?.map(|g| g.entries.iter().map(|(_, e)| *e).max());
-        match newest {
-            Some(Some(n)) if n == target => {
+        let made_at = match store.state_group(nid, mid).await?.and_then(|g| g.entries.iter().map(|(_, e)| *e).max()) {
+            Some(maker) => match store.event_ids_of(nid, &[maker]).await?.pop().flatten() {
+                Some(id) => store.event(&id).await?.and_then(|r| r.stream_pos),
+                None => None,
+            },
+            None => None,
+        };
+        match made_at {
+            Some(at) if at <= pos => {
                 found = Some(mid);
-                break;
+                low = mid + 1;
             }
-            Some(Some(n)) if n < target => low = mid + 1,
             _ => high = mid - 1,
         }
     }
-    let group = found.ok_or_else(|| ApiError::internal(format!("no state group made by {}", event.event_id)))?;
+    let Some(group) = found else { return Ok(Vec::new()) };
     let entries = store.state_at(nid, group).await?.unwrap_or_default();
     let wanted: Vec<EventNid> =
         entries.iter().filter(|(k, _)| keys.get(k).is_some_and(|(t, s)| keep(t, s))).map(|(_, e)| *e).collect();

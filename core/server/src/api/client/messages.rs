@@ -4,17 +4,20 @@
 //! below `N` and going forward events from `N` on. A `/sync` token is
 //! accepted as `from` too, at its position for the room's shard.
 
+use std::collections::HashSet;
+
 use serde_json::json;
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::Direction;
 
+use super::filter::RoomEventFilter;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Query;
 use crate::rooms::on_room;
 use crate::rooms::read::{client_json, timeline};
-use crate::rooms::visibility::{reader, visible, Reader};
+use crate::rooms::visibility::{reader, state_at, visible, Reader};
 use crate::state::AppShard;
 use crate::sync::token::SyncToken;
 
@@ -43,6 +46,7 @@ async fn messages(shard: AppShard, req: Request) -> ApiResult {
         _ => return Err(ApiError::invalid_param("`dir` must be b or f")),
     };
     let limit = query.number::<usize>("limit")?.unwrap_or(10).min(MAX_LIMIT);
+    let filter = query.get("filter").map(RoomEventFilter::from_param).transpose()?.unwrap_or_default();
     let room_id = req.params[0].clone();
     let placement = &shard.state.placement;
     let from = match query.get("from") {
@@ -68,6 +72,7 @@ async fn messages(shard: AppShard, req: Request) -> ApiResult {
             Direction::Backward => *pos,
             Direction::Forward => pos + 1,
         });
+        let page = page.into_iter().filter(|(_, e)| filter.allows(e)).collect();
         let page = visible(&shard, &room, &user_id, reader.peeking(), page).await?;
         let start = match from {
             Some(pos) => format!("p{pos}"),
@@ -82,6 +87,13 @@ async fn messages(shard: AppShard, req: Request) -> ApiResult {
         // which is how clients know to stop.
         if let Some(end) = end {
             body["end"] = format!("p{end}").into();
+        }
+        // Lazy loading: the member events of the page's senders, at the
+        // page's first event, so clients need not load every member.
+        if let (true, Some((first, _))) = (filter.lazy_load_members, page.first()) {
+            let senders: HashSet<&str> = page.iter().map(|(_, e)| e.sender.as_str()).collect();
+            let members = state_at(&shard, &room, *first, |t, k| t == "m.room.member" && senders.contains(k)).await?;
+            body["state"] = members.iter().map(|e| client_json(e, true, None)).collect::<Vec<_>>().into();
         }
         Ok(body)
     })

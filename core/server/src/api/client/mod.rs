@@ -4,6 +4,7 @@
 pub mod account;
 pub mod account_data;
 pub mod capabilities;
+pub mod context;
 pub mod create_room;
 pub mod devices;
 pub mod directory;
@@ -39,6 +40,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     send::register(router, shard);
     room_state::register(router, shard);
     messages::register(router, shard);
+    context::register(router, shard);
     sync::register(router, shard);
     receipts::register(router, shard);
     redact::register(router, shard);
