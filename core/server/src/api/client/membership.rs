@@ -40,11 +40,22 @@ enum Change {
 struct Body {
     user_id: Option<String>,
     reason: Option<String>,
+    /// For a join: the rest of the body, which goes into the member event's
+    /// content as Synapse puts it (clients add their own keys).
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
+
+/// Keys of a join's body that are request parameters, not event content.
+const JOIN_PARAMETERS: &[&str] = &["third_party_signed", "membership"];
 
 async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: Body = json_body(&req)?;
+    if change == Change::Kick {
+        let target = body.user_id.clone().ok_or_else(|| ApiError::missing_param("`user_id` is required"))?;
+        require_in_room(&shard, &req.params[0], target).await?;
+    }
     let room_id = match req.params[0].clone() {
         alias if alias.starts_with('#') && change == Change::Join => resolve(&shard, &alias).await?,
         room_id if room_id.starts_with('!') => room_id,
@@ -71,6 +82,13 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
         Value::Object(content) if target == me.user_id => content,
         _ => Map::from_iter([("membership".to_owned(), Value::from(membership))]),
     };
+    if change == Change::Join {
+        for (key, value) in body.extra {
+            if !JOIN_PARAMETERS.contains(&key.as_str()) {
+                content.entry(key).or_insert(value);
+            }
+        }
+    }
     if let Some(reason) = body.reason {
         content.insert("reason".into(), reason.into());
     }
@@ -95,4 +113,17 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     }
     send(&shard, &room_id, draft, None).await?;
     Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))
+}
+
+/// 403 unless `target` is in the room (joined, invited or knocking): the
+/// auth rules would let a kick turn a `leave` into a `leave`, or a `ban`
+/// into a `leave` that lifts it, which a kick must not do.
+async fn require_in_room(shard: &AppShard, room_id: &str, target: String) -> Result<(), ApiError> {
+    on_room(shard, room_id, move |_, room| async move {
+        match room.borrow().state.membership(&target) {
+            Some("join" | "invite" | "knock") => Ok(()),
+            _ => Err(ApiError::forbidden(format!("{target} is not in the room"))),
+        }
+    })
+    .await
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_proto::pdu::MAX_TYPE_AND_STATE_KEY_BYTES;
 
+use crate::api::client::directory::check_canonical_alias;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
@@ -54,6 +55,9 @@ async fn state(shard: AppShard, req: Request) -> ApiResult {
     check_type(event_type)?;
     if state_key.len() > MAX_TYPE_AND_STATE_KEY_BYTES {
         return Err(ApiError::new(413, "M_TOO_LARGE", "state key is longer than 255 bytes"));
+    }
+    if event_type == "m.room.canonical_alias" && state_key.is_empty() {
+        check_canonical_alias(&shard, room_id, &content).await?;
     }
     let draft = Draft {
         sender: me.user_id.clone(),

@@ -1,0 +1,107 @@
+//! Room operations on the real binary: membership changes the auth rules
+//! alone would allow but must not happen, aliases, redactions, upgrades.
+
+mod common;
+
+use common::{call, register, Reply, Server};
+use serde_json::{json, Value};
+
+const V3: &str = "/_matrix/client/v3";
+
+fn open_server() -> Server {
+    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
+}
+
+fn ok(reply: Reply) -> Value {
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()
+}
+
+fn post(server: &Server, token: &str, path: &str, body: Value) -> Reply {
+    call(server.client, "POST", &format!("{V3}{path}"), Some(token), Some(&body))
+}
+
+fn put(server: &Server, token: &str, path: &str, body: Value) -> Reply {
+    call(server.client, "PUT", &format!("{V3}{path}"), Some(token), Some(&body))
+}
+
+fn get(server: &Server, token: &str, path: &str) -> Reply {
+    call(server.client, "GET", &format!("{V3}{path}"), Some(token), None)
+}
+
+fn create_room(server: &Server, token: &str, body: Value) -> String {
+    ok(post(server, token, "/createRoom", body))["room_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn kicks_of_users_not_in_the_room_are_refused_and_bans_hold_until_lifted() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    let reply = post(&server, &alice, &format!("/rooms/{room}/kick"), json!({ "user_id": "@nobody:example.com" }));
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_FORBIDDEN"));
+    ok(post(&server, &bob, &format!("/rooms/{room}/join"), json!({})));
+    ok(post(&server, &alice, &format!("/rooms/{room}/kick"), json!({ "user_id": bob_id })));
+    let reply = post(&server, &alice, &format!("/rooms/{room}/kick"), json!({ "user_id": bob_id }));
+    assert_eq!(reply.status, 403, "kicking a user who already left");
+
+    ok(post(&server, &alice, &format!("/rooms/{room}/ban"), json!({ "user_id": bob_id })));
+    assert_eq!(post(&server, &bob, &format!("/rooms/{room}/join"), json!({})).status, 403);
+    assert_eq!(post(&server, &alice, &format!("/rooms/{room}/kick"), json!({ "user_id": bob_id })).status, 403);
+    ok(post(&server, &alice, &format!("/rooms/{room}/unban"), json!({ "user_id": bob_id })));
+    ok(post(&server, &bob, &format!("/rooms/{room}/join"), json!({})));
+}
+
+#[test]
+fn joins_keep_custom_content_from_the_body() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    ok(post(&server, &bob, &format!("/join/{room}"), json!({ "foo": "bar", "membership": "leave" })));
+    let content = ok(get(&server, &bob, &format!("/rooms/{room}/state/m.room.member/{bob_id}")));
+    assert_eq!((content["foo"].as_str(), content["membership"].as_str()), (Some("bar"), Some("join")));
+}
+
+#[test]
+fn aliases_are_deleted_by_moderators_and_leave_the_canonical_alias() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    ok(post(&server, &bob, &format!("/rooms/{room}/join"), json!({})));
+    let alias = "#place:localhost".to_owned();
+    let escaped = alias.replace('#', "%23");
+    ok(put(&server, &alice, &format!("/directory/room/{escaped}"), json!({ "room_id": room })));
+    let missing = "#missing:localhost";
+    let reply =
+        put(&server, &alice, &format!("/rooms/{room}/state/m.room.canonical_alias/"), json!({ "alias": missing }));
+    assert_eq!((reply.status, reply.errcode().as_str()), (400, "M_BAD_ALIAS"));
+    let reply = put(&server, &alice, &format!("/rooms/{room}/state/m.room.canonical_alias/"), json!({ "alias": "%x" }));
+    assert_eq!(reply.status, 400);
+    ok(put(&server, &alice, &format!("/rooms/{room}/state/m.room.canonical_alias/"), json!({ "alias": alias })));
+
+    let reply = call(server.client, "DELETE", &format!("{V3}/directory/room/{escaped}"), Some(&bob), None);
+    assert_eq!(reply.status, 403, "bob neither created it nor moderates the room");
+    let levels = ok(get(&server, &alice, &format!("/rooms/{room}/state/m.room.power_levels/")));
+    let mut levels = levels.as_object().unwrap().clone();
+    levels["users"][&bob_id] = json!(100);
+    ok(put(&server, &alice, &format!("/rooms/{room}/state/m.room.power_levels/"), Value::Object(levels)));
+    ok(call(server.client, "DELETE", &format!("{V3}/directory/room/{escaped}"), Some(&bob), None));
+    assert_eq!(get(&server, &alice, &format!("/directory/room/{escaped}")).status, 404);
+    let canonical = ok(get(&server, &alice, &format!("/rooms/{room}/state/m.room.canonical_alias/")));
+    assert!(canonical.get("alias").is_none(), "{canonical}");
+}
+
+#[test]
+fn redacting_an_event_of_another_room_is_a_bad_request() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let one = create_room(&server, &alice, json!({}));
+    let two = create_room(&server, &alice, json!({}));
+    let sent = ok(put(&server, &alice, &format!("/rooms/{one}/send/m.room.message/t1"), json!({ "body": "x" })));
+    let event_id = sent["event_id"].as_str().unwrap();
+    let reply = put(&server, &alice, &format!("/rooms/{two}/redact/{event_id}/t2"), json!({}));
+    assert_eq!(reply.status, 400);
+}
