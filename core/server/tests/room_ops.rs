@@ -105,3 +105,46 @@ fn redacting_an_event_of_another_room_is_a_bad_request() {
     let reply = put(&server, &alice, &format!("/rooms/{two}/redact/{event_id}/t2"), json!({}));
     assert_eq!(reply.status, 400);
 }
+
+#[test]
+fn upgrades_tombstone_the_old_room_and_carry_state_bans_aliases_and_listing_over() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let body = json!({ "preset": "public_chat", "name": "old name", "room_alias_name": "up", "visibility": "public" });
+    let old = create_room(&server, &alice, body);
+    ok(post(&server, &bob, &format!("/rooms/{old}/join"), json!({})));
+    let reply = post(&server, &bob, &format!("/rooms/{old}/upgrade"), json!({ "new_version": "2" }));
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_FORBIDDEN"), "bob may not send a tombstone");
+    ok(post(&server, &alice, &format!("/rooms/{old}/ban"), json!({ "user_id": bob_id })));
+    let reply = post(&server, &alice, &format!("/rooms/{old}/upgrade"), json!({ "new_version": "nope" }));
+    assert_eq!((reply.status, reply.errcode().as_str()), (400, "M_UNSUPPORTED_ROOM_VERSION"));
+    let reply = post(&server, &alice, "/rooms/!bogus:localhost/upgrade", json!({ "new_version": "2" }));
+    assert_eq!((reply.status, reply.errcode().as_str()), (404, "M_NOT_FOUND"));
+
+    let new = ok(post(&server, &alice, &format!("/rooms/{old}/upgrade"), json!({ "new_version": "2" })));
+    let new = new["replacement_room"].as_str().unwrap();
+    let tombstone = ok(get(&server, &alice, &format!("/rooms/{old}/state/m.room.tombstone/?format=event")));
+    assert_eq!(tombstone["content"]["replacement_room"], new);
+    let create = ok(get(&server, &alice, &format!("/rooms/{new}/state/m.room.create/")));
+    assert_eq!(create["room_version"], "2");
+    assert_eq!(create["predecessor"], json!({ "room_id": old, "event_id": tombstone["event_id"] }));
+    assert_eq!(ok(get(&server, &alice, &format!("/rooms/{new}/state/m.room.name/")))["name"], "old name");
+    let ban = ok(get(&server, &alice, &format!("/rooms/{new}/state/m.room.member/{bob_id}")));
+    assert_eq!(ban["membership"], "ban");
+    let alias = ok(get(&server, &alice, "/directory/room/%23up:localhost"));
+    assert_eq!(alias["room_id"], new);
+    assert_eq!(
+        ok(get(&server, &alice, &format!("/rooms/{new}/state/m.room.canonical_alias/")))["alias"],
+        "#up:localhost"
+    );
+    assert_eq!(ok(get(&server, &alice, &format!("/rooms/{old}/state/m.room.canonical_alias/"))), json!({}));
+    assert_eq!(ok(get(&server, &alice, &format!("/directory/list/room/{new}")))["visibility"], "public");
+    assert_eq!(ok(get(&server, &alice, &format!("/directory/list/room/{old}")))["visibility"], "private");
+    let levels = ok(get(&server, &alice, &format!("/rooms/{old}/state/m.room.power_levels/")));
+    assert_eq!((levels["events_default"].as_i64(), levels["invite"].as_i64()), (Some(50), Some(50)));
+
+    let same = json!({ "replacement_room": new });
+    let reply = put(&server, &alice, &format!("/rooms/{new}/send/m.room.tombstone/t1"), same);
+    assert_eq!(reply.status, 400, "a tombstone pointing to its own room");
+}

@@ -181,3 +181,35 @@ fn context_returns_events_on_both_sides_state_and_lazy_loaded_members() {
     let reply = get(&server, &alice, &format!("/rooms/{room}/context/$unknown"));
     assert_eq!(reply.status, 404);
 }
+
+#[test]
+fn initial_sync_and_the_v1_event_stream_serve_members_and_peekers() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat", "name": "lobby" }));
+    send_text(&server, &alice, &room, "hello");
+
+    let all = ok(get(&server, &alice, "/initialSync?limit=1"));
+    let entry = all["rooms"].as_array().unwrap().iter().find(|r| r["room_id"] == room.as_str()).unwrap();
+    assert_eq!(entry["membership"], "join");
+    assert_eq!(bodies(&entry["messages"]), ["hello"]);
+    assert!(entry["state"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.name"));
+    let end = all["end"].as_str().unwrap().to_owned();
+    send_text(&server, &alice, &room, "later");
+    let stream = ok(get(&server, &alice, &format!("/events?from={end}&timeout=5000")));
+    assert_eq!(bodies(&stream), ["later"]);
+    assert_eq!(stream["chunk"][0]["room_id"], room.as_str());
+
+    let reply = get(&server, &bob, &format!("/rooms/{room}/initialSync"));
+    assert_eq!(reply.status, 403, "not world_readable");
+    put_state(&server, &alice, &room, "m.room.history_visibility", json!({ "history_visibility": "world_readable" }));
+    let peek = ok(get(&server, &bob, &format!("/rooms/{room}/initialSync")));
+    assert!(peek.get("membership").is_none());
+    let from = peek["messages"]["end"].as_str().unwrap().to_owned();
+    let empty = ok(get(&server, &bob, &format!("/events?room_id={room}&from={from}&timeout=0")));
+    assert_eq!(empty["chunk"], json!([]));
+    send_text(&server, &alice, &room, "for peekers");
+    let stream = ok(get(&server, &bob, &format!("/events?room_id={room}&from={from}&timeout=5000")));
+    assert_eq!(bodies(&stream), ["for peekers"]);
+}

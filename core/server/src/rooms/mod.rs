@@ -11,6 +11,7 @@ pub mod read;
 pub mod redact;
 pub mod room;
 pub mod stream;
+pub mod upgrade;
 pub mod visibility;
 
 use std::cell::RefCell;

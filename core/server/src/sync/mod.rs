@@ -156,6 +156,25 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
     Ok(user)
 }
 
+/// The token of now for `user_id`: what an empty sync would return as
+/// `next_batch`. The deprecated v1 `/events` and `/initialSync` start
+/// their streams from it.
+pub async fn current_token(shard: &AppShard, user_id: &str) -> Result<SyncToken, ApiError> {
+    let owner = shard.state.placement.shard(user_id);
+    let user_id = user_id.to_owned();
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let user = user_state(&shard, &user_id).await?;
+                let hub = &shard.state.sync;
+                let positions = hub.heard.borrow().clone();
+                Ok(SyncToken { epoch: hub.epoch, account_data: user.account_data_version.get(), positions })
+            }
+        })
+        .await?
+}
+
 /// A `/sync` request, as the user's shard runs it.
 pub struct SyncRequest {
     pub user_id: String,

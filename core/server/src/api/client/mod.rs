@@ -8,7 +8,9 @@ pub mod context;
 pub mod create_room;
 pub mod devices;
 pub mod directory;
+pub mod events;
 pub mod filter;
+pub mod initial_sync;
 pub mod login;
 pub mod logout;
 pub mod membership;
@@ -23,6 +25,7 @@ pub mod sync;
 pub mod tags;
 pub mod typing;
 pub mod uia;
+pub mod upgrade;
 pub mod versions;
 
 use tessera_net::http::Router;
@@ -42,6 +45,8 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     messages::register(router, shard);
     context::register(router, shard);
     sync::register(router, shard);
+    initial_sync::register(router, shard);
+    events::register(router, shard);
     receipts::register(router, shard);
     redact::register(router, shard);
     typing::register(router, shard);
@@ -52,4 +57,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     filter::register(router, shard);
     devices::register(router, shard);
     directory::register(router, shard);
+    upgrade::register(router, shard);
 }

@@ -34,12 +34,22 @@ fn check_type(event_type: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// 400 for a tombstone that names its own room as the replacement: clients
+/// following it would loop.
+fn check_tombstone(room_id: &str, event_type: &str, content: &Value) -> Result<(), ApiError> {
+    if event_type == "m.room.tombstone" && content.get("replacement_room").and_then(Value::as_str) == Some(room_id) {
+        return Err(ApiError::invalid_param("a room cannot be replaced by itself"));
+    }
+    Ok(())
+}
+
 async fn message(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let content: Value = json_body(&req)?;
     let (room_id, event_type) = (&req.params[0], &req.params[1]);
     let txn_id = req.params.get(2).cloned().unwrap_or_else(|| format!("tessera-{}", crate::request::random_string(16)));
     check_type(event_type)?;
+    check_tombstone(room_id, event_type, &content)?;
     let draft =
         Draft { sender: me.user_id.clone(), event_type: event_type.clone(), state_key: None, content, redacts: None };
     let txn = Some((me.device_id.clone(), txn_id));
@@ -53,6 +63,7 @@ async fn state(shard: AppShard, req: Request) -> ApiResult {
     let (room_id, event_type) = (&req.params[0], &req.params[1]);
     let state_key = req.params.get(2).cloned().unwrap_or_default();
     check_type(event_type)?;
+    check_tombstone(room_id, event_type, &content)?;
     if state_key.len() > MAX_TYPE_AND_STATE_KEY_BYTES {
         return Err(ApiError::new(413, "M_TOO_LARGE", "state key is longer than 255 bytes"));
     }
