@@ -148,3 +148,39 @@ fn upgrades_tombstone_the_old_room_and_carry_state_bans_aliases_and_listing_over
     let reply = put(&server, &alice, &format!("/rooms/{new}/send/m.room.tombstone/t1"), same);
     assert_eq!(reply.status, 400, "a tombstone pointing to its own room");
 }
+
+#[test]
+fn forgotten_rooms_are_no_longer_readable_nor_in_sync_and_come_back_on_rejoin() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    ok(post(&server, &bob, &format!("/rooms/{room}/join"), json!({})));
+    let reply = post(&server, &bob, &format!("/rooms/{room}/forget"), json!({}));
+    assert_eq!(reply.status, 400, "still joined");
+    let since = ok(get(&server, &bob, "/sync"))["next_batch"].as_str().unwrap().to_owned();
+    ok(post(&server, &bob, &format!("/rooms/{room}/leave"), json!({})));
+    assert!(ok(get(&server, &bob, &format!("/sync?since={since}")))["rooms"]["leave"].get(&room).is_some());
+    ok(get(&server, &bob, &format!("/rooms/{room}/messages?dir=b")));
+
+    ok(post(&server, &bob, &format!("/rooms/{room}/forget"), json!({})));
+    assert_eq!(get(&server, &bob, &format!("/rooms/{room}/messages?dir=b")).status, 403);
+    assert!(ok(get(&server, &bob, &format!("/sync?since={since}")))["rooms"]["leave"].get(&room).is_none());
+    ok(post(&server, &bob, &format!("/rooms/{room}/join"), json!({})));
+    assert_eq!(ok(get(&server, &bob, "/joined_rooms"))["joined_rooms"], json!([room]));
+}
+
+#[test]
+fn whois_answers_for_oneself_and_admins_only() {
+    let server = open_server();
+    let (alice_id, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let body = ok(get(&server, &alice, &format!("/admin/whois/{alice_id}")));
+    assert_eq!(body["user_id"], alice_id.as_str());
+    let device = body["devices"].as_object().unwrap().values().next().unwrap().clone();
+    assert!(device["sessions"][0]["connections"][0]["last_seen"].is_u64(), "{device}");
+    let reply = get(&server, &bob, &format!("/admin/whois/{alice_id}"));
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_FORBIDDEN"));
+    let reply = call(server.client, "GET", &format!("/_synapse/admin/v1/whois/{alice_id}"), Some(&bob), None);
+    assert_eq!(reply.status, 403);
+}

@@ -95,9 +95,12 @@ pub async fn reader(shard: &AppShard, room: &Rc<RefCell<Room>>, user_id: &str) -
     };
     match (membership.as_deref(), own) {
         (Some("join"), _) => return Ok(Reader::Joined),
-        (Some("leave"), Some(leave)) if !forgotten(shard, user_id, &room.borrow().id) => {
-            if let Some(leave_pos) = position(shard, room, &leave.event_id).await? {
-                return Ok(Reader::Departed { leave, leave_pos });
+        (Some("leave"), Some(leave)) => {
+            let room_id = room.borrow().id.clone();
+            if !forgotten(shard, user_id, &room_id).await? {
+                if let Some(leave_pos) = position(shard, room, &leave.event_id).await? {
+                    return Ok(Reader::Departed { leave, leave_pos });
+                }
             }
         }
         _ => {}
@@ -108,10 +111,12 @@ pub async fn reader(shard: &AppShard, room: &Rc<RefCell<Room>>, user_id: &str) -
     Err(ApiError::forbidden(format!("{user_id} is not in the room and its history is not world_readable")))
 }
 
-/// Whether `user_id` has forgotten the room. Forgetting is written on the
-/// user's shard; until this server supports it, nothing is forgotten.
-fn forgotten(_shard: &AppShard, _user_id: &str, _room_id: &str) -> bool {
-    false
+/// Whether `user_id`, who left the room, has forgotten it: forgetting drops
+/// the room from the user's list of rooms (`POST /forget`).
+async fn forgotten(shard: &AppShard, user_id: &str, room_id: &str) -> Result<bool, ApiError> {
+    let vshard = shard.state.placement.vshard(user_id);
+    let left = shard.state.store.user_rooms(vshard, user_id, Some("leave")).await?;
+    Ok(!left.iter().any(|r| r.room_id == room_id))
 }
 
 /// The stream position of an event of the room: from the recent events in

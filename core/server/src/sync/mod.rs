@@ -97,6 +97,18 @@ pub fn deliver(shard: &AppShard, from: usize, watermark: StreamPos, notices: Vec
     }
 }
 
+/// Drops a room `user_id` has forgotten from their sync state (run on the
+/// user's shard after the forget is stored): it no longer shows in the
+/// `leave` section. The store no longer lists it either, so a reload agrees.
+pub fn room_forgotten(shard: &AppShard, user_id: &str, room_id: &str) {
+    let Some(user) = shard.state.sync.users.borrow().get(user_id).cloned() else { return };
+    if let Some(rooms) = &mut *user.rooms.borrow_mut() {
+        rooms.remove(room_id);
+    }
+    user.pending.borrow_mut().retain(|(room, _)| room != room_id);
+    user.changed.borrow_mut().remove(room_id);
+}
+
 /// Records a durable change of `user_id`'s account data (run on the user's
 /// shard after the write) and wakes the user's waiting syncs.
 pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&str>, data_type: &str) {

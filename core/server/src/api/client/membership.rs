@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
+use tessera_storage::{Op, Store};
 
 use crate::api::client::directory::resolve;
 use crate::api::client_endpoint;
@@ -24,6 +25,31 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/kick", |s, r| change(s, r, Change::Kick));
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/ban", |s, r| change(s, r, Change::Ban));
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/unban", |s, r| change(s, r, Change::Unban));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/forget", forget);
+}
+
+/// `POST /rooms/{roomId}/forget`: a room the user has left stops being
+/// theirs to read (its history, its state when they left) and leaves their
+/// `/sync`. 400 while they are still in it.
+async fn forget(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let user_id = me.user_id.clone();
+    on_room(&shard, &req.params[0], move |shard, room| async move {
+        if let Some(m @ ("join" | "invite" | "knock")) = room.borrow().state.membership(&user_id) {
+            return Err(ApiError::new(400, "M_UNKNOWN", format!("{user_id} is still in the room ({m})")));
+        }
+        let room_id = room.borrow().id.clone();
+        let vshard_user = shard.state.placement.vshard(&user_id);
+        // Written by the room's shard, in order with the room's membership
+        // writes, so a rejoin stored later brings the room back.
+        let forget = Op::ForgetRoom { vshard_user, user_id: user_id.clone(), room_id: room_id.clone() };
+        shard.state.store.write(vec![forget]).await?;
+        let owner = shard.state.placement.shard(&user_id);
+        shard.tell(owner, move |shard| crate::sync::room_forgotten(shard, &user_id, &room_id));
+        Ok(())
+    })
+    .await?;
+    Ok(Response::json(&json!({})))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,7 @@ pub mod typing;
 pub mod uia;
 pub mod upgrade;
 pub mod versions;
+pub mod whois;
 
 use tessera_net::http::Router;
 
@@ -58,4 +59,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     devices::register(router, shard);
     directory::register(router, shard);
     upgrade::register(router, shard);
+    whois::register(router, shard);
 }
