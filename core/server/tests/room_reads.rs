@@ -213,3 +213,25 @@ fn initial_sync_and_the_v1_event_stream_serve_members_and_peekers() {
     let stream = ok(get(&server, &bob, &format!("/events?room_id={room}&from={from}&timeout=5000")));
     assert_eq!(bodies(&stream), ["for peekers"]);
 }
+
+#[test]
+fn sync_timelines_hide_what_history_visibility_hides_but_show_the_boundaries() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    put_state(&server, &alice, &room, "m.room.history_visibility", json!({ "history_visibility": "joined" }));
+    send_text(&server, &alice, &room, "1");
+    put_state(&server, &alice, &room, "m.room.history_visibility", json!({ "history_visibility": "shared" }));
+    send_text(&server, &alice, &room, "3");
+    member(&server, &bob, &room, "join", None);
+    let sync = ok(get(&server, &bob, "/sync"));
+    let events = sync["rooms"]["join"][&room]["timeline"]["events"].as_array().unwrap().clone();
+    let last: Vec<String> = events[events.len() - 4..]
+        .iter()
+        .map(|e| {
+            e["content"]["history_visibility"].as_str().or(e["content"]["body"].as_str()).unwrap_or("member").into()
+        })
+        .collect();
+    assert_eq!(last, ["joined", "shared", "3", "member"], "\"1\" was sent while only members could see it");
+}

@@ -15,7 +15,7 @@ use crate::rooms::ephemeral::ephemeral_events;
 use crate::rooms::event::{RoomEvent, Viewer};
 use crate::rooms::room::{Room, RECENT_EVENTS};
 use crate::rooms::stored_event;
-use crate::rooms::visibility::{reader, state_at, Reader};
+use crate::rooms::visibility::{reader, state_at, visible, Reader};
 use crate::state::AppShard;
 
 /// 403 unless `user_id` is joined to the room.
@@ -166,6 +166,7 @@ pub async fn sync_room(
     let limited = newest.len() > limit;
     newest.truncate(limit);
     newest.reverse();
+    let newest = visible(shard, room, user_id, false, newest).await?;
     let room = room.borrow();
     let ephemeral = ephemeral_events(&room, user_id, since, upto);
     if since.is_some() && newest.is_empty() && ephemeral.is_empty() {

@@ -101,6 +101,10 @@ pub struct Room {
     /// Every history visibility change, once something needed it (see
     /// `rooms::visibility`); kept up to date from then on.
     pub visibility_log: Option<VisibilityLog>,
+    /// Stream positions of current state events, as far as known: set when
+    /// one is applied or first looked up in the store, dropped when it is
+    /// replaced. Visibility checks ask for these on every read.
+    pub state_positions: HashMap<String, StreamPos>,
 }
 
 impl Room {
@@ -135,6 +139,7 @@ impl Room {
             typing_pos: 0,
             audience: None,
             visibility_log: None,
+            state_positions: HashMap::new(),
         })
     }
 
@@ -221,6 +226,10 @@ impl Room {
         self.head.forward_extremities = vec![event.event_id.clone()];
         self.head.depth = self.head.depth.max(event.depth);
         if let Some(state_key) = &event.state_key {
+            if let Some(replaced) = self.state.event(&event.event_type, state_key) {
+                self.state_positions.remove(&replaced.event_id);
+            }
+            self.state_positions.insert(event.event_id.clone(), pos);
             self.apply_state(&event, state_key, placement, ops);
             if event.event_type == "m.room.history_visibility" && state_key.is_empty() {
                 if let Some(log) = &mut self.visibility_log {

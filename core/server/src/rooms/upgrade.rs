@@ -9,6 +9,7 @@ use tessera_proto::room_version::{RoomIdFormat, RoomVersionRules};
 use tessera_storage::records::AliasRecord;
 use tessera_storage::{Op, Store};
 
+use crate::api::client::account_data;
 use crate::error::ApiError;
 use crate::rooms::create::{create_room, new_room_id, CreateRoom, Preset};
 use crate::rooms::event::Draft;
@@ -33,6 +34,9 @@ const COPIED_CREATION: &[&str] = &["m.federate", "type"];
 
 /// What the old room holds that the new one needs.
 struct OldRoom {
+    /// Joined members of this server, whose own data about the room follows
+    /// it.
+    local_members: Vec<String>,
     /// The old room lists the upgrader nowhere because they created a room
     /// of a version that gives creators unlimited power.
     privileged_creator: bool,
@@ -61,6 +65,7 @@ pub async fn upgrade_room(
     version: &'static RoomVersionRules,
 ) -> Result<String, ApiError> {
     let user = user_id.to_owned();
+    let shard_server_name = shard.state.config.server_name.clone();
     let old = on_room(shard, room_id, move |_, room| async move {
         let room = room.borrow();
         if room.state.membership(&user) != Some("join") {
@@ -83,7 +88,16 @@ pub async fn upgrade_room(
             old_creation.into_iter().filter(|(k, _)| COPIED_CREATION.contains(&k.as_str())).collect::<Map<_, _>>();
         let listed = power_levels.as_ref().and_then(|p| p.get("users")).and_then(|u| u.get(&user)).is_some();
         let privileged_creator = room.version.privileged_creators && !listed;
-        Ok(OldRoom { privileged_creator, state, power_levels, banned, creation })
+        let suffix = format!(":{}", shard_server_name);
+        let local_members = room
+            .state
+            .of_type("m.room.member")
+            .filter(|(u, e)| {
+                u.ends_with(&suffix) && e.content.get("membership").and_then(Value::as_str) == Some("join")
+            })
+            .map(|(u, _)| u.clone())
+            .collect();
+        Ok(OldRoom { local_members, privileged_creator, state, power_levels, banned, creation })
     })
     .await?;
 
@@ -111,6 +125,11 @@ pub async fn upgrade_room(
         }
     };
     move_addresses(shard, room_id, &new_room, user_id).await?;
+    for member in &old.local_members {
+        if let Err(e) = carry_user_data(shard, member, room_id, &new_room).await {
+            tracing::warn!(user = member, room = room_id, error = e.message, "room data not carried to the new room");
+        }
+    }
     if let Some(levels) = restricted(old.power_levels) {
         let draft = draft(user_id, "m.room.power_levels", "", Value::Object(levels));
         if let Err(e) = send(shard, room_id, draft, None).await {
@@ -202,6 +221,32 @@ async fn move_addresses(shard: &AppShard, old_room: &str, new_room: &str, user_i
             tracing::warn!(room = old_room, error = e.message, "could not empty the old room's canonical alias");
         }
     }
+    Ok(())
+}
+
+/// A member's own data about the old room now also about the new one (as
+/// Synapse carries it): the room's tags, and its place among the member's
+/// direct chats (`m.direct`).
+async fn carry_user_data(shard: &AppShard, user_id: &str, old_room: &str, new_room: &str) -> Result<(), ApiError> {
+    let tags = account_data::read(shard, user_id, Some(old_room), "m.tag").await?;
+    if let Some(tags) = tags {
+        account_data::update(shard, user_id, Some(new_room.to_owned()), "m.tag".into(), |_| Ok(Some(tags))).await?;
+    }
+    let (old_room, new_room) = (old_room.to_owned(), new_room.to_owned());
+    account_data::update(shard, user_id, None, "m.direct".into(), move |direct| {
+        let Some(Value::Object(mut direct)) = direct else { return Ok(None) };
+        let mut changed = false;
+        for rooms in direct.values_mut() {
+            if let Value::Array(rooms) = rooms {
+                if rooms.iter().any(|r| r == old_room.as_str()) && !rooms.iter().any(|r| r == new_room.as_str()) {
+                    rooms.push(new_room.clone().into());
+                    changed = true;
+                }
+            }
+        }
+        Ok(changed.then_some(Value::Object(direct)))
+    })
+    .await?;
     Ok(())
 }
 

@@ -98,7 +98,7 @@ pub async fn reader(shard: &AppShard, room: &Rc<RefCell<Room>>, user_id: &str) -
         (Some("leave"), Some(leave)) => {
             let room_id = room.borrow().id.clone();
             if !forgotten(shard, user_id, &room_id).await? {
-                if let Some(leave_pos) = position(shard, room, &leave.event_id).await? {
+                if let Some(leave_pos) = state_position(shard, room, &leave).await? {
                     return Ok(Reader::Departed { leave, leave_pos });
                 }
             }
@@ -130,6 +130,28 @@ pub async fn position(
         return Ok(Some(*pos));
     }
     Ok(shard.state.store.event(event_id).await?.and_then(|r| r.stream_pos))
+}
+
+/// The stream position of a current state event, remembered with the room:
+/// every read asks for the reader's own member event and the history
+/// visibility event.
+async fn state_position(
+    shard: &AppShard,
+    room: &Rc<RefCell<Room>>,
+    event: &RoomEvent,
+) -> Result<Option<StreamPos>, ApiError> {
+    if let Some(pos) = room.borrow().state_positions.get(&event.event_id) {
+        return Ok(Some(*pos));
+    }
+    let pos = position(shard, room, &event.event_id).await?;
+    let mut room = room.borrow_mut();
+    let key = event.state_key.as_deref().unwrap_or_default();
+    // Replaced meanwhile, it is no longer worth keeping.
+    let current = room.state.event(&event.event_type, key).is_some_and(|e| e.event_id == event.event_id);
+    if let (true, Some(pos)) = (current, pos) {
+        room.state_positions.insert(event.event_id.clone(), pos);
+    }
+    Ok(pos)
 }
 
 /// The events of `events` (each with its position) that `user_id` may see,
@@ -212,7 +234,7 @@ impl HistoryAt {
         let event = room.borrow().state.event(HISTORY_VISIBILITY, "").cloned();
         let current = HistoryVisibility::of(event.as_deref());
         let since = match &event {
-            Some(e) => position(shard, room, &e.event_id).await?,
+            Some(e) => state_position(shard, room, e).await?,
             None => None,
         };
         let log = match since {
@@ -245,8 +267,14 @@ impl MembershipTrail {
     ) -> Result<Self, ApiError> {
         let mut trail = Vec::new();
         let mut next = room.borrow().state.event("m.room.member", user_id).cloned();
+        let mut current = true;
         while let Some(event) = next.take() {
-            let Some(pos) = position(shard, room, &event.event_id).await? else { break };
+            let pos = match current {
+                true => state_position(shard, room, &event).await?,
+                false => position(shard, room, &event.event_id).await?,
+            };
+            current = false;
+            let Some(pos) = pos else { break };
             let membership = event.content.get("membership").and_then(Value::as_str).map(str::to_owned);
             trail.push((pos, membership));
             if pos <= oldest {
