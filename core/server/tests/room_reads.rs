@@ -169,7 +169,7 @@ fn context_returns_events_on_both_sides_state_and_lazy_loaded_members() {
     assert_eq!(members(&body).len(), 2, "all members without lazy loading");
     let filter = "%7B%22lazy_load_members%22%3Atrue%7D";
     let lazy = ok(get(&server, &alice, &format!("/rooms/{room}/context/{two}?limit=2&filter={filter}")));
-    assert_eq!(members(&lazy), [alice_id.clone()]);
+    assert_eq!(members(&lazy), std::slice::from_ref(&alice_id));
     let page = ok(get(&server, &alice, &format!("/rooms/{room}/messages?dir=b&limit=2&filter={filter}")));
     assert_eq!(members(&page), [alice_id]);
 
