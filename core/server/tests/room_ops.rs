@@ -184,3 +184,31 @@ fn whois_answers_for_oneself_and_admins_only() {
     let reply = call(server.client, "GET", &format!("/_synapse/admin/v1/whois/{alice_id}"), Some(&bob), None);
     assert_eq!(reply.status, 403);
 }
+
+#[test]
+fn guests_leave_when_guest_access_is_revoked() {
+    let server = Server::start(&[
+        ("TESSERA_REGISTRATION__ENABLE", "true"),
+        ("TESSERA_REGISTRATION__ALLOW_GUESTS", "true"),
+        ("TESSERA_SERVER__CORES", "2"),
+    ]);
+    let (_, alice) = register(server.client, "alice");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    ok(put(
+        &server,
+        &alice,
+        &format!("/rooms/{room}/state/m.room.guest_access/"),
+        json!({ "guest_access": "can_join" }),
+    ));
+    let guest = ok(call(server.client, "POST", &format!("{V3}/register?kind=guest"), None, Some(&json!({}))));
+    let (guest_id, guest_token) = (guest["user_id"].as_str().unwrap(), guest["access_token"].as_str().unwrap());
+    ok(post(&server, guest_token, &format!("/rooms/{room}/join"), json!({})));
+    ok(put(
+        &server,
+        &alice,
+        &format!("/rooms/{room}/state/m.room.guest_access/"),
+        json!({ "guest_access": "forbidden" }),
+    ));
+    let member = ok(get(&server, &alice, &format!("/rooms/{room}/state/m.room.member/{guest_id}")));
+    assert_eq!(member["membership"], "leave");
+}

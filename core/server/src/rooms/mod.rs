@@ -7,6 +7,7 @@
 pub mod create;
 pub mod ephemeral;
 pub mod event;
+pub mod guests;
 pub mod read;
 pub mod redact;
 pub mod room;

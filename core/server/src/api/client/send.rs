@@ -13,6 +13,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::json_body;
 use crate::rooms::event::Draft;
+use crate::rooms::guests::remove_guests;
 use crate::rooms::send;
 use crate::state::AppShard;
 
@@ -77,6 +78,12 @@ async fn state(shard: AppShard, req: Request) -> ApiResult {
         content,
         redacts: None,
     };
+    let revokes_guests = event_type == "m.room.guest_access"
+        && draft.state_key.as_deref() == Some("")
+        && draft.content.get("guest_access").and_then(Value::as_str) != Some("can_join");
     let event_id = send(&shard, room_id, draft, None).await?;
+    if revokes_guests {
+        remove_guests(&shard, room_id).await?;
+    }
     Ok(Response::json(&json!({ "event_id": event_id })))
 }
