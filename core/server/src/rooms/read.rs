@@ -3,6 +3,7 @@
 //! travel back to the shard that asked.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -166,16 +167,33 @@ pub async fn sync_room(
     let limited = newest.len() > limit;
     newest.truncate(limit);
     newest.reverse();
-    let newest = visible(shard, room, user_id, false, newest).await?;
+    // Current state events always show (as Synapse shows them): the client
+    // learns the room's state from them even when the history around them
+    // is hidden.
+    let current: HashSet<String> = {
+        let room = room.borrow();
+        let is_current = |e: &RoomEvent| {
+            e.state_key
+                .as_ref()
+                .is_some_and(|k| room.state.event(&e.event_type, k).is_some_and(|c| c.event_id == e.event_id))
+        };
+        newest.iter().filter(|(_, e)| is_current(e)).map(|(_, e)| e.event_id.clone()).collect()
+    };
+    let seen: HashSet<String> = visible(shard, room, user_id, false, newest.clone())
+        .await?
+        .into_iter()
+        .map(|(_, e)| e.event_id.clone())
+        .collect();
+    newest.retain(|(_, e)| current.contains(&e.event_id) || seen.contains(&e.event_id));
     let room = room.borrow();
     let ephemeral = ephemeral_events(&room, user_id, since, upto);
     if since.is_some() && newest.is_empty() && ephemeral.is_empty() {
         return Ok(None);
     }
     let prev_batch = format!("p{}", newest.first().map_or(upto + 1, |(pos, _)| *pos));
-    let in_timeline: std::collections::HashSet<&str> = newest.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    let in_timeline: HashSet<&str> = newest.iter().map(|(_, e)| e.event_id.as_str()).collect();
     // Not yet delivered: state set by events past `upto` comes with them.
-    let undelivered: std::collections::HashSet<&str> =
+    let undelivered: HashSet<&str> =
         room.recent.iter().filter(|(pos, _)| *pos > upto).map(|(_, e)| e.event_id.as_str()).collect();
     // A room the user joined in this window is new to the client: it gets
     // the room's state, as on an initial sync.
