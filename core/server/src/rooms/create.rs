@@ -146,9 +146,11 @@ fn sequence(r: &CreateRoom) -> Vec<Draft> {
     if let Some(alias) = &r.alias {
         drafts.push(state("m.room.canonical_alias", "", json!({ "alias": alias })));
     }
+    // Only the private presets let guests join; a public chat sends no
+    // `m.room.guest_access` at all (absent means forbidden), as Synapse.
     let (join_rule, guest_access) = match r.preset {
-        Preset::PublicChat => ("public", "forbidden"),
-        Preset::PrivateChat | Preset::TrustedPrivateChat => ("invite", "can_join"),
+        Preset::PublicChat => ("public", None),
+        Preset::PrivateChat | Preset::TrustedPrivateChat => ("invite", Some("can_join")),
     };
     let overridden = |t: &str| r.initial_state.iter().any(|d| d.event_type == t && d.state_key.as_deref() == Some(""));
     if !overridden("m.room.join_rules") {
@@ -157,7 +159,7 @@ fn sequence(r: &CreateRoom) -> Vec<Draft> {
     if !overridden("m.room.history_visibility") {
         drafts.push(state("m.room.history_visibility", "", json!({ "history_visibility": "shared" })));
     }
-    if !overridden("m.room.guest_access") {
+    if let Some(guest_access) = guest_access.filter(|_| !overridden("m.room.guest_access")) {
         drafts.push(state("m.room.guest_access", "", json!({ "guest_access": guest_access })));
     }
     drafts.extend(r.initial_state.iter().map(|d| Draft {

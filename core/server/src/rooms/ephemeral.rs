@@ -85,7 +85,8 @@ pub fn set_typing(shard: &AppShard, room: &Rc<RefCell<Room>>, user_id: &str, tim
 /// The room's ephemeral events for `user_id` changed in `(since, upto]`
 /// (all of them when `since` is `None`).
 pub fn ephemeral_events(room: &Room, user_id: &str, since: Option<StreamPos>, upto: StreamPos) -> Vec<Value> {
-    let changed = |pos: StreamPos| since.is_none_or(|s| pos > s) && pos <= upto;
+    // An initial sync gets what there is; an incremental one what changed.
+    let changed = |pos: StreamPos| since.is_some_and(|s| pos > s && pos <= upto);
     let mut events = Vec::new();
     if changed(room.typing_pos) || since.is_none() && !room.typing.is_empty() {
         let mut users: Vec<&String> = room.typing.keys().collect();

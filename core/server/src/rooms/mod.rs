@@ -109,7 +109,8 @@ async fn load(shard: &AppShard, room_id: &str) -> Result<Option<Room>, ApiError>
     let nids: Vec<_> = current.iter().map(|&(_, e)| e).collect();
     let mut state = Vec::with_capacity(nids.len());
     for id in store.event_ids_of(nid, &nids).await?.into_iter().flatten() {
-        state.push(stored_event(store, &id).await?.ok_or_else(|| corrupt("state event missing"))?);
+        let (pos, event) = stored_event_at(store, &id).await?.ok_or_else(|| corrupt("state event missing"))?;
+        state.push((pos.unwrap_or(0), event));
     }
     let mut recent = Vec::new();
     let newest =
@@ -129,8 +130,7 @@ pub async fn stored_event(store: &AnyStore, event_id: &str) -> Result<Option<Arc
     Ok(stored_event_at(store, event_id).await?.map(|(_, event)| event))
 }
 
-/// An event from the store with its position in the room's timeline
-/// (`None` for an event outside it).
+/// An event from the store with its timeline position (none for outliers).
 pub async fn stored_event_at(
     store: &AnyStore,
     event_id: &str,

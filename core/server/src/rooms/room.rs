@@ -31,32 +31,69 @@ pub const RECENT_EVENTS: usize = 64;
 /// state per this many state changes.
 const SNAPSHOT_EVERY: u32 = 256;
 
-/// A room's current state, by type and state key.
+/// A room's current state, by type and state key, each event with the
+/// stream position at which it became current (0 if unknown: stored
+/// before it had one).
 #[derive(Default)]
 pub struct RoomState {
-    by_type: HashMap<String, HashMap<String, Arc<RoomEvent>>>,
+    by_type: HashMap<String, HashMap<String, (StreamPos, Arc<RoomEvent>)>>,
+    /// The same events by position, so `/sync` finds the state that changed
+    /// in a range of positions without walking the whole state.
+    by_pos: BTreeMap<StreamPos, Arc<RoomEvent>>,
+    /// Joined members → the position of the join that began their current
+    /// run of joins (a profile change re-sends `join` but is no new join).
+    joined_at: HashMap<String, StreamPos>,
 }
 
 impl StateView<RoomEvent> for RoomState {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&RoomEvent> {
-        self.by_type.get(event_type)?.get(state_key).map(|e| &**e)
+        self.event(event_type, state_key).map(|e| &**e)
     }
 }
 
 impl RoomState {
     /// The event at `(event_type, state_key)`.
     pub fn event(&self, event_type: &str, state_key: &str) -> Option<&Arc<RoomEvent>> {
-        self.by_type.get(event_type)?.get(state_key)
+        self.by_type.get(event_type)?.get(state_key).map(|(_, e)| e)
+    }
+
+    /// The event at `(event_type, state_key)` with the position at which it
+    /// became current.
+    pub fn entry(&self, event_type: &str, state_key: &str) -> Option<(StreamPos, &Arc<RoomEvent>)> {
+        self.by_type.get(event_type)?.get(state_key).map(|(pos, e)| (*pos, e))
     }
 
     /// Every state event.
     pub fn events(&self) -> impl Iterator<Item = &Arc<RoomEvent>> {
-        self.by_type.values().flat_map(|keys| keys.values())
+        self.by_type.values().flat_map(|keys| keys.values().map(|(_, e)| e))
+    }
+
+    /// Every state event with its position.
+    pub fn entries(&self) -> impl Iterator<Item = (StreamPos, &Arc<RoomEvent>)> {
+        self.by_type.values().flat_map(|keys| keys.values().map(|(pos, e)| (*pos, e)))
+    }
+
+    /// The state events that became current at a position in `(after,
+    /// upto]`, oldest first.
+    pub fn changed_in(&self, after: StreamPos, upto: StreamPos) -> impl Iterator<Item = (StreamPos, &Arc<RoomEvent>)> {
+        use std::ops::Bound::{Excluded, Included};
+        self.by_pos.range((Excluded(after), Included(upto.max(after)))).map(|(pos, e)| (*pos, e))
     }
 
     /// Every state event of one type, by state key.
     pub fn of_type(&self, event_type: &str) -> impl Iterator<Item = (&String, &Arc<RoomEvent>)> {
-        self.by_type.get(event_type).into_iter().flatten()
+        self.by_type.get(event_type).into_iter().flatten().map(|(k, (_, e))| (k, e))
+    }
+
+    /// The joined members.
+    pub fn joined(&self) -> impl Iterator<Item = &String> {
+        self.joined_at.keys()
+    }
+
+    /// Where `user_id`'s current membership as a joined member began;
+    /// `None` unless joined.
+    pub fn joined_at(&self, user_id: &str) -> Option<StreamPos> {
+        self.joined_at.get(user_id).copied()
     }
 
     /// `content.membership` of a user's member event.
@@ -64,9 +101,22 @@ impl RoomState {
         self.event("m.room.member", user_id)?.content.get("membership")?.as_str()
     }
 
-    fn insert(&mut self, event: Arc<RoomEvent>) {
+    fn insert(&mut self, event: Arc<RoomEvent>, pos: StreamPos) {
         let Some(key) = event.state_key.clone() else { return };
-        self.by_type.entry(event.event_type.clone()).or_default().insert(key, event);
+        if event.event_type == "m.room.member" {
+            if event.content.get("membership").and_then(|m| m.as_str()) == Some("join") {
+                self.joined_at.entry(key.clone()).or_insert(pos);
+            } else {
+                self.joined_at.remove(&key);
+            }
+        }
+        let slot = self.by_type.entry(event.event_type.clone()).or_default();
+        if let Some((old, _)) = slot.insert(key, (pos, event.clone())) {
+            self.by_pos.remove(&old);
+        }
+        if pos != 0 {
+            self.by_pos.insert(pos, event);
+        }
     }
 }
 
@@ -101,10 +151,6 @@ pub struct Room {
     /// Every history visibility change, once something needed it (see
     /// `rooms::visibility`); kept up to date from then on.
     pub visibility_log: Option<VisibilityLog>,
-    /// Stream positions of current state events, as far as known: set when
-    /// one is applied or first looked up in the store, dropped when it is
-    /// replaced. Visibility checks ask for these on every read.
-    pub state_positions: HashMap<String, StreamPos>,
 }
 
 impl Room {
@@ -139,7 +185,6 @@ impl Room {
             typing_pos: 0,
             audience: None,
             visibility_log: None,
-            state_positions: HashMap::new(),
         })
     }
 
@@ -149,7 +194,7 @@ impl Room {
         head: RoomHeadRecord,
         state_keys: Vec<StateKeyRecord>,
         current: Vec<(StateKeyNid, EventNid)>,
-        state: Vec<Arc<RoomEvent>>,
+        state: Vec<(StreamPos, Arc<RoomEvent>)>,
         recent: Vec<(StreamPos, Arc<RoomEvent>)>,
         receipts: Vec<ReceiptRecord>,
     ) -> Room {
@@ -160,8 +205,8 @@ impl Room {
         room.head = head;
         room.state_key_nids = state_keys.into_iter().map(|k| ((k.event_type, k.state_key), k.nid)).collect();
         room.current = current.into_iter().collect();
-        for event in state {
-            room.state.insert(event);
+        for (pos, event) in state {
+            room.state.insert(event, pos);
         }
         room.recent = recent.into();
         room
@@ -226,11 +271,7 @@ impl Room {
         self.head.forward_extremities = vec![event.event_id.clone()];
         self.head.depth = self.head.depth.max(event.depth);
         if let Some(state_key) = &event.state_key {
-            if let Some(replaced) = self.state.event(&event.event_type, state_key) {
-                self.state_positions.remove(&replaced.event_id);
-            }
-            self.state_positions.insert(event.event_id.clone(), pos);
-            self.apply_state(&event, state_key, placement, ops);
+            self.apply_state(&event, state_key, pos, placement, ops);
             if event.event_type == "m.room.history_visibility" && state_key.is_empty() {
                 if let Some(log) = &mut self.visibility_log {
                     Rc::make_mut(log).push((pos, HistoryVisibility::of(Some(&event))));
@@ -243,7 +284,14 @@ impl Room {
         }
     }
 
-    fn apply_state(&mut self, event: &Arc<RoomEvent>, state_key: &str, placement: &Placement, ops: &mut Vec<Op>) {
+    fn apply_state(
+        &mut self,
+        event: &Arc<RoomEvent>,
+        state_key: &str,
+        pos: StreamPos,
+        placement: &Placement,
+        ops: &mut Vec<Op>,
+    ) {
         let key = (event.event_type.clone(), state_key.to_owned());
         let key_nid = match self.state_key_nids.get(&key) {
             Some(&nid) => nid,
@@ -285,7 +333,7 @@ impl Room {
                 event_id: event.event_id.clone(),
             });
         }
-        self.state.insert(event.clone());
+        self.state.insert(event.clone(), pos);
     }
 
     /// Whether `user_id`'s power level reaches the level `required` picks
@@ -311,10 +359,9 @@ impl Room {
     /// redacted form); no change if it is not current state.
     pub fn replace_state_event(&mut self, event: &Arc<RoomEvent>) {
         let Some(key) = &event.state_key else { return };
-        if let Some(slot) = self.state.by_type.get_mut(&event.event_type).and_then(|keys| keys.get_mut(key)) {
-            if slot.event_id == event.event_id {
-                *slot = event.clone();
-            }
+        let current = self.state.entry(&event.event_type, key).map(|(pos, e)| (pos, e.event_id == event.event_id));
+        if let Some((pos, true)) = current {
+            self.state.insert(event.clone(), pos);
         }
     }
 

@@ -21,6 +21,7 @@
 //!   about, then kept with the room.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -132,26 +133,20 @@ pub async fn position(
     Ok(shard.state.store.event(event_id).await?.and_then(|r| r.stream_pos))
 }
 
-/// The stream position of a current state event, remembered with the room:
-/// every read asks for the reader's own member event and the history
-/// visibility event.
+/// The stream position of a current state event: the room keeps the
+/// positions of its current state.
 async fn state_position(
     shard: &AppShard,
     room: &Rc<RefCell<Room>>,
     event: &RoomEvent,
 ) -> Result<Option<StreamPos>, ApiError> {
-    if let Some(pos) = room.borrow().state_positions.get(&event.event_id) {
-        return Ok(Some(*pos));
-    }
-    let pos = position(shard, room, &event.event_id).await?;
-    let mut room = room.borrow_mut();
     let key = event.state_key.as_deref().unwrap_or_default();
-    // Replaced meanwhile, it is no longer worth keeping.
-    let current = room.state.event(&event.event_type, key).is_some_and(|e| e.event_id == event.event_id);
-    if let (true, Some(pos)) = (current, pos) {
-        room.state_positions.insert(event.event_id.clone(), pos);
+    let known =
+        room.borrow().state.entry(&event.event_type, key).filter(|(_, e)| e.event_id == event.event_id).map(|(p, _)| p);
+    match known {
+        Some(pos) => Ok(Some(pos)),
+        None => position(shard, room, &event.event_id).await,
     }
-    Ok(pos)
 }
 
 /// The events of `events` (each with its position) that `user_id` may see,
@@ -169,6 +164,33 @@ pub async fn visible(
     let history = HistoryAt::load(shard, room, oldest.saturating_sub(1)).await?;
     let trail = MembershipTrail::load(shard, room, user_id, oldest.saturating_sub(1)).await?;
     Ok(events.into_iter().filter(|(pos, event)| may_see(event, *pos, user_id, peeking, &history, &trail)).collect())
+}
+
+/// The events of a `/sync` timeline the member `user_id` may see: as
+/// [`visible`], but current state events always show (as Synapse shows
+/// them), so the client learns the room's state even where the history
+/// around it is hidden.
+pub async fn visible_in_sync(
+    shard: &AppShard,
+    room: &Rc<RefCell<Room>>,
+    user_id: &str,
+    mut events: Vec<(StreamPos, Arc<RoomEvent>)>,
+) -> Result<Vec<(StreamPos, Arc<RoomEvent>)>, ApiError> {
+    let current: HashSet<String> = {
+        let room = room.borrow();
+        let is_current = |e: &RoomEvent| {
+            let key = e.state_key.as_deref();
+            key.is_some_and(|k| room.state.event(&e.event_type, k).is_some_and(|c| c.event_id == e.event_id))
+        };
+        events.iter().filter(|(_, e)| is_current(e)).map(|(_, e)| e.event_id.clone()).collect()
+    };
+    let seen: HashSet<String> = visible(shard, room, user_id, false, events.clone())
+        .await?
+        .into_iter()
+        .map(|(_, e)| e.event_id.clone())
+        .collect();
+    events.retain(|(_, e)| current.contains(&e.event_id) || seen.contains(&e.event_id));
+    Ok(events)
 }
 
 /// The spec's rules for one event at `pos`, with the state *after* the

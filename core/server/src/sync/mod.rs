@@ -7,12 +7,16 @@
 //! records the change and wakes the user's waiting long-polls. A sync then
 //! asks only the shards of changed rooms for their part of the response.
 
+pub mod presence;
+pub mod room;
+pub mod to_device;
 pub mod token;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, select};
@@ -21,11 +25,16 @@ use tessera_net::wait_list::WaitList;
 use tessera_storage::records::StreamPos;
 use tessera_storage::Store;
 
+use crate::api::client::filter::Filter;
 use crate::error::ApiError;
-use crate::rooms::read::{sync_room, Section};
 use crate::rooms::{self, Notice};
 use crate::state::AppShard;
+use room::{room_part, RoomPart, RoomQuery, Section};
 use token::SyncToken;
+
+/// Account data type listing the users whose events a user ignores (spec:
+/// client-server API, "Ignoring Users").
+pub const IGNORED_USER_LIST: &str = "m.ignored_user_list";
 
 /// Longest long-poll honoured: clients ask for 30 s; proxies time out at 60.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,11 +49,26 @@ struct UserSync {
     changed: RefCell<HashMap<String, (usize, StreamPos)>>,
     /// Bumped on every change; long-polls wait for it to move.
     version: Cell<u64>,
-    /// Account data changed in this epoch: `(room, type)` → the
-    /// account-data version it changed at.
+    /// Account data changed in this epoch: `(room, type)` → the stream
+    /// version it changed at.
     account_data: RefCell<HashMap<(Option<String>, String), u64>>,
-    /// The user's account-data version (changes counted in this epoch).
-    account_data_version: Cell<u64>,
+    /// The user's stream version: account data changes and presence
+    /// updates received, counted in this epoch.
+    stream_version: Cell<u64>,
+    /// The users this user ignores; `None` until read (again, after a
+    /// change).
+    ignored: RefCell<Option<Arc<HashSet<String>>>>,
+    /// Lazy-loading: per (device, room), the members whose member event
+    /// the device has been sent, so it is not sent again (spec: "the server
+    /// MAY assume that clients will remember membership events they have
+    /// already been sent").
+    members_sent: RefCell<HashMap<(String, String), HashSet<String>>>,
+    /// Presence updates received: sender → (stream version, event), and
+    /// the senders by version, so a sync finds the new ones by a range.
+    presence: RefCell<HashMap<String, (u64, Arc<Value>)>>,
+    presence_order: RefCell<std::collections::BTreeMap<u64, String>>,
+    /// The to-device inboxes of the user's devices, by device.
+    inboxes: RefCell<HashMap<String, to_device::Inbox>>,
     waiters: WaitList,
 }
 
@@ -55,13 +79,23 @@ pub struct SyncHub {
     heard: RefCell<Vec<StreamPos>>,
     /// This process's epoch (its start time, ms).
     pub epoch: u64,
+    /// To-device transactions this shard's users sent.
+    pub to_device_txns: RefCell<to_device::SentTxns>,
+    /// The presence of this shard's users (memory only).
+    pub presence: RefCell<HashMap<String, presence::Presence>>,
 }
 
 impl SyncHub {
     /// Empty state for a server of `shards` shards whose streams start
     /// above `start`.
     pub fn new(shards: usize, start: StreamPos, epoch: u64) -> Self {
-        Self { users: Default::default(), heard: RefCell::new(vec![start; shards]), epoch }
+        Self {
+            users: Default::default(),
+            heard: RefCell::new(vec![start; shards]),
+            epoch,
+            to_device_txns: Default::default(),
+            presence: Default::default(),
+        }
     }
 }
 
@@ -116,13 +150,22 @@ pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&st
         // Never synced in this run: its first sync sends all account data.
         return;
     };
-    let version = user.account_data_version.get() + 1;
-    user.account_data_version.set(version);
+    let version = user.next_stream_version();
     user.account_data.borrow_mut().insert((room_id.map(str::to_owned), data_type.to_owned()), version);
+    if room_id.is_none() && data_type == IGNORED_USER_LIST {
+        *user.ignored.borrow_mut() = None;
+    }
     user.wake();
 }
 
 impl UserSync {
+    /// Counts one change of the user's stream; returns its version.
+    fn next_stream_version(&self) -> u64 {
+        let version = self.stream_version.get() + 1;
+        self.stream_version.set(version);
+        version
+    }
+
     fn wake(&self) {
         self.version.set(self.version.get() + 1);
         self.waiters.wake_all();
@@ -142,7 +185,12 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
                 changed: Default::default(),
                 version: Cell::new(0),
                 account_data: Default::default(),
-                account_data_version: Cell::new(0),
+                stream_version: Cell::new(0),
+                ignored: RefCell::new(None),
+                members_sent: Default::default(),
+                presence: Default::default(),
+                presence_order: Default::default(),
+                inboxes: Default::default(),
                 waiters: Default::default(),
             });
             hub.users.borrow_mut().insert(user_id.to_owned(), user.clone());
@@ -181,7 +229,9 @@ pub async fn current_token(shard: &AppShard, user_id: &str) -> Result<SyncToken,
                 let user = user_state(&shard, &user_id).await?;
                 let hub = &shard.state.sync;
                 let positions = hub.heard.borrow().clone();
-                Ok(SyncToken { epoch: hub.epoch, account_data: user.account_data_version.get(), positions })
+                // No to-device position: what the device has not acknowledged
+                // is still to come.
+                Ok(SyncToken { epoch: hub.epoch, user_stream: user.stream_version.get(), to_device: 0, positions })
             }
         })
         .await?
@@ -196,6 +246,9 @@ pub struct SyncRequest {
     pub timeout: Duration,
     pub full_state: bool,
     pub timeline_limit: usize,
+    pub filter: Arc<Filter>,
+    /// The presence to set (`set_presence`); `None` leaves it alone.
+    pub set_presence: Option<String>,
 }
 
 /// Runs a sync on the user's shard, waiting up to `timeout` for something
@@ -212,6 +265,9 @@ pub async fn sync(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiEr
 
 async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiError> {
     let user = user_state(shard, &request.user_id).await?;
+    if let Some(state) = &request.set_presence {
+        presence::set(shard, &request.user_id, state, None).await;
+    }
     let deadline = tessera_net::runtime::Instant::now() + request.timeout.min(MAX_TIMEOUT);
     loop {
         let seen = user.version.get();
@@ -231,21 +287,20 @@ async fn sync_here(shard: &AppShard, request: SyncRequest) -> Result<Value, ApiE
     }
 }
 
-/// What one room shard is asked for.
-type RoomAsk = (Vec<String>, Option<StreamPos>);
-
 /// Builds the response once; `true` if it reports nothing.
 async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -> Result<(Value, bool), ApiError> {
     let state = &shard.state;
     let shards = state.placement.shard_count();
     let hub = &state.sync;
+    let filter = &request.filter;
     let same_epoch = request.since.as_ref().is_some_and(|t| t.epoch == hub.epoch);
-    let since: Vec<Option<StreamPos>> = (0..shards)
-        .map(|k| request.since.as_ref().filter(|_| !request.full_state).map(|t| t.position(k, shards)))
-        .collect();
+    let since: Vec<Option<StreamPos>> =
+        (0..shards).map(|k| request.since.as_ref().map(|t| t.position(k, shards))).collect();
+    let ignored = ignored_users(shard, user, &request.user_id).await?;
     let mut upto: Vec<Option<StreamPos>> = vec![None; shards];
     let mut answered: HashSet<String> = HashSet::new();
     let mut sections: [Map<String, Value>; 3] = Default::default();
+    let mut presence_of: HashSet<String> = HashSet::new();
     loop {
         // Rooms still to ask about, by shard.
         let mut asks: Vec<Vec<String>> = vec![Vec::new(); shards];
@@ -253,17 +308,24 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
             let rooms = user.rooms.borrow();
             let changed = user.changed.borrow();
             for (room_id, membership) in rooms.iter().flatten() {
-                if answered.contains(room_id) {
+                if answered.contains(room_id) || !filter.room.allows_room(room_id) {
                     continue;
                 }
                 let k = state.placement.shard(room_id);
-                let wanted = match since[k] {
-                    None => matches!(membership.as_str(), "join" | "invite"),
-                    Some(since_k) if same_epoch => {
-                        changed.get(room_id).is_some_and(|&(_, pos)| pos > since_k && upto[k].is_none_or(|u| pos <= u))
-                    }
+                let changed_since = |since_k: StreamPos| {
                     // Another epoch: this process has not seen what changed.
-                    Some(_) => true,
+                    !same_epoch
+                        || changed
+                            .get(room_id)
+                            .is_some_and(|&(_, pos)| pos > since_k && upto[k].is_none_or(|u| pos <= u))
+                };
+                let current = matches!(membership.as_str(), "join" | "invite");
+                let wanted = match since[k] {
+                    None => current || filter.room.include_leave,
+                    Some(since_k) if request.full_state => {
+                        current || filter.room.include_leave || changed_since(since_k)
+                    }
+                    Some(since_k) => changed_since(since_k),
                 };
                 if wanted {
                     asks[k].push(room_id.clone());
@@ -280,31 +342,50 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
                 continue;
             }
             answered.extend(rooms.iter().cloned());
-            let ask: RoomAsk = (rooms, upto[k]);
-            let viewer = (request.user_id.clone(), request.device_id.clone());
-            let (since_k, limit) = (since[k], request.timeline_limit);
+            let query = RoomQuery {
+                user_id: request.user_id.clone(),
+                device_id: request.device_id.clone(),
+                since: since[k],
+                full_state: request.full_state,
+                timeline_limit: request.timeline_limit,
+                filter: filter.clone(),
+                ignored: ignored.clone(),
+            };
+            let upto_k = upto[k];
             shards_asked.push(k);
-            replies.push(shard.ask_async(k, move |shard| rooms_part(shard.clone(), ask, viewer, since_k, limit)));
+            replies.push(shard.ask_async(k, move |shard| rooms_part(shard.clone(), rooms, upto_k, query)));
         }
         // All shards are asked at once; their answers come back batched.
         for (k, reply) in shards_asked.into_iter().zip(join_all(replies).await) {
             let (parts, watermark) = reply??;
             upto[k].get_or_insert(watermark);
-            for (room_id, section, body) in parts {
-                let at = match section {
+            for mut part in parts {
+                presence_of.extend(part.presence_of.drain(..));
+                let at = match part.section {
                     Section::Join => 0,
                     Section::Invite => 1,
                     Section::Leave => 2,
                 };
+                let (room_id, body) = lazy_members(user, request, part);
                 sections[at].insert(room_id, body);
             }
         }
     }
     // Read before the data: a change landing meanwhile is sent again next
     // time rather than skipped.
-    let account_data_version = user.account_data_version.get();
+    let stream_version = user.stream_version.get();
     let (global_data, room_data) = account_data(shard, user, request, same_epoch).await?;
     for (room_id, events) in room_data {
+        if !filter.room.allows_room(&room_id) {
+            continue;
+        }
+        let events: Vec<Value> = events
+            .into_iter()
+            .filter(|e| filter.room.account_data.event.allows(e["type"].as_str().unwrap_or_default(), ""))
+            .collect();
+        if events.is_empty() {
+            continue;
+        }
         let entry = sections[0].entry(room_id).or_insert_with(|| {
             json!({
                 "timeline": { "events": [], "limited": false },
@@ -315,6 +396,14 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         });
         entry["account_data"] = json!({ "events": events });
     }
+    let since_to_device = request.since.as_ref().map_or(0, |t| t.to_device);
+    let (to_device, to_device_pos) =
+        to_device::take(shard, user, &request.user_id, &request.device_id, since_to_device).await?;
+    let presence = presence_events(shard, user, request, same_epoch, presence_of).await?;
+    let global_data: Vec<Value> = global_data
+        .into_iter()
+        .filter(|e| filter.account_data.allows(e["type"].as_str().unwrap_or_default(), ""))
+        .collect();
     let heard = hub.heard.borrow();
     let positions = (0..shards)
         .map(|k| match upto[k] {
@@ -322,18 +411,103 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
             None => heard[k].max(since[k].unwrap_or(0)),
         })
         .collect();
-    let next_batch = SyncToken { epoch: hub.epoch, account_data: account_data_version, positions }.to_string();
-    let empty = sections.iter().all(Map::is_empty) && global_data.is_empty();
+    let next_batch =
+        SyncToken { epoch: hub.epoch, user_stream: stream_version, to_device: to_device_pos, positions }.to_string();
+    let empty =
+        sections.iter().all(Map::is_empty) && global_data.is_empty() && to_device.is_empty() && presence.is_empty();
     let [join, invite, leave] = sections;
     let body = json!({
         "next_batch": next_batch,
         "rooms": { "join": join, "invite": invite, "leave": leave },
-        "presence": { "events": [] },
+        "presence": { "events": presence },
         "account_data": { "events": global_data },
-        "to_device": { "events": [] },
+        "to_device": { "events": to_device },
         "device_one_time_keys_count": {},
     });
     Ok((body, empty))
+}
+
+/// The presence events of a sync: updates received since the token (all
+/// of them on an initial sync), and the current presence of `pull` (and,
+/// on an initial sync, the user's own), as the presence filter allows.
+async fn presence_events(
+    shard: &AppShard,
+    user: &UserSync,
+    request: &SyncRequest,
+    same_epoch: bool,
+    mut pull: HashSet<String>,
+) -> Result<Vec<Value>, ApiError> {
+    let filter = &request.filter.presence;
+    if filter.allows_nothing() {
+        return Ok(Vec::new());
+    }
+    let since = request.since.as_ref().filter(|_| same_epoch).map(|t| t.user_stream);
+    if since.is_none() {
+        pull.insert(request.user_id.clone());
+    }
+    let mut by_sender: HashMap<String, Value> =
+        presence::received(user, since).into_iter().map(|(sender, event)| (sender, (*event).clone())).collect();
+    pull.retain(|u| !by_sender.contains_key(u));
+    // Members of rooms the client gets afresh or who joined: their presence
+    // even if offline (as Synapse); on an initial sync only who is known.
+    for event in presence::current(shard, pull, since.is_some()).await? {
+        let sender = event["sender"].as_str().unwrap_or_default().to_owned();
+        by_sender.insert(sender, event);
+    }
+    let mut events: Vec<Value> = by_sender
+        .into_iter()
+        .filter(|(sender, _)| filter.allows("m.presence", sender) && !ignored_sender(user, sender))
+        .map(|(_, event)| event)
+        .collect();
+    events.sort_by(|a, b| a["sender"].as_str().cmp(&b["sender"].as_str()));
+    Ok(events)
+}
+
+/// Whether the user ignores `sender` (as last read).
+fn ignored_sender(user: &UserSync, sender: &str) -> bool {
+    user.ignored.borrow().as_ref().is_some_and(|i| i.contains(sender))
+}
+
+/// Adds the lazy-loaded member events of a room's part to its state,
+/// leaving out those the device was sent already (unless the filter asks
+/// for redundant ones), and remembers what was sent.
+fn lazy_members(user: &UserSync, request: &SyncRequest, part: RoomPart) -> (String, Value) {
+    let RoomPart { room_id, mut body, members, full, .. } = part;
+    if !request.filter.room.state.lazy_load_members {
+        return (room_id, body);
+    }
+    let mut sent_all = user.members_sent.borrow_mut();
+    let sent = sent_all.entry((request.device_id.clone(), room_id.clone())).or_default();
+    if full {
+        sent.clear();
+    }
+    let redundant = request.filter.room.state.include_redundant_members;
+    if let Some(Value::Array(state)) = body.pointer_mut("/state/events") {
+        for (member, event) in members {
+            if sent.insert(member) || redundant {
+                state.push(event);
+            }
+        }
+    }
+    (room_id, body)
+}
+
+/// The users `user_id` ignores (`m.ignored_user_list`), read once per
+/// change.
+async fn ignored_users(shard: &AppShard, user: &UserSync, user_id: &str) -> Result<Arc<HashSet<String>>, ApiError> {
+    if let Some(ignored) = user.ignored.borrow().clone() {
+        return Ok(ignored);
+    }
+    let vshard = shard.state.placement.vshard(user_id);
+    let record = shard.state.store.account_data(vshard, user_id, None, IGNORED_USER_LIST).await?;
+    let content: Value = record.and_then(|r| serde_json::from_slice(&r.content).ok()).unwrap_or(Value::Null);
+    let ignored: HashSet<String> = match content.get("ignored_users") {
+        Some(Value::Object(users)) => users.keys().cloned().collect(),
+        _ => HashSet::new(),
+    };
+    let ignored = Arc::new(ignored);
+    *user.ignored.borrow_mut() = Some(ignored.clone());
+    Ok(ignored)
 }
 
 /// Account data events to send: all of them on an initial sync or with a
@@ -354,7 +528,7 @@ async fn account_data(
                 .account_data
                 .borrow()
                 .iter()
-                .filter(|(_, &v)| v > since.account_data)
+                .filter(|(_, &v)| v > since.user_stream)
                 .map(|(k, _)| k.clone())
                 .collect();
             let mut records = Vec::with_capacity(changed.len());
@@ -381,21 +555,20 @@ async fn account_data(
     Ok((global, per_room))
 }
 
-/// On a room shard: the sync parts of `rooms` for `user_id`, up to `upto`
+/// On a room shard: the sync parts of `rooms` for the query, up to `upto`
 /// (default: everything durable now), and the position served up to.
 async fn rooms_part(
     shard: AppShard,
-    (rooms, upto): RoomAsk,
-    (user_id, device_id): (String, String),
-    since: Option<StreamPos>,
-    limit: usize,
-) -> Result<(Vec<(String, Section, Value)>, StreamPos), ApiError> {
+    rooms: Vec<String>,
+    upto: Option<StreamPos>,
+    query: RoomQuery,
+) -> Result<(Vec<RoomPart>, StreamPos), ApiError> {
     let upto = upto.unwrap_or_else(|| shard.state.rooms.stream.durable());
     let mut parts = Vec::new();
     for room_id in rooms {
         let Some(room) = rooms::get(&shard, &room_id).await? else { continue };
-        if let Some((section, body)) = sync_room(&shard, &room, (&user_id, &device_id), since, upto, limit).await? {
-            parts.push((room_id, section, body));
+        if let Some(part) = room_part(&shard, &room, &query, upto).await? {
+            parts.push(part);
         }
     }
     Ok((parts, upto))

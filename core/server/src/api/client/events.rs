@@ -69,6 +69,8 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
         timeout,
         full_state: false,
         timeline_limit: LIMIT,
+        filter: Default::default(),
+        set_presence: None,
     };
     let body = sync(&shard, request).await?;
     let mut chunk = Vec::new();

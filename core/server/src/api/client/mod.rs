@@ -15,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod membership;
 pub mod messages;
+pub mod presence;
 pub mod profile;
 pub mod receipts;
 pub mod redact;
@@ -23,6 +24,7 @@ pub mod room_state;
 pub mod send;
 pub mod sync;
 pub mod tags;
+pub mod to_device;
 pub mod typing;
 pub mod uia;
 pub mod upgrade;
@@ -60,4 +62,6 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     directory::register(router, shard);
     upgrade::register(router, shard);
     whois::register(router, shard);
+    to_device::register(router, shard);
+    presence::register(router, shard);
 }

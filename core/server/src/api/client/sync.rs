@@ -2,6 +2,7 @@
 //! request is forwarded to the user's shard, which holds their sync state
 //! (see `crate::sync`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_net::http::{Method, Request, Response, Router};
@@ -33,6 +34,17 @@ fn timeline_limit(filter: &Filter) -> usize {
     filter.room.timeline.event.limit.map_or(DEFAULT_TIMELINE_LIMIT, |l| (l as usize).min(MAX_TIMELINE_LIMIT))
 }
 
+/// `set_presence`: "Controls whether the client is automatically marked
+/// as online by polling this API. [...] Defaults to `online`." `offline`
+/// leaves the presence as it is (the client is not marked online).
+fn set_presence(param: Option<&str>) -> Result<Option<String>, ApiError> {
+    match param.unwrap_or("online") {
+        "offline" => Ok(None),
+        state @ ("online" | "unavailable") => Ok(Some(state.to_owned())),
+        _ => Err(ApiError::invalid_param("`set_presence` must be online, offline or unavailable")),
+    }
+}
+
 async fn get(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let query = Query::of(&req);
@@ -51,6 +63,8 @@ async fn get(shard: AppShard, req: Request) -> ApiResult {
         timeout,
         full_state: query.boolean("full_state")?.unwrap_or(false),
         timeline_limit: timeline_limit(&filter),
+        filter: Arc::new(filter),
+        set_presence: set_presence(query.get("set_presence"))?,
     };
     let body = sync(&shard, request).await?;
     Ok(Response::json(&body))

@@ -1,0 +1,199 @@
+//! Presence (spec: client-server API, "Presence"), held in memory on each
+//! user's shard, as Synapse holds it in memory (it is not persisted: after
+//! a restart everyone is offline until they sync or set it again).
+//!
+//! A change of a user's presence (`PUT /presence/{userId}/status`, or a
+//! `/sync` with `set_presence` that changes it) is pushed to the users who
+//! share a room with them: the user's shard tells each of the user's rooms'
+//! shards, which hand the update to their members' shards, one message per
+//! shard; there it enters each member's stream (like account data) and
+//! wakes their syncs. Presence that did not change while a user could see
+//! it is pulled instead: a sync that shows a room afresh, or a new member's
+//! join, asks the members' shards for their current presence. Rooms of
+//! more than [`LARGE_ROOM`] members get no pushes (see there).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tessera_storage::Store;
+
+use super::UserSync;
+use crate::error::ApiError;
+use crate::request::now_ms;
+use crate::rooms;
+use crate::state::AppShard;
+
+/// Rooms with more members than this carry no presence: a change is not
+/// pushed to their members and a sync pulls no more than this many of
+/// their members' presence, so a crowd joining one room does not cost the
+/// square of its size.
+pub const LARGE_ROOM: usize = 500;
+
+/// The presence states of the spec.
+pub const STATES: &[&str] = &["online", "unavailable", "offline"];
+
+/// A user's presence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presence {
+    /// `online`, `unavailable` or `offline`.
+    pub state: String,
+    pub status_msg: Option<String>,
+    /// When the user was last active (POSIX ms).
+    pub last_active: u64,
+}
+
+impl Presence {
+    /// The `m.presence` event of `user_id` with this presence, as now.
+    pub fn event(&self, user_id: &str) -> Value {
+        json!({ "type": "m.presence", "sender": user_id, "content": self.content() })
+    }
+
+    /// The content of `m.presence` and of `GET /presence/{userId}/status`.
+    pub fn content(&self) -> Value {
+        let mut content = json!({
+            "presence": self.state,
+            "last_active_ago": now_ms().saturating_sub(self.last_active),
+            "currently_active": self.state == "online",
+        });
+        if let Some(msg) = &self.status_msg {
+            content["status_msg"] = msg.clone().into();
+        }
+        content
+    }
+}
+
+/// The presence of `user_id` (run on the user's shard); offline if never
+/// set in this run.
+pub fn get(shard: &AppShard, user_id: &str) -> Presence {
+    shard.state.sync.presence.borrow().get(user_id).cloned().unwrap_or(Presence {
+        state: "offline".into(),
+        status_msg: None,
+        last_active: 0,
+    })
+}
+
+/// Sets `user_id`'s presence (run on the user's shard). `status_msg` of
+/// `None` keeps the current message (a sync sets the state only). Pushes
+/// the change to the users sharing a room when the state or message
+/// changed; otherwise it only counts as activity.
+pub async fn set(shard: &AppShard, user_id: &str, state: &str, status_msg: Option<Option<String>>) {
+    let now = now_ms();
+    let changed = {
+        let mut all = shard.state.sync.presence.borrow_mut();
+        let entry = all.entry(user_id.to_owned()).or_insert_with(|| Presence {
+            state: String::new(),
+            status_msg: None,
+            last_active: now,
+        });
+        let before = (entry.state.clone(), entry.status_msg.clone());
+        entry.state = state.to_owned();
+        if let Some(msg) = status_msg {
+            entry.status_msg = msg;
+        }
+        if state == "online" || before.0 != state {
+            entry.last_active = now;
+        }
+        (before.0.as_str(), &before.1) != (entry.state.as_str(), &entry.status_msg)
+    };
+    if changed {
+        let event = Arc::new(get(shard, user_id).event(user_id));
+        receive(shard, &[user_id.to_owned()], user_id, event.clone());
+        if let Err(e) = push(shard, user_id, event).await {
+            tracing::warn!(user = user_id, error = e.message, "presence not pushed");
+        }
+    }
+}
+
+/// Sends a presence event of `user_id` to the members of the user's joined
+/// rooms, through the rooms' shards.
+async fn push(shard: &AppShard, user_id: &str, event: Arc<Value>) -> Result<(), ApiError> {
+    let vshard = shard.state.placement.vshard(user_id);
+    let rooms = shard.state.store.user_rooms(vshard, user_id, Some("join")).await?;
+    let placement = &shard.state.placement;
+    let mut per_shard: Vec<Vec<String>> = vec![Vec::new(); placement.shard_count()];
+    for room in rooms {
+        per_shard[placement.shard(&room.room_id)].push(room.room_id);
+    }
+    for (k, rooms) in per_shard.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+        let (user_id, event) = (user_id.to_owned(), event.clone());
+        shard.tell(k, move |shard| {
+            let shard = shard.clone();
+            tessera_net::runtime::spawn(async move { fan_out(&shard, &rooms, &user_id, event).await });
+        });
+    }
+    Ok(())
+}
+
+/// On a rooms' shard: hands a presence event to the rooms' members'
+/// shards, each member once per shard.
+async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, event: Arc<Value>) {
+    let placement = &shard.state.placement;
+    let mut per_shard: Vec<HashSet<String>> = vec![HashSet::new(); placement.shard_count()];
+    for room_id in rooms {
+        let Ok(Some(room)) = rooms::get(shard, room_id).await else { continue };
+        let mut room = room.borrow_mut();
+        let audience = room.audience(|u| placement.shard(u), placement.shard_count());
+        if audience.iter().map(|users| users.len()).sum::<usize>() > LARGE_ROOM {
+            continue;
+        }
+        for (k, users) in audience.iter().enumerate() {
+            per_shard[k].extend(users.iter().filter(|u| *u != user_id).cloned());
+        }
+    }
+    for (k, users) in per_shard.into_iter().enumerate().filter(|(_, u)| !u.is_empty()) {
+        let (user_id, event) = (user_id.to_owned(), event.clone());
+        let users: Vec<String> = users.into_iter().collect();
+        shard.tell(k, move |shard| receive(shard, &users, &user_id, event));
+    }
+}
+
+/// On the members' shard: records `sender`'s presence event in the streams
+/// of `users` who sync here, and wakes them.
+fn receive(shard: &AppShard, users: &[String], sender: &str, event: Arc<Value>) {
+    let synced = shard.state.sync.users.borrow();
+    for user_id in users {
+        let Some(user) = synced.get(user_id) else { continue };
+        let version = user.next_stream_version();
+        let older = user.presence.borrow_mut().insert(sender.to_owned(), (version, event.clone()));
+        let mut order = user.presence_order.borrow_mut();
+        if let Some((old, _)) = older {
+            order.remove(&old);
+        }
+        order.insert(version, sender.to_owned());
+        drop(order);
+        user.wake();
+    }
+}
+
+/// The presence updates `user` received after stream version `since` (all
+/// of them when `None`).
+pub(super) fn received(user: &UserSync, since: Option<u64>) -> HashMap<String, Arc<Value>> {
+    let order = user.presence_order.borrow();
+    let all = user.presence.borrow();
+    let start = since.map_or(0, |s| s + 1);
+    order.range(start..).filter_map(|(_, sender)| Some((sender.clone(), all.get(sender)?.1.clone()))).collect()
+}
+
+/// The current presence of `users` (of any shard), asked of their shards
+/// at once: of those that have one in this run, or of all of them (offline
+/// when unknown) with `include_offline`.
+pub async fn current(shard: &AppShard, users: HashSet<String>, include_offline: bool) -> Result<Vec<Value>, ApiError> {
+    let placement = &shard.state.placement;
+    let mut per_shard: Vec<Vec<String>> = vec![Vec::new(); placement.shard_count()];
+    for user in users {
+        per_shard[placement.shard(&user)].push(user);
+    }
+    let asks = per_shard.into_iter().enumerate().filter(|(_, u)| !u.is_empty()).map(|(k, users)| {
+        shard.ask(k, move |shard| {
+            let known = shard.state.sync.presence.borrow();
+            let wanted = |u: &&String| include_offline || known.contains_key(*u);
+            users.iter().filter(wanted).map(|u| get(shard, u).event(u)).collect::<Vec<Value>>()
+        })
+    });
+    let mut events = Vec::new();
+    for reply in futures_util::future::join_all(asks).await {
+        events.extend(reply?);
+    }
+    Ok(events)
+}
