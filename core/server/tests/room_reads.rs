@@ -193,7 +193,12 @@ fn initial_sync_and_the_v1_event_stream_serve_members_and_peekers() {
     let all = ok(get(&server, &alice, "/initialSync?limit=1"));
     let entry = all["rooms"].as_array().unwrap().iter().find(|r| r["room_id"] == room.as_str()).unwrap();
     assert_eq!(entry["membership"], "join");
+    assert_eq!(entry["visibility"], "private");
     assert_eq!(bodies(&entry["messages"]), ["hello"]);
+    assert_eq!(
+        entry["messages"]["chunk"][0]["user_id"], entry["messages"]["chunk"][0]["sender"],
+        "v1 events name the sender user_id"
+    );
     assert!(entry["state"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.name"));
     let end = all["end"].as_str().unwrap().to_owned();
     send_text(&server, &alice, &room, "later");

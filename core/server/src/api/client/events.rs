@@ -17,12 +17,13 @@ use tessera_net::http::{Method, Request, Response, Router};
 use tessera_net::runtime::{sleep, Instant};
 use tessera_storage::Direction;
 
+use super::initial_sync::v1_event;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Query;
 use crate::rooms::on_room;
-use crate::rooms::read::{client_json, timeline};
+use crate::rooms::read::timeline;
 use crate::rooms::visibility::{reader, visible, Reader};
 use crate::state::AppShard;
 use crate::sync::token::SyncToken;
@@ -84,6 +85,9 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
                 for event in room[part]["events"].as_array().into_iter().flatten() {
                     let mut event = event.clone();
                     event["room_id"] = id.clone().into();
+                    if let Some(sender) = event.get("sender").cloned() {
+                        event["user_id"] = sender;
+                    }
                     chunk.push(event);
                 }
             }
@@ -111,7 +115,7 @@ async fn peek(shard: &AppShard, user_id: &str, room_id: &str, from: SyncToken, t
             let page = timeline(&shard, &room, Some(after), Some(before), Direction::Forward, LIMIT).await?;
             let last = page.last().map_or(durable.max(after), |(pos, _)| *pos);
             let page = visible(&shard, &room, &user_id, reader.peeking(), page).await?;
-            Ok((page.iter().map(|(_, e)| client_json(e, true, None)).collect::<Vec<_>>(), last))
+            Ok((page.iter().map(|(_, e)| v1_event(e)).collect::<Vec<_>>(), last))
         })
         .await?;
         if !events.is_empty() || Instant::now() >= deadline || shard.state.shutdown.is_triggered() {

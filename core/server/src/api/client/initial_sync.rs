@@ -17,6 +17,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Query;
 use crate::rooms::ephemeral::ephemeral_events;
+use crate::rooms::event::RoomEvent;
 use crate::rooms::on_room;
 use crate::rooms::read::{client_json, readable_state, timeline};
 use crate::rooms::visibility::{reader, visible, Reader};
@@ -34,6 +35,14 @@ const MAX_LIMIT: usize = 100;
 pub fn register(router: &mut Router, shard: &AppShard) {
     client_endpoint(router, shard, Method::Get, "/initialSync", initial_sync);
     client_endpoint(router, shard, Method::Get, "/rooms/{roomId}/initialSync", room_initial_sync);
+}
+
+/// An event as the v1 APIs show it: the client format plus `user_id`, the
+/// sender under its old name, which v1 clients (and SyTest) key on.
+pub fn v1_event(event: &RoomEvent) -> Value {
+    let mut json = client_json(event, true, None);
+    json["user_id"] = event.sender.clone().into();
+    json
 }
 
 fn limit(query: &Query) -> Result<usize, ApiError> {
@@ -74,10 +83,10 @@ async fn room_part(
         let mut body = json!({
             "room_id": room.id,
             "messages": {
-                "chunk": events.iter().map(|(_, e)| client_json(e, true, None)).collect::<Vec<_>>(),
+                "chunk": events.iter().map(|(_, e)| v1_event(e)).collect::<Vec<_>>(),
                 "start": format!("p{}", events.first().map_or(before, |(pos, _)| *pos)),
             },
-            "state": state.iter().map(|e| client_json(e, true, None)).collect::<Vec<_>>(),
+            "state": state.iter().map(|e| v1_event(e)).collect::<Vec<_>>(),
             "presence": [],
             "receipts": receipts,
         });
@@ -163,6 +172,13 @@ async fn initial_sync(shard: AppShard, req: Request) -> ApiResult {
         }
     }
     let end = token_after(token, &reached);
+    let published = shard.state.store.published_rooms().await?;
+    let mut receipts = Vec::new();
+    for room in &mut rooms {
+        let listed = room["room_id"].as_str().is_some_and(|id| published.iter().any(|p| p == id));
+        room["visibility"] = if listed { "public" } else { "private" }.into();
+        receipts.extend(room.get("receipts").and_then(Value::as_array).into_iter().flatten().cloned());
+    }
     let data = account_data(&shard, &me.user_id).await?;
     let mut global = Vec::new();
     for (room_id, event) in data {
@@ -188,7 +204,7 @@ async fn initial_sync(shard: AppShard, req: Request) -> ApiResult {
         "rooms": rooms,
         "presence": [],
         "account_data": global,
-        "receipts": [],
+        "receipts": receipts,
     })))
 }
 
@@ -201,7 +217,7 @@ async fn invited_part(shard: &AppShard, room_id: &str, user_id: String) -> Resul
             "room_id": room.id,
             "membership": "invite",
             "inviter": invite.sender,
-            "invite": client_json(invite, true, None),
+            "invite": v1_event(invite),
             "messages": { "chunk": [], "start": "p0" },
             "state": [],
         }))
