@@ -212,3 +212,20 @@ fn guests_leave_when_guest_access_is_revoked() {
     let member = ok(get(&server, &alice, &format!("/rooms/{room}/state/m.room.member/{guest_id}")));
     assert_eq!(member["membership"], "leave");
 }
+
+#[test]
+fn read_receipts_do_not_move_backward() {
+    let server = open_server();
+    let (alice_id, alice) = register(server.client, "alice");
+    let room = create_room(&server, &alice, json!({}));
+    let first = ok(put(&server, &alice, &format!("/rooms/{room}/send/m.room.message/r1"), json!({ "body": "1" })));
+    let second = ok(put(&server, &alice, &format!("/rooms/{room}/send/m.room.message/r2"), json!({ "body": "2" })));
+    let (first, second) = (first["event_id"].as_str().unwrap(), second["event_id"].as_str().unwrap());
+    ok(post(&server, &alice, &format!("/rooms/{room}/receipt/m.read/{second}"), json!({})));
+    ok(post(&server, &alice, &format!("/rooms/{room}/receipt/m.read/{first}"), json!({})));
+    let sync = ok(get(&server, &alice, "/sync"));
+    let receipts = sync["rooms"]["join"][&room]["ephemeral"]["events"].as_array().unwrap().clone();
+    let receipt = receipts.iter().find(|e| e["type"] == "m.receipt").unwrap();
+    assert!(receipt["content"][second]["m.read"].get(&alice_id).is_some(), "{receipt}");
+    assert!(receipt["content"].get(first).is_none(), "{receipt}");
+}
