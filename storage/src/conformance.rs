@@ -42,6 +42,7 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         state_at_reports_a_missing_parent_as_corruption,
         membership_change_replaces_both_directions_and_filters_by_membership,
         members_of_one_room_exclude_a_room_with_a_longer_id,
+        forgotten_room_leaves_the_users_list_until_the_next_membership,
         receipt_replaces_only_its_own_type_user_and_thread,
         to_device_inbox_pages_in_order_and_forgets_only_acknowledged_messages,
         deleting_a_device_drops_its_to_device_inbox_only,
@@ -294,6 +295,17 @@ async fn membership_change_replaces_both_directions_and_filters_by_membership(s:
     // Each direction is filed under its own partition only.
     assert!(s.user_rooms(3, "@a:x", None).await.unwrap().is_empty());
     assert!(s.room_members(1, "!r:x", None).await.unwrap().is_empty());
+}
+
+async fn forgotten_room_leaves_the_users_list_until_the_next_membership(s: &impl Store) {
+    s.write(vec![membership("!r:x", "@a:x", "leave", "$1"), membership("!s:x", "@a:x", "join", "$2")]).await.unwrap();
+    let forget = Op::ForgetRoom { vshard_user: 1, user_id: "@a:x".into(), room_id: "!r:x".into() };
+    s.write(vec![forget]).await.unwrap();
+    let room = |room: &str, membership: &str| UserRoomRecord { room_id: room.into(), membership: membership.into() };
+    assert_eq!(s.user_rooms(1, "@a:x", None).await.unwrap(), [room("!s:x", "join")]);
+    assert_eq!(s.room_members(3, "!r:x", None).await.unwrap().len(), 1, "the room still knows the leave");
+    s.write(vec![membership("!r:x", "@a:x", "join", "$3")]).await.unwrap();
+    assert_eq!(s.user_rooms(1, "@a:x", None).await.unwrap(), [room("!r:x", "join"), room("!s:x", "join")]);
 }
 
 async fn members_of_one_room_exclude_a_room_with_a_longer_id(s: &impl Store) {

@@ -118,6 +118,17 @@ pub enum Op {
         /// The `m.room.member` event that set it.
         event_id: String,
     },
+    /// Forgets a room for a user (Client-Server API, "Leaving rooms"): drops
+    /// the user's row of the room, so `user_rooms` no longer lists it; the
+    /// room's member row stays. The next `PutMembership` brings it back.
+    ForgetRoom {
+        /// The user's partition.
+        vshard_user: VShard,
+        /// The user.
+        user_id: String,
+        /// The room.
+        room_id: String,
+    },
     /// Creates or replaces a user's receipt of one type and thread in a room.
     PutReceipt {
         /// The room's partition.

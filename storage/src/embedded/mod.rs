@@ -299,6 +299,9 @@ impl Inner {
                 batch.insert(&ks.room_members, key, encode(&(membership, event_id)));
                 batch.insert(&ks.user_rooms, keys::scoped_pair(*vshard_user, user_id, room_id), encode(membership));
             }
+            Op::ForgetRoom { vshard_user, user_id, room_id } => {
+                batch.remove(&ks.user_rooms, keys::scoped_pair(*vshard_user, user_id, room_id))
+            }
             Op::PutToDevice { vshard, user_id, device_id, message } => {
                 let key = keys::positioned(&keys::device_prefix(*vshard, user_id, device_id), message.pos);
                 batch.insert(&ks.to_device, key, message.message.as_slice());

@@ -413,6 +413,10 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
                 ON CONFLICT (vshard, user_id, room_id) DO UPDATE SET membership = $4";
             w.execute(sql, &[&(*vshard_user as i16), user_id, room_id, membership]).await?;
         }
+        Op::ForgetRoom { vshard_user, user_id, room_id } => {
+            let sql = "DELETE FROM user_rooms WHERE vshard = $1 AND user_id = $2 AND room_id = $3";
+            w.execute(sql, &[&(*vshard_user as i16), user_id, room_id]).await?;
+        }
         Op::PutToDevice { vshard, user_id, device_id, message } => {
             let sql = "INSERT INTO to_device (vshard, user_id, device_id, pos, message) VALUES ($1, $2, $3, $4, $5)
                 ON CONFLICT (vshard, user_id, device_id, pos) DO UPDATE SET message = $5";

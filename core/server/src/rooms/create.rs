@@ -28,6 +28,10 @@ pub struct CreateRoom {
     pub is_direct: bool,
     /// `#room_alias_name:server`, published as `m.room.canonical_alias`.
     pub alias: Option<String>,
+    /// The room ID, chosen beforehand: an upgrade names the replacement room
+    /// in the old room's tombstone before creating it. Only for versions
+    /// whose room IDs are not derived from the create event.
+    pub room_id: Option<String>,
 }
 
 /// The presets of `createRoom`.
@@ -57,7 +61,7 @@ pub async fn create_room(shard: &AppShard, request: CreateRoom) -> Result<String
     // The create event is built here: in room v12 it decides the room ID,
     // and with it the shard the room lives on.
     let provisional_id = match version.room_id_format {
-        RoomIdFormat::DomainScoped => format!("!{}:{server_name}", random_string(18)),
+        RoomIdFormat::DomainScoped => request.room_id.clone().unwrap_or_else(|| new_room_id(&server_name)),
         _ => String::new(),
     };
     let mut content = request.creation_content.clone();
@@ -100,6 +104,12 @@ pub async fn create_room(shard: &AppShard, request: CreateRoom) -> Result<String
             }
         })
         .await?
+}
+
+/// A new random room ID of this server, for versions whose room IDs are
+/// not derived from the create event.
+pub fn new_room_id(server_name: &str) -> String {
+    format!("!{}:{server_name}", random_string(18))
 }
 
 /// The `origin_server_ts` of a new create event: now, but strictly after

@@ -7,10 +7,13 @@
 pub mod create;
 pub mod ephemeral;
 pub mod event;
+pub mod guests;
 pub mod read;
 pub mod redact;
 pub mod room;
 pub mod stream;
+pub mod upgrade;
+pub mod visibility;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::rooms::event::{RoomEvent, Viewer};
 use crate::rooms::room::{Room, RECENT_EVENTS};
 use crate::rooms::stored_event;
+use crate::rooms::visibility::{reader, state_at, Reader};
 use crate::state::AppShard;
 
 /// 403 unless `user_id` is joined to the room.
@@ -21,6 +22,27 @@ pub fn require_joined(room: &Room, user_id: &str) -> Result<(), ApiError> {
     match room.state.membership(user_id) {
         Some("join") => Ok(()),
         _ => Err(ApiError::forbidden(format!("{user_id} is not in the room"))),
+    }
+}
+
+/// The room's state as `user_id` may read it, of the keys `keep` picks:
+/// the current state for members and peekers of a `world_readable` room,
+/// the state when they left for users who left (403 for anyone else).
+pub async fn readable_state(
+    shard: &AppShard,
+    room: &Rc<RefCell<Room>>,
+    user_id: &str,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<Arc<RoomEvent>>, ApiError> {
+    match reader(shard, room, user_id).await? {
+        Reader::Departed { leave_pos, .. } => state_at(shard, room, leave_pos, keep).await,
+        Reader::Joined | Reader::Peeking => Ok(room
+            .borrow()
+            .state
+            .events()
+            .filter(|e| keep(&e.event_type, e.state_key.as_deref().unwrap_or_default()))
+            .cloned()
+            .collect()),
     }
 }
 

@@ -38,8 +38,10 @@ pub async fn redact_event(
             return Ok(event_id.clone());
         }
         let store = &shard.state.store;
-        let record = store.event(&target).await?.filter(|r| r.room_id == room.borrow().id);
-        let record = record.ok_or_else(|| ApiError::not_found("no such event in the room"))?;
+        let record = store.event(&target).await?.ok_or_else(|| ApiError::not_found("no such event"))?;
+        if record.room_id != room.borrow().id {
+            return Err(ApiError::invalid_param("the event is in another room"));
+        }
         let original = RoomEvent::from_pdu(&record.json).ok_or_else(|| ApiError::internal("unreadable event"))?;
         check_power(&room.borrow(), &sender, &original.sender)?;
         let redacted = redacted_record(&room.borrow(), record)?;

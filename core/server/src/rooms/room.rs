@@ -3,6 +3,7 @@
 //! prepared and applied between two awaits.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use tessera_proto::room_version::RoomVersionRules;
@@ -18,6 +19,7 @@ use tessera_storage::Op;
 use crate::error::ApiError;
 use crate::placement::Placement;
 use crate::rooms::event::{Draft, RoomEvent};
+use crate::rooms::visibility::{HistoryVisibility, VisibilityLog};
 use crate::state::ServerKeys;
 
 /// Events kept in memory per room, newest last: what `/sync` serves without
@@ -146,6 +148,9 @@ pub struct Room {
     /// Local members to wake per shard (joined and invited), computed when
     /// first needed after a membership change.
     audience: Option<Vec<Arc<Vec<String>>>>,
+    /// Every history visibility change, once something needed it (see
+    /// `rooms::visibility`); kept up to date from then on.
+    pub visibility_log: Option<VisibilityLog>,
 }
 
 impl Room {
@@ -179,6 +184,7 @@ impl Room {
             typing: HashMap::new(),
             typing_pos: 0,
             audience: None,
+            visibility_log: None,
         })
     }
 
@@ -266,6 +272,11 @@ impl Room {
         self.head.depth = self.head.depth.max(event.depth);
         if let Some(state_key) = &event.state_key {
             self.apply_state(&event, state_key, pos, placement, ops);
+            if event.event_type == "m.room.history_visibility" && state_key.is_empty() {
+                if let Some(log) = &mut self.visibility_log {
+                    Rc::make_mut(log).push((pos, HistoryVisibility::of(Some(&event))));
+                }
+            }
         }
         self.recent.push_back((pos, event));
         if self.recent.len() > RECENT_EVENTS {
@@ -352,6 +363,21 @@ impl Room {
         if let Some((pos, true)) = current {
             self.state.insert(event.clone(), pos);
         }
+    }
+
+    /// The number of a state key, if it was ever used.
+    pub fn state_key_nid(&self, event_type: &str, state_key: &str) -> Option<StateKeyNid> {
+        self.state_key_nids.get(&(event_type.to_owned(), state_key.to_owned())).copied()
+    }
+
+    /// The number of the current state event at `(event_type, state_key)`.
+    pub fn event_nid(&self, event_type: &str, state_key: &str) -> Option<EventNid> {
+        self.current.get(&self.state_key_nid(event_type, state_key)?).copied()
+    }
+
+    /// Every state key ever used, by number.
+    pub fn state_key_names(&self) -> HashMap<StateKeyNid, (String, String)> {
+        self.state_key_nids.iter().map(|(key, &nid)| (nid, key.clone())).collect()
     }
 
     /// The write that stores the head as it is now.

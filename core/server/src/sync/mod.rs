@@ -131,6 +131,18 @@ pub fn deliver(shard: &AppShard, from: usize, watermark: StreamPos, notices: Vec
     }
 }
 
+/// Drops a room `user_id` has forgotten from their sync state (run on the
+/// user's shard after the forget is stored): it no longer shows in the
+/// `leave` section. The store no longer lists it either, so a reload agrees.
+pub fn room_forgotten(shard: &AppShard, user_id: &str, room_id: &str) {
+    let Some(user) = shard.state.sync.users.borrow().get(user_id).cloned() else { return };
+    if let Some(rooms) = &mut *user.rooms.borrow_mut() {
+        rooms.remove(room_id);
+    }
+    user.pending.borrow_mut().retain(|(room, _)| room != room_id);
+    user.changed.borrow_mut().remove(room_id);
+}
+
 /// Records a durable change of `user_id`'s account data (run on the user's
 /// shard after the write) and wakes the user's waiting syncs.
 pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&str>, data_type: &str) {
@@ -202,6 +214,27 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
         }
     }
     Ok(user)
+}
+
+/// The token of now for `user_id`: what an empty sync would return as
+/// `next_batch`. The deprecated v1 `/events` and `/initialSync` start
+/// their streams from it.
+pub async fn current_token(shard: &AppShard, user_id: &str) -> Result<SyncToken, ApiError> {
+    let owner = shard.state.placement.shard(user_id);
+    let user_id = user_id.to_owned();
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let user = user_state(&shard, &user_id).await?;
+                let hub = &shard.state.sync;
+                let positions = hub.heard.borrow().clone();
+                // No to-device position: what the device has not acknowledged
+                // is still to come.
+                Ok(SyncToken { epoch: hub.epoch, user_stream: user.stream_version.get(), to_device: 0, positions })
+            }
+        })
+        .await?
 }
 
 /// A `/sync` request, as the user's shard runs it.

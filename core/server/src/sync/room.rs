@@ -29,6 +29,7 @@ use crate::rooms::ephemeral::ephemeral_events;
 use crate::rooms::event::RoomEvent;
 use crate::rooms::read::{client_json, timeline};
 use crate::rooms::room::{Room, RECENT_EVENTS};
+use crate::rooms::visibility::visible_in_sync;
 use crate::state::AppShard;
 use crate::sync::presence::LARGE_ROOM;
 
@@ -174,6 +175,7 @@ pub async fn room_part(
     let (mut events, mut limited) = timeline_window(shard, room, query, timeline_since, end, left).await?;
     limited |= newly_joined;
     events.reverse();
+    let events = visible_in_sync(shard, room, user_id, events).await?;
 
     let prev_batch = format!("p{}", events.first().map_or(end + 1, |(pos, _)| *pos));
     let window = Window { section, since, end, full, limited };

@@ -126,6 +126,7 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         invite: body.invite,
         is_direct: body.is_direct,
         alias: alias.clone(),
+        room_id: None,
     };
     let room_id = create_room(&shard, request).await?;
     if let Some(alias) = alias {

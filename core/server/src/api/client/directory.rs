@@ -17,9 +17,10 @@ use crate::api::client_endpoint;
 use crate::auth::{authenticate, Requester};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{json_body, Query};
-use crate::rooms::on_room;
+use crate::rooms::event::Draft;
 use crate::rooms::read::require_joined;
 use crate::rooms::room::Room;
+use crate::rooms::{on_room, send};
 use crate::state::AppShard;
 
 /// Most rooms one `/publicRooms` page lists.
@@ -95,28 +96,109 @@ async fn put_alias(shard: AppShard, req: Request) -> ApiResult {
     Ok(Response::json(&json!({})))
 }
 
+/// Deletes an alias: its creator, a server admin, or a member with the
+/// power to change the room's `m.room.canonical_alias` may (as in Synapse).
+/// The room's canonical alias event stops naming it.
 async fn delete_alias(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let alias = req.params[0].clone();
     check_local_alias(&shard, &alias)?;
+    let record = shard.state.store.alias(&alias).await?.ok_or_else(|| ApiError::not_found("no such alias"))?;
+    let room_id = record.room_id.clone();
+    let allowed =
+        record.creator == me.user_id || user_is_admin(&shard, &me).await? || {
+            let user_id = me.user_id.clone();
+            on_room(&shard, &room_id, move |_, room| async move {
+                Ok(require_alias_power(&room.borrow(), &user_id).is_ok())
+            })
+            .await
+            .unwrap_or(false)
+        };
+    if !allowed {
+        return Err(ApiError::forbidden("only the alias's creator, a server admin or a room moderator may delete it"));
+    }
     let owner = shard.state.placement.shard(&alias);
-    let is_admin = user_is_admin(&shard, &me).await?;
-    let user_id = me.user_id.clone();
+    let deleted = alias.clone();
     shard
         .ask_async(owner, move |shard| {
             let shard = shard.clone();
             async move {
-                let record = shard.state.store.alias(&alias).await?;
-                let record = record.ok_or_else(|| ApiError::not_found("no such alias"))?;
-                if record.creator != user_id && !is_admin {
-                    return Err(ApiError::forbidden("only the alias's creator or a server admin may delete it"));
+                if shard.state.store.alias(&deleted).await?.is_none() {
+                    return Err(ApiError::not_found("no such alias"));
                 }
-                shard.state.store.write(vec![Op::DeleteAlias { alias }]).await?;
+                shard.state.store.write(vec![Op::DeleteAlias { alias: deleted }]).await?;
                 Ok(())
             }
         })
         .await??;
+    if let Err(e) = drop_from_canonical_alias(&shard, &room_id, &me.user_id, &alias).await {
+        tracing::warn!(room = room_id, alias, error = e.message, "canonical alias still names a deleted alias");
+    }
     Ok(Response::json(&json!({})))
+}
+
+/// Sends a new `m.room.canonical_alias` without `alias` if the current one
+/// names it (as `alias` or among `alt_aliases`), as `user_id`.
+async fn drop_from_canonical_alias(
+    shard: &AppShard,
+    room_id: &str,
+    user_id: &str,
+    alias: &str,
+) -> Result<(), ApiError> {
+    let current = on_room(shard, room_id, |_, room| async move {
+        Ok(room.borrow().state.event("m.room.canonical_alias", "").map(|e| e.content.clone()))
+    })
+    .await?;
+    let Some(Value::Object(mut content)) = current else { return Ok(()) };
+    let mut changed = false;
+    if content.get("alias").and_then(Value::as_str) == Some(alias) {
+        content.remove("alias");
+        changed = true;
+    }
+    if let Some(Value::Array(alt)) = content.get_mut("alt_aliases") {
+        let before = alt.len();
+        alt.retain(|a| a.as_str() != Some(alias));
+        changed |= alt.len() != before;
+    }
+    if !changed {
+        return Ok(());
+    }
+    let draft = Draft {
+        sender: user_id.to_owned(),
+        event_type: "m.room.canonical_alias".into(),
+        state_key: Some(String::new()),
+        content: Value::Object(content),
+        redacts: None,
+    };
+    send(shard, room_id, draft, None).await.map(drop)
+}
+
+/// Checks the aliases an `m.room.canonical_alias` event names (spec: 400
+/// `M_BAD_ALIAS` for one that does not point to the room; `M_INVALID_PARAM`
+/// for one that is not an alias).
+pub async fn check_canonical_alias(shard: &AppShard, room_id: &str, content: &Value) -> Result<(), ApiError> {
+    let mut aliases = Vec::new();
+    match content.get("alias") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(alias)) => aliases.push(alias.as_str()),
+        Some(_) => return Err(ApiError::bad_json("`alias` must be a string")),
+    }
+    match content.get("alt_aliases") {
+        None => {}
+        Some(Value::Array(alt)) => {
+            for alias in alt {
+                aliases.push(alias.as_str().ok_or_else(|| ApiError::bad_json("`alt_aliases` must hold strings"))?);
+            }
+        }
+        Some(_) => return Err(ApiError::bad_json("`alt_aliases` must be a list")),
+    }
+    for alias in aliases {
+        check_local_alias(shard, alias)?;
+        if shard.state.store.alias(alias).await?.is_none_or(|r| r.room_id != room_id) {
+            return Err(ApiError::new(400, "M_BAD_ALIAS", format!("{alias} does not point to this room")));
+        }
+    }
+    Ok(())
 }
 
 async fn user_is_admin(shard: &AppShard, me: &Requester) -> Result<bool, ApiError> {

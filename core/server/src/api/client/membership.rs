@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
+use tessera_storage::{Op, Store};
 
 use crate::api::client::directory::resolve;
 use crate::api::client_endpoint;
@@ -24,6 +25,31 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/kick", |s, r| change(s, r, Change::Kick));
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/ban", |s, r| change(s, r, Change::Ban));
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/unban", |s, r| change(s, r, Change::Unban));
+    client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/forget", forget);
+}
+
+/// `POST /rooms/{roomId}/forget`: a room the user has left stops being
+/// theirs to read (its history, its state when they left) and leaves their
+/// `/sync`. 400 while they are still in it.
+async fn forget(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let user_id = me.user_id.clone();
+    on_room(&shard, &req.params[0], move |shard, room| async move {
+        if let Some(m @ ("join" | "invite" | "knock")) = room.borrow().state.membership(&user_id) {
+            return Err(ApiError::new(400, "M_UNKNOWN", format!("{user_id} is still in the room ({m})")));
+        }
+        let room_id = room.borrow().id.clone();
+        let vshard_user = shard.state.placement.vshard(&user_id);
+        // Written by the room's shard, in order with the room's membership
+        // writes, so a rejoin stored later brings the room back.
+        let forget = Op::ForgetRoom { vshard_user, user_id: user_id.clone(), room_id: room_id.clone() };
+        shard.state.store.write(vec![forget]).await?;
+        let owner = shard.state.placement.shard(&user_id);
+        shard.tell(owner, move |shard| crate::sync::room_forgotten(shard, &user_id, &room_id));
+        Ok(())
+    })
+    .await?;
+    Ok(Response::json(&json!({})))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,11 +66,22 @@ enum Change {
 struct Body {
     user_id: Option<String>,
     reason: Option<String>,
+    /// For a join: the rest of the body, which goes into the member event's
+    /// content as Synapse puts it (clients add their own keys).
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
+
+/// Keys of a join's body that are request parameters, not event content.
+const JOIN_PARAMETERS: &[&str] = &["third_party_signed", "membership"];
 
 async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: Body = json_body(&req)?;
+    if change == Change::Kick {
+        let target = body.user_id.clone().ok_or_else(|| ApiError::missing_param("`user_id` is required"))?;
+        require_in_room(&shard, &req.params[0], target).await?;
+    }
     let room_id = match req.params[0].clone() {
         alias if alias.starts_with('#') && change == Change::Join => resolve(&shard, &alias).await?,
         room_id if room_id.starts_with('!') => room_id,
@@ -71,6 +108,13 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
         Value::Object(content) if target == me.user_id => content,
         _ => Map::from_iter([("membership".to_owned(), Value::from(membership))]),
     };
+    if change == Change::Join {
+        for (key, value) in body.extra {
+            if !JOIN_PARAMETERS.contains(&key.as_str()) {
+                content.entry(key).or_insert(value);
+            }
+        }
+    }
     if let Some(reason) = body.reason {
         content.insert("reason".into(), reason.into());
     }
@@ -95,4 +139,17 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     }
     send(&shard, &room_id, draft, None).await?;
     Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))
+}
+
+/// 403 unless `target` is in the room (joined, invited or knocking): the
+/// auth rules would let a kick turn a `leave` into a `leave`, or a `ban`
+/// into a `leave` that lifts it, which a kick must not do.
+async fn require_in_room(shard: &AppShard, room_id: &str, target: String) -> Result<(), ApiError> {
+    on_room(shard, room_id, move |_, room| async move {
+        match room.borrow().state.membership(&target) {
+            Some("join" | "invite" | "knock") => Ok(()),
+            _ => Err(ApiError::forbidden(format!("{target} is not in the room"))),
+        }
+    })
+    .await
 }

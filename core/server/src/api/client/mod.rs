@@ -4,10 +4,13 @@
 pub mod account;
 pub mod account_data;
 pub mod capabilities;
+pub mod context;
 pub mod create_room;
 pub mod devices;
 pub mod directory;
+pub mod events;
 pub mod filter;
+pub mod initial_sync;
 pub mod login;
 pub mod logout;
 pub mod membership;
@@ -24,7 +27,9 @@ pub mod tags;
 pub mod to_device;
 pub mod typing;
 pub mod uia;
+pub mod upgrade;
 pub mod versions;
+pub mod whois;
 
 use tessera_net::http::Router;
 
@@ -41,7 +46,10 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     send::register(router, shard);
     room_state::register(router, shard);
     messages::register(router, shard);
+    context::register(router, shard);
     sync::register(router, shard);
+    initial_sync::register(router, shard);
+    events::register(router, shard);
     receipts::register(router, shard);
     redact::register(router, shard);
     typing::register(router, shard);
@@ -52,6 +60,8 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     filter::register(router, shard);
     devices::register(router, shard);
     directory::register(router, shard);
+    upgrade::register(router, shard);
+    whois::register(router, shard);
     to_device::register(router, shard);
     presence::register(router, shard);
 }

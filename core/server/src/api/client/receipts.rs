@@ -19,6 +19,7 @@ use crate::request::{json_body, now_ms};
 use crate::rooms::ephemeral::put_receipt;
 use crate::rooms::on_room;
 use crate::rooms::read::require_joined;
+use crate::rooms::visibility::position;
 use crate::state::AppShard;
 
 /// Registers the endpoint.
@@ -93,9 +94,19 @@ async fn receipt(
 ) -> Result<(), ApiError> {
     on_room(shard, room_id, move |shard, room| async move {
         require_joined(&room.borrow(), &user_id)?;
-        let event = crate::rooms::stored_event(&shard.state.store, &event_id).await?;
-        if event.is_none_or(|e| e.room_id != room.borrow().id) {
-            return Err(ApiError::not_found("no such event in the room"));
+        let event = crate::rooms::stored_event_at(&shard.state.store, &event_id).await?;
+        let pos = match event {
+            Some((pos, e)) if e.room_id == room.borrow().id => pos,
+            _ => return Err(ApiError::not_found("no such event in the room")),
+        };
+        // Receipts only move forward (as in Synapse): one for an event
+        // before the current receipt's is ignored.
+        let key = (receipt_type.clone(), user_id.clone(), thread_id.clone());
+        let current = room.borrow().receipts.get(&key).map(|r| r.event_id.clone());
+        if let (Some(current), Some(pos)) = (current, pos) {
+            if position(&shard, &room, &current).await?.is_some_and(|at| at > pos) {
+                return Ok(());
+            }
         }
         let receipt = ReceiptRecord { receipt_type, user_id, thread_id, event_id, ts: now_ms() };
         put_receipt(&shard, &room, receipt).await
