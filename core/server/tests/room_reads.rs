@@ -205,6 +205,10 @@ fn initial_sync_and_the_v1_event_stream_serve_members_and_peekers() {
     let stream = ok(get(&server, &alice, &format!("/events?from={end}&timeout=5000")));
     assert_eq!(bodies(&stream), ["later"]);
     assert_eq!(stream["chunk"][0]["room_id"], room.as_str());
+    for bad in ["-2", "ten"] {
+        let reply = get(&server, &alice, &format!("/events?from={end}&limit={bad}"));
+        assert_eq!((reply.status, reply.errcode().as_str()), (400, "M_INVALID_PARAM"), "limit={bad}");
+    }
 
     let reply = get(&server, &bob, &format!("/rooms/{room}/initialSync"));
     assert_eq!(reply.status, 403, "not world_readable");

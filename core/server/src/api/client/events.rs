@@ -44,6 +44,9 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let query = Query::of(&req);
     let timeout = Duration::from_millis(query.number::<u64>("timeout")?.unwrap_or(0)).min(MAX_TIMEOUT);
+    // Synapse reads `limit` as a pagination limit: a negative or
+    // non-numeric one is a 400. It caps each room's events here.
+    let limit = query.number::<usize>("limit")?.map_or(LIMIT, |l| l.min(LIMIT));
     let room_id = query.get("room_id").map(str::to_owned);
     let from = match query.get("from") {
         Some(token) => {
@@ -69,7 +72,7 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
         since: Some(from.clone()),
         timeout,
         full_state: false,
-        timeline_limit: LIMIT,
+        timeline_limit: limit,
         filter: Default::default(),
         set_presence: None,
     };
