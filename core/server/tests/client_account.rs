@@ -4,15 +4,10 @@
 
 mod common;
 
-use common::{call, register, Server};
+use common::{call, open_server, register, Server, V3};
 use serde_json::{json, Value};
 
-const V3: &str = "/_matrix/client/v3";
 const PASSWORD: &str = "correct horse battery";
-
-fn open_server() -> Server {
-    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
-}
 
 fn create_room(server: &Server, token: &str) -> String {
     let body = json!({ "preset": "public_chat" });

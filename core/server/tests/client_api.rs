@@ -6,20 +6,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{call, register, Server};
+use common::{call, create_room, open_server, register, Server, V3};
 use serde_json::{json, Value};
-
-const V3: &str = "/_matrix/client/v3";
-
-fn open_server() -> Server {
-    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
-}
-
-fn create_room(server: &Server, token: &str, body: Value) -> String {
-    let reply = call(server.client, "POST", &format!("{V3}/createRoom"), Some(token), Some(&body));
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    reply.json()["room_id"].as_str().unwrap().to_owned()
-}
 
 fn send_text(server: &Server, token: &str, room: &str, txn: &str, text: &str) -> Value {
     let path = format!("{V3}/rooms/{room}/send/m.room.message/{txn}");

@@ -12,11 +12,10 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{call, register, Conn, Server};
+use common::{call, create_room, register, Conn, Server, V3};
 use serde_json::json;
 use tessera_storage::testing::TestCluster;
 
-const V3: &str = "/_matrix/client/v3";
 const ROOMS: usize = 4;
 const SENDERS: usize = 8;
 
@@ -85,19 +84,8 @@ fn history(server: &Server, token: &str, room: &str) -> Vec<String> {
 fn acknowledged_messages_survive_sigkill(env: &[(&str, &str)]) {
     let mut server = Server::start(env);
     let (_, token) = register(server.client, "alice");
-    let rooms: Vec<String> = (0..ROOMS)
-        .map(|i| {
-            let reply = call(
-                server.client,
-                "POST",
-                &format!("{V3}/createRoom"),
-                Some(&token),
-                Some(&json!({ "name": format!("r{i}") })),
-            );
-            assert_eq!(reply.status, 200);
-            reply.json()["room_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let rooms: Vec<String> =
+        (0..ROOMS).map(|i| create_room(&server, &token, json!({ "name": format!("r{i}") }))).collect();
 
     let senders: Vec<_> = (0..SENDERS)
         .map(|sender| {

@@ -3,19 +3,8 @@
 
 mod common;
 
-use common::{call, register, Reply, Server};
+use common::{call, create_room, ok, open_server, register, Reply, Server, V3};
 use serde_json::{json, Value};
-
-const V3: &str = "/_matrix/client/v3";
-
-fn open_server() -> Server {
-    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
-}
-
-fn ok(reply: Reply) -> Value {
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    reply.json()
-}
 
 fn post(server: &Server, token: &str, path: &str, body: Value) -> Reply {
     call(server.client, "POST", &format!("{V3}{path}"), Some(token), Some(&body))
@@ -27,10 +16,6 @@ fn put(server: &Server, token: &str, path: &str, body: Value) -> Reply {
 
 fn get(server: &Server, token: &str, path: &str) -> Reply {
     call(server.client, "GET", &format!("{V3}{path}"), Some(token), None)
-}
-
-fn create_room(server: &Server, token: &str, body: Value) -> String {
-    ok(post(server, token, "/createRoom", body))["room_id"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -3,26 +3,8 @@
 
 mod common;
 
-use common::{call, register, Reply, Server};
+use common::{call, create_room, ok, open_server, register, Reply, Server, V3};
 use serde_json::{json, Value};
-
-const V3: &str = "/_matrix/client/v3";
-
-fn open_server() -> Server {
-    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
-}
-
-fn ok(reply: Reply) -> Value {
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    reply.json()
-}
-
-fn create_room(server: &Server, token: &str, body: Value) -> String {
-    ok(call(server.client, "POST", &format!("{V3}/createRoom"), Some(token), Some(&body)))["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn send_text(server: &Server, token: &str, room: &str, text: &str) -> String {
     let path = format!("{V3}/rooms/{room}/send/m.room.message/{}", text.replace(' ', "_"));

@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{call, register, Server};
+use common::{call, open_server, register, Server, V3};
 use serde_json::{json, Value};
-
-const V3: &str = "/_matrix/client/v3";
-
-fn open_server() -> Server {
-    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
-}
 
 fn ok(server: &Server, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
     let reply = call(server.client, method, &format!("{V3}{path}"), Some(token), body);

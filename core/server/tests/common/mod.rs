@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// The Client-Server API's current path prefix.
+pub const V3: &str = "/_matrix/client/v3";
+
 /// A running server, killed when dropped.
 pub struct Server {
     pub dir: tempfile::TempDir,
@@ -270,4 +273,21 @@ pub fn register(addr: SocketAddr, localpart: &str) -> (String, String) {
     assert_eq!(reply.status, 200, "register {localpart}: {}", String::from_utf8_lossy(&reply.body));
     let json = reply.json();
     (json["user_id"].as_str().unwrap().to_owned(), json["access_token"].as_str().unwrap().to_owned())
+}
+
+/// A two-shard server with registration open: what the API tests start.
+pub fn open_server() -> Server {
+    Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_SERVER__CORES", "2")])
+}
+
+/// The JSON body of a 200, or a panic showing what came instead.
+pub fn ok(reply: Reply) -> serde_json::Value {
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()
+}
+
+/// Creates a room with this `createRoom` body; its ID.
+pub fn create_room(server: &Server, token: &str, body: serde_json::Value) -> String {
+    let reply = call(server.client, "POST", &format!("{V3}/createRoom"), Some(token), Some(&body));
+    ok(reply)["room_id"].as_str().unwrap().to_owned()
 }
