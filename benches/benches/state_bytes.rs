@@ -108,7 +108,7 @@ fn embedded() {
     let config = EmbeddedConfig {
         path: dir.path().join("db"),
         cache_bytes: 64 << 20,
-        memtable_bytes: 4 << 20,
+        write_buffer_bytes: 4 << 20,
         sync_writes: true,
     };
     let db = EmbeddedDb::open(&config).unwrap();

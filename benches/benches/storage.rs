@@ -22,7 +22,8 @@ use tessera_storage::{Op, Store};
 const ROOM: &str = "!bench:example.org";
 
 fn open(dir: &std::path::Path, sync_writes: bool) -> EmbeddedStore {
-    let config = EmbeddedConfig { path: dir.join("db"), cache_bytes: 64 << 20, memtable_bytes: 4 << 20, sync_writes };
+    let config =
+        EmbeddedConfig { path: dir.join("db"), cache_bytes: 64 << 20, write_buffer_bytes: 4 << 20, sync_writes };
     EmbeddedDb::open(&config).unwrap().shard_store(0).unwrap()
 }
 

@@ -23,7 +23,7 @@ fn config(dir: &str) -> EmbeddedConfig {
     EmbeddedConfig {
         path: format!("{dir}/db").into(),
         cache_bytes: 8 << 20,
-        memtable_bytes: 4 << 20,
+        write_buffer_bytes: 4 << 20,
         sync_writes: true,
     }
 }

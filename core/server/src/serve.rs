@@ -289,7 +289,7 @@ impl Backend {
             config::Backend::Embedded => Self::Embedded(EmbeddedDb::open(&EmbeddedConfig {
                 path: data_dir.path().join("db"),
                 cache_bytes: s.cache_mib << 20,
-                memtable_bytes: s.memtable_mib << 20,
+                write_buffer_bytes: s.write_buffer_mib << 20,
                 sync_writes: s.sync_writes,
             })?),
             config::Backend::Postgres => Self::Postgres(PgDb::new(&PgConfig {

@@ -29,7 +29,8 @@ use super::router::{Handler, Route};
 use super::server::Listener;
 use crate::runtime::{timeout, Instant};
 
-/// Initial read buffer; grows up to the header limit or body size.
+/// Bytes a connection reads at a time while waiting for a request head;
+/// the buffer grows up to the header limit or the body size.
 const READ_BUF: usize = 8 * 1024;
 /// Write out what has accumulated once it passes this size, even while
 /// pipelined requests remain.
@@ -59,15 +60,7 @@ struct Conn<'l, S> {
 /// Serves requests on `stream` until the peer leaves, a limit is hit, or the
 /// shard shuts down.
 pub(crate) async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, peer: SocketAddr, listener: &Listener) {
-    let mut conn = Conn {
-        stream,
-        listener,
-        peer,
-        buf: Vec::with_capacity(READ_BUF),
-        start: 0,
-        out: Vec::with_capacity(READ_BUF),
-        deadline: None,
-    };
+    let mut conn = Conn { stream, listener, peer, buf: Vec::new(), start: 0, out: Vec::new(), deadline: None };
     if let Close::With(response) = conn.run().await {
         conn.listener.metrics.record(conn.listener.metrics.unmatched(), response.status, Default::default());
         response.write_to(&mut conn.out, false, false);
@@ -142,6 +135,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
         // The request is fully received: its handler may take as long as it
         // needs (long-polls do), and the next request gets a fresh deadline.
         self.deadline = None;
+        self.release_idle_buffers();
         let response = match &endpoint.handler {
             Handler::Ready(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(request))),
             Handler::Async(f) => match std::panic::catch_unwind(AssertUnwindSafe(|| f(request))) {
@@ -186,8 +180,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
             if idle && self.listener.shutdown.is_triggered() {
                 return Err(Close::Quietly);
             }
+            // A head rarely needs more than one read buffer; a larger one
+            // grows it a read at a time, up to the header limit.
             let room = self.listener.limits.max_header_bytes - (self.buf.len() - self.start);
-            self.fill(room, idle).await?;
+            self.fill(room.min(READ_BUF), idle).await?;
         }
     }
 
@@ -301,8 +297,27 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<'_, S> {
             .map_err(|_| std::io::ErrorKind::TimedOut)?;
         result?;
         out.clear();
-        self.out = out;
+        // A large response (an initial sync) must not pin its buffer for
+        // the connection's life.
+        if out.capacity() <= FLUSH_AT {
+            self.out = out;
+        }
         Ok(())
+    }
+
+    /// Frees the read and write buffers while a handler runs, unless they
+    /// hold pipelined bytes. Most of a server's connections sit in
+    /// long-polls, where 16 KiB or more of empty buffers per connection (up
+    /// to the largest body it ever sent) added up to megabytes; the next
+    /// request allocates afresh, which costs far less than a request.
+    fn release_idle_buffers(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
     }
 }
 

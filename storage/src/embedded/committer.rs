@@ -79,5 +79,6 @@ fn commit(inner: &Inner, group: &[Submission]) -> Result<Vec<Vec<OneTimeKeyRecor
     if inner.sync_writes {
         inner.db.persist(fjall::PersistMode::SyncAll)?;
     }
+    inner.bound_write_buffer()?;
     Ok(claimed)
 }

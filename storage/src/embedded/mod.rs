@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fjall::config::{BlockSizePolicy, CompressionPolicy};
-use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
+use fjall::{AbstractTree, CompressionType, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -42,11 +42,13 @@ pub struct EmbeddedConfig {
     pub path: PathBuf,
     /// Block cache size in bytes.
     pub cache_bytes: u64,
-    /// Largest memtable of a keyspace before it is flushed to disk, bytes.
-    /// fjall's default (64 MiB per keyspace, two dozen keyspaces) let a
-    /// message load grow the process by hundreds of MiB
-    /// (docs/benchmarks.md); flushes run on fjall's own threads.
-    pub memtable_bytes: u64,
+    /// Bytes of written data all keyspaces together may hold in memory
+    /// (memtables) before the largest is flushed to disk. fjall bounds each
+    /// keyspace alone (64 MiB by default, and we have 27 keyspaces): a
+    /// message load grew the process by hundreds of MiB, and even 2 MiB
+    /// per keyspace held 9 MiB of a 20 MiB heap (docs/benchmarks.md).
+    /// Flushes run on fjall's own threads.
+    pub write_buffer_bytes: u64,
     /// Make every acknowledged write durable (fsync). Turning it off loses
     /// the last writes on a crash: for benchmarks only.
     pub sync_writes: bool,
@@ -83,10 +85,68 @@ struct Keyspaces {
     published: Keyspace,
 }
 
+impl Keyspaces {
+    /// Every keyspace, for upkeep of the whole database.
+    fn all(&self) -> [&Keyspace; 27] {
+        [
+            &self.meta,
+            &self.users,
+            &self.devices,
+            &self.tokens,
+            &self.device_tokens,
+            &self.events,
+            &self.timeline,
+            &self.room_heads,
+            &self.account_data,
+            &self.streams,
+            &self.room_nids,
+            &self.state_keys,
+            &self.event_nids,
+            &self.state_groups,
+            &self.room_members,
+            &self.user_rooms,
+            &self.receipts,
+            &self.to_device,
+            &self.device_keys,
+            &self.one_time_keys,
+            &self.server_keys,
+            &self.destinations,
+            &self.outbound,
+            &self.media,
+            &self.aliases,
+            &self.room_aliases,
+            &self.published,
+        ]
+    }
+}
+
 pub(crate) struct Inner {
     db: Database,
     ks: Keyspaces,
     sync_writes: bool,
+    write_buffer_bytes: u64,
+}
+
+impl Inner {
+    /// Keeps the memtables of all keyspaces together under the write-buffer
+    /// budget: when they exceed it, the largest active memtable is sealed
+    /// and handed to fjall's flush workers. Called by the committers after
+    /// each group commit, so the check costs one pass over 27 counters per
+    /// fsync, not per write. Sealed memtables still count until their flush
+    /// finishes; a memtable below an eighth of the budget is left alone so
+    /// that slow flushes cannot turn into a stream of tiny tables.
+    fn bound_write_buffer(&self) -> Result<()> {
+        if self.db.write_buffer_size() <= self.write_buffer_bytes {
+            return Ok(());
+        }
+        let largest = self.ks.all().into_iter().max_by_key(|k| k.tree.active_memtable().size());
+        if let Some(keyspace) = largest {
+            if keyspace.tree.active_memtable().size() >= self.write_buffer_bytes / 8 {
+                keyspace.rotate_memtable()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The open database, shared by every shard of the process.
@@ -99,7 +159,9 @@ impl EmbeddedDb {
     /// Opens (creating if needed) the database and checks its schema.
     pub fn open(config: &EmbeddedConfig) -> Result<Self> {
         let db = Database::builder(&config.path).cache_size(config.cache_bytes).open()?;
-        let memtable = config.memtable_bytes;
+        // No keyspace alone may take the whole budget; `bound_write_buffer`
+        // keeps their sum under it.
+        let memtable = config.write_buffer_bytes / 2;
         let open = |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(memtable));
         // Large, rarely rewritten data (event JSON, the interning tables of
         // huge rooms): compressed at every level and in bigger blocks, where
@@ -143,7 +205,14 @@ impl EmbeddedDb {
             published: open("published")?,
         };
         schema::check(&db, &ks.meta)?;
-        Ok(Self { inner: Arc::new(Inner { db, ks, sync_writes: config.sync_writes }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                ks,
+                sync_writes: config.sync_writes,
+                write_buffer_bytes: config.write_buffer_bytes,
+            }),
+        })
     }
 
     /// A handle for shard `shard`, with its own committer thread.
@@ -161,23 +230,7 @@ impl EmbeddedDb {
     /// Writes every memtable out to its tables and waits, so that
     /// `disk_space` counts data in its final, compressed form.
     pub fn flush(&self) -> Result<()> {
-        let ks = &self.inner.ks;
-        for keyspace in [
-            &ks.meta,
-            &ks.users,
-            &ks.devices,
-            &ks.tokens,
-            &ks.device_tokens,
-            &ks.events,
-            &ks.timeline,
-            &ks.room_heads,
-            &ks.account_data,
-            &ks.streams,
-            &ks.room_nids,
-            &ks.state_keys,
-            &ks.event_nids,
-            &ks.state_groups,
-        ] {
+        for keyspace in self.inner.ks.all() {
             keyspace.rotate_memtable_and_wait()?;
         }
         Ok(())

@@ -2,7 +2,7 @@ use super::*;
 use crate::conformance::{self, event, user};
 
 fn config(dir: &std::path::Path) -> EmbeddedConfig {
-    EmbeddedConfig { path: dir.join("db"), cache_bytes: 8 << 20, memtable_bytes: 4 << 20, sync_writes: true }
+    EmbeddedConfig { path: dir.join("db"), cache_bytes: 8 << 20, write_buffer_bytes: 4 << 20, sync_writes: true }
 }
 
 #[test]
@@ -52,4 +52,38 @@ fn two_shards_write_the_same_database() {
     pollster::block_on(b.write(vec![Op::PutUser { vshard: 2, user: user("@b:x") }])).unwrap();
     assert!(pollster::block_on(a.user(2, "@b:x")).unwrap().is_some());
     assert!(pollster::block_on(b.user(1, "@a:x")).unwrap().is_some());
+}
+
+#[test]
+fn many_keyspaces_just_under_their_own_limit_stay_within_the_shared_budget() {
+    // Budget 2 MiB, so each keyspace alone may hold 1 MiB. Three keyspaces
+    // at 0.8 MiB each stay under their own limit; only the shared budget
+    // can make the database flush.
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 2 << 20;
+    let db = EmbeddedDb::open(&EmbeddedConfig { write_buffer_bytes: budget, ..config(dir.path()) }).unwrap();
+    let store = db.shard_store(0).unwrap();
+    let blob = vec![b'x'; 100 << 10];
+    for i in 0..8 {
+        let account_data = AccountDataRecord {
+            user_id: "@a:x".into(),
+            room_id: None,
+            data_type: format!("t{i}"),
+            content: blob.clone(),
+        };
+        let to_device = ToDeviceRecord { pos: i + 1, message: blob.clone() };
+        let user = UserRecord { displayname: Some(format!("{i}{}", "x".repeat(100 << 10))), ..user("@a:x") };
+        pollster::block_on(store.write(vec![
+            Op::PutAccountData { vshard: 1, data: account_data },
+            Op::PutToDevice { vshard: 1, user_id: "@a:x".into(), device_id: "D".into(), message: to_device },
+            Op::PutUser { vshard: 1, user },
+        ]))
+        .unwrap();
+    }
+    // Sealed memtables count until fjall's workers have flushed them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.inner.db.write_buffer_size() > budget && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(db.inner.db.write_buffer_size() <= budget, "{} bytes in memtables", db.inner.db.write_buffer_size());
 }

@@ -171,9 +171,9 @@ pub struct StorageSection {
     pub postgres_readers: usize,
     /// Block cache of the embedded database, MiB (shared by all shards).
     pub cache_mib: u64,
-    /// Largest in-memory write buffer per keyspace of the embedded
-    /// database before it is flushed, MiB.
-    pub memtable_mib: u64,
+    /// Written data the embedded database may hold in memory, all
+    /// keyspaces together, before the largest buffer is flushed, MiB.
+    pub write_buffer_mib: u64,
     /// Acknowledge a write only once it is on disk. `false` loses the last
     /// writes on a crash: for benchmarks only.
     pub sync_writes: bool,
@@ -186,7 +186,7 @@ impl Default for StorageSection {
             postgres_url: None,
             postgres_readers: 2,
             cache_mib: 64,
-            memtable_mib: 2,
+            write_buffer_mib: 4,
             sync_writes: true,
         }
     }
@@ -379,8 +379,8 @@ impl Config {
         if l.max_header_bytes < 1024 {
             return Err(ConfigError::key("limits.max_header_bytes", "must be at least 1024"));
         }
-        if self.storage.memtable_mib == 0 {
-            return Err(ConfigError::key("storage.memtable_mib", "must be greater than 0"));
+        if self.storage.write_buffer_mib == 0 {
+            return Err(ConfigError::key("storage.write_buffer_mib", "must be greater than 0"));
         }
         if self.storage.cache_mib == 0 {
             return Err(ConfigError::key("storage.cache_mib", "must be greater than 0"));

@@ -106,10 +106,10 @@ backend = "embedded"
 # cache means fewer disk reads for large rooms; the rest of memory use is
 # small.
 cache_mib = 64
-# Write buffer of each of the embedded database's keyspaces in MiB: written
-# data waits here before it is flushed to disk in the background. Larger
-# means fewer, bigger flushes and more memory.
-memtable_mib = 2
+# Memory for written data of the embedded database in MiB, all of its
+# keyspaces together: writes wait here before they are flushed to disk in
+# the background. Larger means fewer, bigger flushes and more memory.
+write_buffer_mib = 4
 # Answer a write only once it is on disk. Never turn this off in production:
 # a crash would lose the last acknowledged messages. (For benchmarks only.)
 sync_writes = true
