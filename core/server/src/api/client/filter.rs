@@ -138,9 +138,11 @@ impl EventFilter {
             && passes(sender, &self.senders, &self.not_senders, exact)
     }
 
-    /// Whether `types` lets nothing through (`types: []`).
+    /// Whether no event type can pass: `types: []`, or `not_types`
+    /// holding `*` (how clients and load generators switch a section off).
+    /// Sections that allow nothing are not computed at all.
     pub fn allows_nothing(&self) -> bool {
-        self.types.as_ref().is_some_and(Vec::is_empty)
+        self.types.as_ref().is_some_and(Vec::is_empty) || self.not_types.iter().any(|t| t == "*")
     }
 }
 
@@ -416,6 +418,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(encode_filter(&same).unwrap(), id);
+    }
+
+    #[test]
+    fn sections_switched_off_with_not_types_star_are_not_computed() {
+        let parse = |v: Value| Filter::parse(v.as_object().unwrap()).unwrap();
+        let off = parse(json!({ "presence": { "not_types": ["*"] }, "room": { "state": { "types": [] } } }));
+        assert!(off.presence.allows_nothing() && off.room.state.event.allows_nothing());
+        let on = parse(json!({ "presence": { "not_types": ["m.*"] }, "room": { "state": { "types": ["*"] } } }));
+        assert!(!on.presence.allows_nothing() && !on.room.state.event.allows_nothing());
     }
 
     #[test]
