@@ -5,7 +5,9 @@
 //!
 //! One small pool per process, started on first use, sized to the allowed
 //! CPUs: the work is CPU-bound, so more threads than cores would only queue
-//! inside the kernel instead of here.
+//! inside the kernel instead of here. The threads run at background
+//! priority ([`crate::shard::BACKGROUND_NICE`]): a password hash must not
+//! preempt the reactors it shares cores with.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -22,6 +24,7 @@ fn pool() -> &'static flume::Sender<Job> {
             std::thread::Builder::new()
                 .name(format!("blocking-{i}"))
                 .spawn(move || {
+                    crate::shard::lower_current_thread_priority();
                     while let Ok(job) = rx.recv() {
                         job();
                     }

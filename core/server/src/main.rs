@@ -62,7 +62,10 @@ fn commit_heap_on_demand() {
     }
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
-    let error = std::process::Command::new("/proc/self/exe").arg0(argv0).args(args).env(EAGER_COMMIT, "0").exec();
+    // By path, so the process keeps its name (`comm`, what `top` and
+    // `pgrep` show); /proc/self/exe if the file was replaced meanwhile.
+    let exe = std::env::current_exe().ok().filter(|p| p.exists()).unwrap_or_else(|| "/proc/self/exe".into());
+    let error = std::process::Command::new(exe).arg0(argv0).args(args).env(EAGER_COMMIT, "0").exec();
     // Not re-run (no /proc): go on with mimalloc's defaults.
     eprintln!("tessera: cannot re-run with {EAGER_COMMIT}=0 ({error}); continuing");
 }

@@ -286,11 +286,15 @@ impl Backend {
     fn open(config: &Config, data_dir: &DataDir) -> tessera_storage::Result<Self> {
         let s = &config.storage;
         Ok(match s.backend {
-            config::Backend::Embedded => Self::Embedded(EmbeddedDb::open(&EmbeddedConfig {
-                path: data_dir.path().join("db"),
-                cache_bytes: s.cache_mib << 20,
-                write_buffer_bytes: s.write_buffer_mib << 20,
-                sync_writes: s.sync_writes,
+            // fjall starts its flush and compaction workers when opened:
+            // opened from a background-priority thread, they inherit it.
+            config::Backend::Embedded => Self::Embedded(tessera_net::shard::start_in_background(|| {
+                EmbeddedDb::open(&EmbeddedConfig {
+                    path: data_dir.path().join("db"),
+                    cache_bytes: s.cache_mib << 20,
+                    write_buffer_bytes: s.write_buffer_mib << 20,
+                    sync_writes: s.sync_writes,
+                })
             })?),
             config::Backend::Postgres => Self::Postgres(PgDb::new(&PgConfig {
                 url: s.postgres_url.clone().unwrap_or_default(),
