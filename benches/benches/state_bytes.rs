@@ -12,8 +12,7 @@
 use std::net::SocketAddr;
 
 use tessera_storage::embedded::{EmbeddedConfig, EmbeddedDb};
-use tessera_storage::postgres::PgRuntime;
-use tessera_storage::postgres::{PgConfig, PgDb};
+use tessera_storage::postgres::{PgConfig, PgDb, PgRuntime, PgTarget};
 use tessera_storage::records::{RoomNid, StateGroupRecord, StateKeyRecord};
 use tessera_storage::testing::{Monoio, TestCluster};
 use tessera_storage::{Op, Store};
@@ -144,7 +143,7 @@ fn postgres() {
         let (client, connection) = url
             .parse::<tokio_postgres::Config>()
             .unwrap()
-            .connect_raw(Monoio.connect(addr(&url)).await.unwrap(), tokio_postgres::NoTls)
+            .connect_raw(Monoio.connect(&PgTarget::Tcp(addr(&url))).await.unwrap(), tokio_postgres::NoTls)
             .await
             .unwrap();
         monoio::spawn(async move {

@@ -50,6 +50,14 @@ pub async fn connect_compat(addr: std::net::SocketAddr) -> io::Result<CompatTcpS
     Ok(monoio_compat::TcpStreamCompat::new(stream))
 }
 
+/// A Unix socket stream with tokio's I/O traits, like [`CompatTcpStream`].
+pub type CompatUnixStream = monoio_compat::UnixStreamCompat;
+
+/// Connects a [`CompatUnixStream`] to the socket at `path`.
+pub async fn connect_compat_unix(path: &std::path::Path) -> io::Result<CompatUnixStream> {
+    Ok(monoio_compat::UnixStreamCompat::new(monoio::net::UnixStream::connect(path).await?))
+}
+
 /// Yields to the other tasks of this shard once: every task that is
 /// runnable now runs before the caller continues, and the reactor gets to
 /// reap I/O completions in between.

@@ -3,12 +3,12 @@
 //! Built only for tests and benchmarks (feature `test-util`).
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Command;
 
-use crate::postgres::PgRuntime;
+use crate::postgres::{PgRuntime, PgStream, PgTarget};
 
 /// monoio as the PostgreSQL backend's runtime, as in the server (whose own
 /// implementation goes through `tessera-net`, which this crate cannot use).
@@ -16,10 +16,17 @@ use crate::postgres::PgRuntime;
 pub struct Monoio;
 
 impl PgRuntime for Monoio {
-    type Stream = monoio_compat::TcpStreamCompat;
+    type Stream = PgStream<monoio_compat::TcpStreamCompat, monoio_compat::UnixStreamCompat>;
 
-    async fn connect(&self, addr: SocketAddr) -> std::io::Result<Self::Stream> {
-        Ok(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
+    async fn connect(&self, to: &PgTarget) -> std::io::Result<Self::Stream> {
+        Ok(match to {
+            PgTarget::Tcp(addr) => {
+                PgStream::Tcp(monoio_compat::TcpStreamCompat::new(monoio::net::TcpStream::connect(addr).await?))
+            }
+            PgTarget::Unix(path) => {
+                PgStream::Unix(monoio_compat::UnixStreamCompat::new(monoio::net::UnixStream::connect(path).await?))
+            }
+        })
     }
 
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {
@@ -134,6 +141,13 @@ impl TestCluster {
             .arg(format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"));
         run(c, "createdb");
         format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The URL of database `name` through the cluster's Unix socket: the
+    /// socket directory as the host, percent-encoded as libpq writes it.
+    pub fn unix_url(&self, name: &str) -> String {
+        let dir = self.dir.path().display().to_string().replace('/', "%2F");
+        format!("postgresql://postgres@{dir}:{}/{name}", self.port)
     }
 }
 

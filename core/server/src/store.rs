@@ -3,12 +3,11 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 
-use tessera_net::runtime::{connect_compat, spawn, CompatTcpStream};
+use tessera_net::runtime::{connect_compat, connect_compat_unix, spawn, CompatTcpStream, CompatUnixStream};
 use tessera_storage::embedded::EmbeddedStore;
-use tessera_storage::postgres::{PgRuntime, PgStore};
+use tessera_storage::postgres::{PgRuntime, PgStore, PgStream, PgTarget};
 use tessera_storage::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
     EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
@@ -30,10 +29,13 @@ pub enum AnyStore {
 pub struct ShardRuntime;
 
 impl PgRuntime for ShardRuntime {
-    type Stream = CompatTcpStream;
+    type Stream = PgStream<CompatTcpStream, CompatUnixStream>;
 
-    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<CompatTcpStream>> {
-        connect_compat(addr)
+    async fn connect(&self, to: &PgTarget) -> io::Result<Self::Stream> {
+        Ok(match to {
+            PgTarget::Tcp(addr) => PgStream::Tcp(connect_compat(*addr).await?),
+            PgTarget::Unix(path) => PgStream::Unix(connect_compat_unix(path).await?),
+        })
     }
 
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>) {

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend, for large deployments.
 //!
-//! tokio-postgres without its runtime: each connection is a TCP stream from
-//! the caller's runtime (`PgRuntime`: monoio in the server) and its driver
+//! tokio-postgres without its runtime: each connection is a TCP or Unix
+//! socket stream from the caller's runtime (`PgRuntime`: monoio in the server) and its driver
 //! future runs as a task of the shard that owns it. Every shard has its own
 //! small pool: readers, plus one writer connection owned by the shard's
 //! committer task, which commits every write waiting at that moment in one
@@ -18,12 +18,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::str::FromStr;
+use std::task::{Context, Poll};
 
 use futures_util::future::try_join_all;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
@@ -42,18 +44,68 @@ pub use schema::SCHEMA_VERSION;
 
 /// What the backend needs from the runtime it runs on.
 pub trait PgRuntime: Clone + 'static {
-    /// A TCP stream speaking tokio's I/O traits.
+    /// A stream speaking tokio's I/O traits (a [`PgStream`] of the
+    /// runtime's TCP and Unix streams).
     type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
-    /// Connects to `addr`.
-    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Connects to the database.
+    fn connect(&self, to: &PgTarget) -> impl Future<Output = io::Result<Self::Stream>>;
     /// Runs `task` on the current shard.
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()>>>);
+}
+
+/// Where the database listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgTarget {
+    /// A TCP address (the host name resolved once, at start-up).
+    Tcp(SocketAddr),
+    /// A Unix socket: for a host that is a directory, libpq's
+    /// `{directory}/.s.PGSQL.{port}`. The usual set-up when PostgreSQL runs
+    /// on the same machine (peer authentication, no TCP stack).
+    Unix(PathBuf),
+}
+
+/// A connection of either kind, as a runtime's [`PgRuntime::Stream`].
+pub enum PgStream<T, U> {
+    Tcp(T),
+    Unix(U),
+}
+
+/// Forwards a poll to whichever stream this is.
+macro_rules! either_stream {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self.get_mut() {
+            PgStream::Tcp($s) => $call,
+            PgStream::Unix($s) => $call,
+        }
+    };
+}
+
+impl<T: AsyncRead + Unpin, U: AsyncRead + Unpin> AsyncRead for PgStream<T, U> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        either_stream!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl<T: AsyncWrite + Unpin, U: AsyncWrite + Unpin> AsyncWrite for PgStream<T, U> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        either_stream!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either_stream!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either_stream!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
 }
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct PgConfig {
-    /// `postgresql://user[:password]@host[:port]/database`.
+    /// `postgresql://user[:password]@host[:port]/database`; a host that is
+    /// a directory (`postgresql://tessera@%2Fvar%2Frun%2Fpostgresql/tessera`
+    /// or `?host=/var/run/postgresql`) means the Unix socket in it.
     pub url: String,
     /// Reader connections per shard (besides its one writer).
     pub readers: usize,
@@ -71,7 +123,7 @@ pub struct PgDb {
 
 struct PgDbInner {
     config: tokio_postgres::Config,
-    addr: SocketAddr,
+    target: PgTarget,
     readers: usize,
     sync_writes: bool,
 }
@@ -88,23 +140,27 @@ impl PgDb {
     pub fn new(config: &PgConfig) -> Result<Self> {
         let bad = |why: String| StorageError::Backend(format!("storage.postgres_url: {why}"));
         let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| bad(e.to_string()))?;
-        let host = match pg.get_hosts() {
-            [Host::Tcp(host)] => host.clone(),
-            [] => return Err(bad("no host".into())),
-            _ => return Err(bad("exactly one TCP host is supported (no Unix sockets, no fail-over lists)".into())),
-        };
         let port = pg.get_ports().first().copied().unwrap_or(5432);
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| bad(format!("cannot resolve {host}: {e}")))?
-            .next()
-            .ok_or_else(|| bad(format!("{host} has no address")))?;
-        let inner = PgDbInner { config: pg, addr, readers: config.readers.max(1), sync_writes: config.sync_writes };
+        let target = match pg.get_hosts() {
+            [Host::Tcp(host)] => {
+                let addr = (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|e| bad(format!("cannot resolve {host}: {e}")))?
+                    .next()
+                    .ok_or_else(|| bad(format!("{host} has no address")))?;
+                PgTarget::Tcp(addr)
+            }
+            [Host::Unix(dir)] => PgTarget::Unix(dir.join(format!(".s.PGSQL.{port}"))),
+            [] => return Err(bad("no host".into())),
+            _ => return Err(bad("exactly one host is supported (no fail-over lists)".into())),
+        };
+        let inner = PgDbInner { config: pg, target, readers: config.readers.max(1), sync_writes: config.sync_writes };
         Ok(Self { inner: std::sync::Arc::new(inner) })
     }
 
     async fn connect<R: PgRuntime>(&self, rt: &R) -> Result<Client> {
-        let stream = rt.connect(self.inner.addr).await.map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
+        let stream =
+            rt.connect(&self.inner.target).await.map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
         let (client, connection) = self.inner.config.connect_raw(stream, NoTls).await?;
         rt.spawn(Box::pin(async move {
             if let Err(e) = connection.await {

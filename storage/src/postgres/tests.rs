@@ -21,6 +21,19 @@ fn postgres_backend_passes_conformance() {
 }
 
 #[test]
+fn postgres_on_the_same_machine_is_reached_through_its_unix_socket() {
+    let cluster = TestCluster::start();
+    cluster.database("unix");
+    let db = PgDb::new(&config(cluster.unix_url("unix"))).unwrap();
+    assert!(matches!(&db.inner.target, PgTarget::Unix(path) if path.ends_with(format!(".s.PGSQL.{}", cluster.port))));
+    block_on(async {
+        let store = db.shard_store(&Monoio).await.unwrap();
+        store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
+        assert!(store.user(1, "@a:x").await.unwrap().is_some());
+    });
+}
+
+#[test]
 fn postgres_newer_schema_is_refused_and_shards_share_one_schema() {
     let cluster = TestCluster::start();
     let url = cluster.database("schema");

@@ -100,6 +100,9 @@ request_timeout_secs = 30
 # ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C') and Tessera creates its tables.
 backend = "embedded"
 # postgres_url = "postgresql://tessera:secret@127.0.0.1:5432/tessera"
+# On the same machine, through PostgreSQL's Unix socket (its directory as
+# the host, percent-encoded; peer authentication needs no password):
+# postgres_url = "postgresql://tessera@%2Fvar%2Frun%2Fpostgresql/tessera"
 # Reader connections per shard (plus one writer per shard).
 # postgres_readers = 2
 # Block cache of the embedded database in MiB, shared by all shards. More
