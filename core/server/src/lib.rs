@@ -11,6 +11,7 @@ pub mod error;
 pub mod generate;
 pub mod logging;
 pub mod placement;
+pub mod push;
 pub mod request;
 pub mod rooms;
 pub mod serve;

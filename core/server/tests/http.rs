@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 use common::{get, request, Conn, Server};
 
 #[test]
-fn versions_lists_only_supported_versions() {
+fn versions_names_the_spec_versions_clients_require() {
     let server = Server::start(&[]);
     let reply = get(server.client, "/_matrix/client/versions");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert!(reply.header("date").is_some_and(|d| d.ends_with(" GMT")), "{:?}", reply.header("date"));
     let body = reply.json();
-    assert!(body["versions"].is_array());
+    let versions: Vec<&str> = body["versions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    // Element refuses servers without v1.1 or later.
+    assert!(versions.contains(&"v1.1"), "{versions:?}");
+    assert!(versions.iter().all(|v| v.starts_with("r0.") || v.starts_with("v1.")), "{versions:?}");
     assert!(body["unstable_features"].is_object());
 }
 

@@ -17,6 +17,7 @@ pub mod membership;
 pub mod messages;
 pub mod presence;
 pub mod profile;
+pub mod push_rules;
 pub mod receipts;
 pub mod redact;
 pub mod register;
@@ -64,4 +65,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     whois::register(router, shard);
     to_device::register(router, shard);
     presence::register(router, shard);
+    push_rules::register(router, shard);
 }

@@ -1,0 +1,129 @@
+//! `GET /pushrules/`, `GET /pushrules/global/`, and `GET`, `PUT`, `DELETE
+//! /pushrules/global/{kind}/{ruleId}` with its `/enabled` and `/actions`.
+//!
+//! Spec (client-server API, "Push Rules: API"): "Clients can retrieve, add,
+//! modify and remove push rules globally or per-device using the APIs
+//! below." Clients read the rules when they start (Element waits for them
+//! before its first sync) and edit them from their notification settings.
+//! The rule sets and where they are kept: [`crate::push::rules`].
+
+use serde_json::{json, Map, Value};
+use tessera_net::http::{Method, Request, Response, Router};
+
+use super::account_data::{read, update};
+use crate::api::client_endpoint;
+use crate::auth::authenticate;
+use crate::error::{ApiError, ApiResult};
+use crate::push::rules::{self, Kind, NewRule, Ruleset};
+use crate::request::{json_body, Query};
+use crate::state::AppShard;
+
+/// The account data type the rule set is kept (and synced) as.
+const PUSH_RULES: &str = "m.push_rules";
+
+/// Registers the endpoints.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    client_endpoint(router, shard, Method::Get, "/pushrules/", get_all);
+    client_endpoint(router, shard, Method::Get, "/pushrules/global/", get_global);
+    client_endpoint(router, shard, Method::Get, "/pushrules/global/{kind}/{ruleId}", get_rule);
+    client_endpoint(router, shard, Method::Put, "/pushrules/global/{kind}/{ruleId}", put_rule);
+    client_endpoint(router, shard, Method::Delete, "/pushrules/global/{kind}/{ruleId}", delete_rule);
+    for field in ["enabled", "actions"] {
+        let path = format!("/pushrules/global/{{kind}}/{{ruleId}}/{field}");
+        client_endpoint(router, shard, Method::Get, &path, move |shard, req| get_field(shard, req, field));
+        client_endpoint(router, shard, Method::Put, &path, move |shard, req| put_field(shard, req, field));
+    }
+}
+
+/// The requesting user's rule set.
+async fn current(shard: &AppShard, user_id: &str) -> Result<Ruleset, ApiError> {
+    Ok(rules::ruleset(user_id, read(shard, user_id, None, PUSH_RULES).await?.as_ref()))
+}
+
+/// Changes the user's rule set on their shard and stores the result.
+async fn change<F>(shard: &AppShard, user_id: &str, edit: F) -> Result<(), ApiError>
+where
+    F: FnOnce(&mut Ruleset) -> Result<(), ApiError> + Send + 'static,
+{
+    let owner = user_id.to_owned();
+    update(shard, user_id, None, PUSH_RULES.into(), move |stored| {
+        let mut set = rules::ruleset(&owner, stored.as_ref());
+        edit(&mut set)?;
+        Ok(Some(json!({ "global": set })))
+    })
+    .await?;
+    Ok(())
+}
+
+/// The `{kind}` path parameter.
+fn kind(req: &Request) -> Result<Kind, ApiError> {
+    Kind::parse(&req.params[0]).ok_or_else(|| {
+        ApiError::invalid_param(format!(
+            "unknown rule kind {}: override, content, room, sender or underride",
+            req.params[0]
+        ))
+    })
+}
+
+async fn get_all(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    Ok(Response::json(&json!({ "global": current(&shard, &me.user_id).await? })))
+}
+
+async fn get_global(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    Ok(Response::json(&current(&shard, &me.user_id).await?))
+}
+
+async fn get_rule(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let kind = kind(&req)?;
+    let set = current(&shard, &me.user_id).await?;
+    Ok(Response::json(rules::find(&set, kind, &req.params[1])?))
+}
+
+async fn put_rule(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let kind = kind(&req)?;
+    let body: Map<String, Value> = json_body(&req)?;
+    let query = Query::of(&req);
+    let (before, after) = (query.get("before").map(str::to_owned), query.get("after").map(str::to_owned));
+    let rule_id = req.params[1].clone();
+    change(&shard, &me.user_id, move |set| {
+        let new = NewRule { kind, rule_id: &rule_id, body: &body, before: before.as_deref(), after: after.as_deref() };
+        rules::put(set, new)
+    })
+    .await?;
+    Ok(Response::json(&json!({})))
+}
+
+async fn delete_rule(shard: AppShard, req: Request) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let kind = kind(&req)?;
+    let rule_id = req.params[1].clone();
+    change(&shard, &me.user_id, move |set| rules::delete(set, kind, &rule_id)).await?;
+    Ok(Response::json(&json!({})))
+}
+
+async fn get_field(shard: AppShard, req: Request, field: &'static str) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let kind = kind(&req)?;
+    let set = current(&shard, &me.user_id).await?;
+    let value = rules::find(&set, kind, &req.params[1])?.get(field).cloned().unwrap_or(Value::Null);
+    Ok(Response::json(&json!({ field: value })))
+}
+
+async fn put_field(shard: AppShard, req: Request, field: &'static str) -> ApiResult {
+    let me = authenticate(&shard, &req).await?;
+    let kind = kind(&req)?;
+    let mut body: Map<String, Value> = json_body(&req)?;
+    let value = body.remove(field).ok_or_else(|| ApiError::bad_json(format!("`{field}` is required")))?;
+    match field {
+        "enabled" if !value.is_boolean() => return Err(ApiError::bad_json("`enabled` must be a boolean")),
+        "actions" => rules::check_actions(&value)?,
+        _ => {}
+    }
+    let rule_id = req.params[1].clone();
+    change(&shard, &me.user_id, move |set| rules::set_field(set, kind, &rule_id, field, value)).await?;
+    Ok(Response::json(&json!({})))
+}
