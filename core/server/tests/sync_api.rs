@@ -256,3 +256,38 @@ fn presence_reaches_room_members_through_sync_and_the_status_endpoint() {
     let blocked = sync(&server, &alice, r#"{"presence":{"types":[]}}"#, None);
     assert!(events(&blocked, "/presence/events").is_empty(), "{blocked}");
 }
+
+#[test]
+fn paging_back_from_a_sync_finds_the_history_before_and_never_an_empty_start() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let room = create_room(&server, &alice);
+    send_text(&server, &alice, &room, "one");
+    let messages = |from: &str, limit: u32| {
+        let from = from.replace(' ', "%20");
+        ok(&server, "GET", &format!("/rooms/{room}/messages?dir=b&limit={limit}&from={from}"), &alice, None)
+    };
+    let bodies = |page: &Value| -> Vec<String> {
+        page["chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // An initial sync that holds the whole room: paging back from its
+    // prev_batch returns the room again, not an empty chunk.
+    let first = ok(&server, "GET", "/sync", &alice, None);
+    let timeline = &first["rooms"]["join"][&room]["timeline"];
+    assert_eq!(timeline["limited"], false);
+    let page = messages(timeline["prev_batch"].as_str().unwrap(), 50);
+    assert_eq!(bodies(&page), ["one"]);
+    assert!(page["chunk"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create"));
+    // An incremental sync's prev_batch leads to what came before it.
+    send_text(&server, &alice, &room, "two");
+    let since = first["next_batch"].as_str().unwrap();
+    let next = ok(&server, "GET", &format!("/sync?since={since}"), &alice, None);
+    let timeline = &next["rooms"]["join"][&room]["timeline"];
+    assert_eq!(timeline["events"].as_array().unwrap().len(), 1);
+    assert_eq!(bodies(&messages(timeline["prev_batch"].as_str().unwrap(), 1)), ["one"]);
+}

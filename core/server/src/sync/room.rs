@@ -177,7 +177,17 @@ pub async fn room_part(
     events.reverse();
     let events = visible_in_sync(shard, room, user_id, events).await?;
 
-    let prev_batch = format!("p{}", events.first().map_or(end + 1, |(pos, _)| *pos));
+    // Paginating back from `prev_batch` continues where the timeline
+    // starts, except on an initial sync whose timeline holds the whole room:
+    // there `prev_batch` is the end of the window, so paging back returns
+    // the timeline again rather than an empty chunk. That is what Synapse
+    // answers and what clients that page back from an initial sync expect
+    // (SyTest: "GET /rooms/:room_id/messages returns a message", and "A
+    // prev_batch token from incremental sync can be used in the v1 messages
+    // API" for the incremental case).
+    let whole_room = timeline_since.is_none() && !limited;
+    let first = events.first().map(|(pos, _)| *pos).filter(|_| !whole_room);
+    let prev_batch = format!("p{}", first.unwrap_or(end + 1));
     let window = Window { section, since, end, full, limited };
     let Some(Gathered { room_id, state, members, ephemeral, summary, presence_of }) =
         gather(&room.borrow(), query, &window, &events)
