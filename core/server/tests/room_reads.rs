@@ -226,3 +226,28 @@ fn sync_timelines_hide_what_history_visibility_hides_but_show_the_boundaries() {
         .collect();
     assert_eq!(last, ["joined", "shared", "3", "member"], "\"1\" was sent while only members could see it");
 }
+
+#[test]
+fn the_v1_event_stream_hands_out_a_backlog_oldest_first_without_gaps_or_repeats() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let quiet = create_room(&server, &alice, json!({}));
+    let busy = create_room(&server, &alice, json!({}));
+    let from = ok(get(&server, &alice, "/initialSync?limit=0"))["end"].as_str().unwrap().to_owned();
+    let sent: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+    for (i, text) in sent.iter().enumerate() {
+        send_text(&server, &alice, &busy, text);
+        if i == 3 {
+            send_text(&server, &alice, &quiet, "aside");
+        }
+    }
+    let (mut seen, mut token) = (Vec::new(), from);
+    for _ in 0..10 {
+        let page = ok(get(&server, &alice, &format!("/events?from={token}&limit=3&timeout=0")));
+        seen.extend(bodies(&page));
+        token = page["end"].as_str().unwrap().to_owned();
+    }
+    let busy_seen: Vec<&String> = seen.iter().filter(|b| b.starts_with('m')).collect();
+    assert_eq!(busy_seen, sent.iter().collect::<Vec<_>>(), "in order, none skipped or repeated: {seen:?}");
+    assert_eq!(seen.iter().filter(|b| *b == "aside").count(), 1, "{seen:?}");
+}

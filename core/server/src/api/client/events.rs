@@ -1,20 +1,25 @@
 //! The deprecated v1 event stream `GET /events` (spec: client-server API,
 //! legacy "Syncing" section, still served by Synapse and used by SyTest):
-//! the events after `from` (a `/sync` token; default: now), waiting up to
-//! `timeout` ms for some, as one list with each event's `room_id`.
+//! the events after `from` (a `/sync` token; default: now), oldest first,
+//! waiting up to `timeout` ms for some, as one list with each event's
+//! `room_id`; `end` is the token to continue from.
 //!
-//! For the user's own rooms it is a `/sync` from `from`, flattened: the
-//! same long-poll on the user's shard. With `room_id` of a room the user is
-//! not in (a `world_readable` room they peek into, or one they left), the
-//! room's timeline after the token's position for the room's shard is read
-//! directly; nothing wakes such a reader, so it looks again every
-//! [`PEEK_POLL`] until `timeout`.
+//! For the user's own rooms a `/sync` from `from` does the waiting (the same
+//! long-poll on the user's shard) and names the rooms with news and their
+//! ephemeral events; each such room's timeline is then read forward from
+//! the token, at most `limit` events, because a sync's timeline holds the
+//! newest events and a stream must hand out the oldest first. With
+//! `room_id` of a room the user is not in (a `world_readable` room they
+//! peek into, or one they left) the room's timeline is read the same way;
+//! nothing wakes such a reader, so it looks again every [`PEEK_POLL`] until
+//! `timeout`.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_net::runtime::{sleep, Instant};
+use tessera_storage::records::StreamPos;
 use tessera_storage::Direction;
 
 use super::initial_sync::v1_event;
@@ -77,27 +82,69 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
         set_presence: None,
     };
     let body = sync(&shard, request).await?;
-    let mut chunk = Vec::new();
+    let mut next = body["next_batch"].as_str().and_then(SyncToken::parse).unwrap_or_else(|| from.clone());
+    let placement = &shard.state.placement;
+    let shards = placement.shard_count();
+    next.positions = (0..shards).map(|k| next.position(k, shards)).collect();
+    // Rooms with news, each read forward from the token. A room with more
+    // than `limit` new events ends its shard's part of `end` at its last
+    // event handed out, so no event is skipped; later events of that
+    // shard's other rooms wait for the next call rather than come twice.
+    let mut rooms: Vec<(String, usize, Vec<(StreamPos, Value)>, Vec<Value>)> = Vec::new();
     for section in ["join", "leave"] {
-        let Some(Value::Object(rooms)) = body["rooms"].get(section) else { continue };
-        for (id, room) in rooms {
+        let Some(Value::Object(synced)) = body["rooms"].get(section) else { continue };
+        for (id, room) in synced {
             if room_id.as_ref().is_some_and(|wanted| wanted != id) {
                 continue;
             }
-            for part in ["timeline", "ephemeral"] {
-                for event in room[part]["events"].as_array().into_iter().flatten() {
-                    let mut event = event.clone();
-                    event["room_id"] = id.clone().into();
-                    if let Some(sender) = event.get("sender").cloned() {
-                        event["user_id"] = sender;
-                    }
-                    chunk.push(event);
-                }
+            let k = placement.shard(id);
+            let (events, reached, more) = forward(&shard, &me.user_id, id, from.position(k, shards), limit).await?;
+            if more {
+                next.positions[k] = next.positions[k].min(reached);
             }
+            let ephemeral = room["ephemeral"]["events"].as_array().cloned().unwrap_or_default();
+            rooms.push((id.clone(), k, events, ephemeral));
         }
     }
-    let end = body["next_batch"].clone();
-    Ok(Response::json(&json!({ "chunk": chunk, "start": from.to_string(), "end": end })))
+    let mut chunk = Vec::new();
+    for (id, k, events, ephemeral) in rooms {
+        let handed_out = events.into_iter().filter(|(pos, _)| *pos <= next.positions[k]).map(|(_, e)| e);
+        for mut event in handed_out.chain(ephemeral) {
+            event["room_id"] = id.clone().into();
+            if let Some(sender) = event.get("sender").cloned() {
+                event["user_id"] = sender;
+            }
+            chunk.push(event);
+        }
+    }
+    Ok(Response::json(&json!({ "chunk": chunk, "start": from.to_string(), "end": next.to_string() })))
+}
+
+/// `user_id`'s view of a room's events after `after`, oldest first, at
+/// most `limit`: the events with their positions, the last position read,
+/// and whether more remain.
+async fn forward(
+    shard: &AppShard,
+    user_id: &str,
+    room_id: &str,
+    after: StreamPos,
+    limit: usize,
+) -> Result<(Vec<(StreamPos, Value)>, StreamPos, bool), ApiError> {
+    let user_id = user_id.to_owned();
+    on_room(shard, room_id, move |shard, room| async move {
+        let reader = reader(&shard, &room, &user_id).await?;
+        let durable = shard.state.rooms.stream.durable();
+        let before = match reader {
+            Reader::Departed { leave_pos, .. } => leave_pos + 1,
+            _ => durable + 1,
+        };
+        let page = timeline(&shard, &room, Some(after), Some(before), Direction::Forward, limit).await?;
+        let more = page.len() == limit;
+        let last = page.last().map_or(durable.max(after), |(pos, _)| *pos);
+        let page = visible(&shard, &room, &user_id, reader.peeking(), page).await?;
+        Ok((page.iter().map(|(pos, e)| (*pos, v1_event(e))).collect(), last, more))
+    })
+    .await
 }
 
 /// The events of a room the user is not joined to, after `from`.
@@ -107,20 +154,8 @@ async fn peek(shard: &AppShard, user_id: &str, room_id: &str, from: SyncToken, t
     let after = from.position(k, shards);
     let deadline = Instant::now() + timeout;
     loop {
-        let user_id = user_id.to_owned();
-        let (events, reached) = on_room(shard, room_id, move |shard, room| async move {
-            let reader = reader(&shard, &room, &user_id).await?;
-            let durable = shard.state.rooms.stream.durable();
-            let before = match reader {
-                Reader::Departed { leave_pos, .. } => leave_pos + 1,
-                _ => durable + 1,
-            };
-            let page = timeline(&shard, &room, Some(after), Some(before), Direction::Forward, LIMIT).await?;
-            let last = page.last().map_or(durable.max(after), |(pos, _)| *pos);
-            let page = visible(&shard, &room, &user_id, reader.peeking(), page).await?;
-            Ok((page.iter().map(|(_, e)| v1_event(e)).collect::<Vec<_>>(), last))
-        })
-        .await?;
+        let (events, reached, _) = forward(shard, user_id, room_id, after, LIMIT).await?;
+        let events: Vec<Value> = events.into_iter().map(|(_, e)| e).collect();
         if !events.is_empty() || Instant::now() >= deadline || shard.state.shutdown.is_triggered() {
             let mut end = from.clone();
             end.positions = (0..shards).map(|j| if j == k { reached } else { from.position(j, shards) }).collect();
