@@ -90,7 +90,7 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
     // than `limit` new events ends its shard's part of `end` at its last
     // event handed out, so no event is skipped; later events of that
     // shard's other rooms wait for the next call rather than come twice.
-    let mut rooms: Vec<(String, usize, Vec<(StreamPos, Value)>, Vec<Value>)> = Vec::new();
+    let mut rooms: Vec<RoomNews> = Vec::new();
     for section in ["join", "leave"] {
         let Some(Value::Object(synced)) = body["rooms"].get(section) else { continue };
         for (id, room) in synced {
@@ -103,11 +103,11 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
                 next.positions[k] = next.positions[k].min(reached);
             }
             let ephemeral = room["ephemeral"]["events"].as_array().cloned().unwrap_or_default();
-            rooms.push((id.clone(), k, events, ephemeral));
+            rooms.push(RoomNews { room_id: id.clone(), shard: k, events, ephemeral });
         }
     }
     let mut chunk = Vec::new();
-    for (id, k, events, ephemeral) in rooms {
+    for RoomNews { room_id: id, shard: k, events, ephemeral } in rooms {
         let handed_out = events.into_iter().filter(|(pos, _)| *pos <= next.positions[k]).map(|(_, e)| e);
         for mut event in handed_out.chain(ephemeral) {
             event["room_id"] = id.clone().into();
@@ -118,6 +118,15 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
         }
     }
     Ok(Response::json(&json!({ "chunk": chunk, "start": from.to_string(), "end": next.to_string() })))
+}
+
+/// What one call hands out of a room: its timeline events read forward
+/// (with their positions on the room's shard) and its ephemeral events.
+struct RoomNews {
+    room_id: String,
+    shard: usize,
+    events: Vec<(StreamPos, Value)>,
+    ephemeral: Vec<Value>,
 }
 
 /// `user_id`'s view of a room's events after `after`, oldest first, at
