@@ -228,6 +228,30 @@ fn sync_timelines_hide_what_history_visibility_hides_but_show_the_boundaries() {
 }
 
 #[test]
+fn a_state_change_hidden_behind_many_invisible_messages_still_reaches_the_sync_timeline() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let (carol_id, carol) = register(server.client, "carol");
+    let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    member(&server, &bob, &room, "join", None);
+    put_state(&server, &alice, &room, "m.room.history_visibility", json!({ "history_visibility": "joined" }));
+    member(&server, &bob, &room, "leave", None);
+    member(&server, &carol, &room, "join", None);
+    // More than a timeline's worth of messages bob may not see.
+    for i in 0..30 {
+        send_text(&server, &alice, &room, &format!("hidden {i}"));
+    }
+    member(&server, &bob, &room, "join", None);
+    let filter = "%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A5%7D%7D%7D";
+    let sync = ok(get(&server, &bob, &format!("/sync?filter={filter}")));
+    let timeline = sync["rooms"]["join"][&room]["timeline"]["events"].as_array().unwrap();
+    let carol_joined = timeline.iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == carol_id.as_str());
+    assert!(carol_joined, "carol's join is current state: {timeline:?}");
+    assert!(timeline.iter().all(|e| e["content"]["body"].is_null()), "no hidden message leaks: {timeline:?}");
+}
+
+#[test]
 fn the_v1_event_stream_hands_out_a_backlog_oldest_first_without_gaps_or_repeats() {
     let server = open_server();
     let (_, alice) = register(server.client, "alice");

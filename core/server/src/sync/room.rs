@@ -175,7 +175,6 @@ pub async fn room_part(
     let (mut events, mut limited) = timeline_window(shard, room, query, timeline_since, end, left).await?;
     limited |= newly_joined;
     events.reverse();
-    let events = visible_in_sync(shard, room, user_id, events).await?;
 
     // Paginating back from `prev_batch` continues where the timeline
     // starts, except on an initial sync whose timeline holds the whole room:
@@ -301,10 +300,14 @@ fn gather(room: &Room, query: &RoomQuery, window: &Window, events: &[(StreamPos,
     Some(Gathered { room_id: room.id.clone(), state, members, ephemeral, summary, presence_of })
 }
 
-/// The newest events in `(since, end]` that pass the timeline filter and
-/// are not from an ignored user, newest first, at most the limit, and
-/// whether there were more. For a left room (`left`), the walk stops at the
-/// user's own join or invite: the history before it is not theirs.
+/// The newest events in `(since, end]` that pass the timeline filter, are
+/// not from an ignored user and that the user may see, newest first, at
+/// most the limit, and whether there were more. Hidden events do not use up
+/// the limit: the walk reads older pages until the limit is filled, so a
+/// state change hidden behind many invisible messages still reaches the
+/// client (SyTest: "Current state appears in timeline in private history
+/// with many messages after"). For a left room (`left`), the walk stops at
+/// the user's own join or invite: the history before it is not theirs.
 async fn timeline_window(
     shard: &AppShard,
     room: &Rc<RefCell<Room>>,
@@ -322,13 +325,14 @@ async fn timeline_window(
     // Without a filter the first page decides; with one, pages go on until
     // enough events pass.
     let unfiltered = *filter == Default::default() && query.ignored.is_empty() && !left;
-    let page = if unfiltered { limit + 1 } else { (limit + 1).max(RECENT_EVENTS) };
+    let mut page = if unfiltered { limit + 1 } else { (limit + 1).max(RECENT_EVENTS) };
     let mut out = Vec::new();
     let mut before = end + 1;
     let mut scanned = 0;
     loop {
         let events = timeline(shard, room, since, Some(before), Direction::Backward, page).await?;
-        let exhausted = events.len() < page;
+        let mut exhausted = events.len() < page;
+        let mut passing = Vec::with_capacity(events.len());
         for (pos, event) in events {
             scanned += 1;
             before = pos;
@@ -337,15 +341,17 @@ async fn timeline_window(
                 && event.state_key.as_deref() == Some(query.user_id.as_str())
                 && matches!(event.content.get("membership").and_then(Value::as_str), Some("join" | "invite"));
             if passes(&event) {
-                out.push((pos, event));
-                if out.len() > limit {
-                    out.truncate(limit);
-                    return Ok((out, true));
-                }
+                passing.push((pos, event));
             }
             if own_start {
-                return Ok((out, false));
+                exhausted = true;
+                break;
             }
+        }
+        out.extend(visible_in_sync(shard, room, &query.user_id, passing).await?);
+        if out.len() > limit {
+            out.truncate(limit);
+            return Ok((out, true));
         }
         if exhausted {
             return Ok((out, false));
@@ -353,6 +359,8 @@ async fn timeline_window(
         if scanned >= MAX_SCANNED {
             return Ok((out, true));
         }
+        // A long hidden stretch is crossed in few reads.
+        page = (page * 2).min(MAX_SCANNED);
     }
 }
 
