@@ -14,6 +14,7 @@
 //! - [`signatures`]: signing and verifying JSON objects and events.
 //! - [`keys`]: server signing keys, their Synapse-compatible file format and
 //!   the `/_matrix/key/v2/server` response.
+//! - [`request_auth`]: the `X-Matrix` signatures on requests between servers.
 
 //!
 //! # Example
@@ -50,5 +51,6 @@ pub mod identifiers;
 pub mod keys;
 pub mod pdu;
 pub mod redaction;
+pub mod request_auth;
 pub mod room_version;
 pub mod signatures;

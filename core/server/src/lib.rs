@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod generate;
 pub mod logging;
 pub mod placement;

@@ -1,7 +1,7 @@
 //! Reading requests: JSON bodies and query strings, with the spec's errors
 //! for what cannot be read.
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use tessera_net::http::Request;
 
@@ -19,6 +19,16 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         return Err(ApiError::not_json("body must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|e| ApiError::bad_json(e.to_string()))
+}
+
+/// What stays unescaped in a query value we send: RFC 3986's unreserved
+/// characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `value` percent-encoded for a query string or path segment of a request
+/// we send (`#`, `:`, `@`, `!` and the rest escaped).
+pub fn query_encode(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 /// A request's query string, decoded.

@@ -26,6 +26,7 @@ use tessera_proto::keys::{parse_key_file, SigningKey};
 
 use crate::api;
 use crate::config::{self, Config, ListenerSection};
+use crate::federation::Federation;
 use crate::placement::Placement;
 use crate::rooms::Rooms;
 use crate::state::{AppShard, ServerKeys, ShardState};
@@ -47,6 +48,8 @@ pub struct Prepared {
     config: Arc<Config>,
     tls: Tls,
     keys: Arc<ServerKeys>,
+    /// Roots trusted for requests to other servers.
+    outbound_tls: Arc<rustls::ClientConfig>,
 }
 
 /// Loads the config and checks the files it names.
@@ -64,7 +67,9 @@ pub fn prepare(config: Config) -> Result<Prepared, String> {
         client: tls_of("client", &config.listeners.client)?,
         federation: tls_of("federation", &config.listeners.federation)?,
     };
-    Ok(Prepared { config: Arc::new(config), tls, keys: Arc::new(keys) })
+    let outbound_tls = tessera_net::http::client_tls_config(&config.federation.trusted_ca_files)
+        .map_err(|e| format!("federation.trusted_ca_files: {e}"))?;
+    Ok(Prepared { config: Arc::new(config), tls, keys: Arc::new(keys), outbound_tls })
 }
 
 fn load_keys(config: &Config) -> Result<ServerKeys, String> {
@@ -83,7 +88,7 @@ fn load_keys(config: &Config) -> Result<ServerKeys, String> {
 /// Runs the server until SIGTERM/SIGINT. Returns once every shard has
 /// finished its in-flight requests.
 pub fn run(prepared: Prepared) -> Result<(), String> {
-    let Prepared { config, tls, keys } = prepared;
+    let Prepared { config, tls, keys, outbound_tls } = prepared;
     let data_dir = DataDir::open(&config.data_dir, config.server.vshards).map_err(|e| e.to_string())?;
     ensure_ports_free(&config)?;
     let db = Backend::open(&config, &data_dir).map_err(|e| format!("storage: {e}"))?;
@@ -108,6 +113,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
         let config = config.clone();
         let tls = tls.clone();
         let keys = keys.clone();
+        let outbound_tls = outbound_tls.clone();
         let db = db.clone();
         let ready = ready_tx.clone();
         async move {
@@ -141,6 +147,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                 registered_sessions: Default::default(),
                 rooms,
                 sync,
+                federation: Federation::new(outbound_tls.clone()),
             };
             let shard = Shard::start(spec.id, spec.inbox, state);
             let sockets = match bind_listeners(&shard, &config, &tls) {

@@ -15,6 +15,7 @@ use tessera_proto::keys::{OldVerifyKey, SigningKey};
 
 use crate::auth::TokenCache;
 use crate::config::Config;
+use crate::federation::Federation;
 use crate::placement::Placement;
 use crate::rooms::Rooms;
 use crate::store::AnyStore;
@@ -47,6 +48,8 @@ pub struct ShardState {
     pub rooms: Rooms,
     /// Sync state of this shard's users.
     pub sync: SyncHub,
+    /// Connections to other servers and what this shard knows of them.
+    pub federation: Federation,
 }
 
 impl ShardState {

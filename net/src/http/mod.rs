@@ -1,6 +1,8 @@
-//! HTTP/1.1 server: parsing, routing, connections, listeners.
+//! HTTP/1.1: the server (parsing, routing, connections, listeners) and the
+//! client for requests to other servers.
 
 mod chunked;
+mod client;
 mod conn;
 mod date;
 mod forwarded;
@@ -10,6 +12,7 @@ mod response;
 mod router;
 mod server;
 
+pub use client::{client_tls_config, ClientError, ClientLimits, HttpClient, OutRequest, OutResponse, Target};
 pub use forwarded::TrustedProxies;
 pub use request::{Headers, Method, Request};
 pub use response::Response;

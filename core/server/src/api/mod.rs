@@ -66,15 +66,25 @@ pub fn client_router(shard: &AppShard) -> Router {
     if config.metrics.enable {
         metrics::register(&mut router, shard);
     }
+    if config.listeners.client.serve_federation {
+        server_server_routes(&mut router, shard);
+    }
     router
 }
 
 /// Routes of the federation listener.
 pub fn federation_router(shard: &AppShard) -> Router {
     let mut router = Router::new();
-    federation::version::register(&mut router);
-    key::server::register(&mut router, &shard.state.keys);
+    server_server_routes(&mut router, shard);
     well_known::register(&mut router, &shard.state.config);
     health::register(&mut router);
     router
+}
+
+/// The Server-Server API and the key endpoints, on whichever listener
+/// serves them.
+fn server_server_routes(router: &mut Router, shard: &AppShard) {
+    federation::register(router, shard);
+    key::server::register(router, &shard.state.keys);
+    key::query::register(router, shard);
 }

@@ -55,6 +55,9 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// Requests to other servers.
+    #[serde(default)]
+    pub federation: FederationSection,
 }
 
 /// `[[old_verify_keys]]`: a retired signing key (key rotation).
@@ -124,6 +127,11 @@ pub struct ListenerSection {
     /// Proxies whose `X-Forwarded-For` header is believed.
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,
+    /// Also serve the Server-Server API here: one TLS port for both APIs,
+    /// as small deployments and test networks (SyTest) run. The federation
+    /// listener serves it regardless.
+    #[serde(default)]
+    pub serve_federation: bool,
 }
 
 fn yes() -> bool {
@@ -269,6 +277,15 @@ impl Default for MetricsSection {
     }
 }
 
+/// `[federation]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationSection {
+    /// PEM files of CA certificates trusted for outbound requests besides
+    /// the public (Mozilla) roots: a private federation's own CA.
+    pub trusted_ca_files: Vec<PathBuf>,
+}
+
 /// A configuration error, naming the key (or file) at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -338,6 +355,7 @@ impl Config {
             l.tls_certificate.as_mut().map(resolve);
             l.tls_private_key.as_mut().map(resolve);
         }
+        self.federation.trusted_ca_files.iter_mut().for_each(resolve);
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -71,6 +71,8 @@ trusted_proxies = ["127.0.0.1/32", "::1/128"]
 # To serve TLS here directly instead, set both:
 # tls_certificate = "/path/to/fullchain.pem"
 # tls_private_key = "/path/to/privkey.pem"
+# To serve the federation API on this port too (one port for both APIs):
+# serve_federation = true
 
 # The Server-Server (federation) API, with TLS. generate-config made a
 # self-signed certificate so this starts; other servers will only trust a
@@ -81,6 +83,11 @@ enable = true
 bind = ["0.0.0.0:{federation_port}"]
 tls_certificate = {tls_cert}
 tls_private_key = {tls_key}
+
+# Requests to other servers are checked against the public (Mozilla) CA
+# roots; a private federation adds its own CA here.
+[federation]
+# trusted_ca_files = ["/path/to/ca.pem"]
 
 [limits]
 # Largest request head (request line and headers), in bytes.

@@ -348,6 +348,30 @@ where
         .await?
 }
 
+/// The servers with members joined to `room_id`, this one first (what the
+/// directory answers as `servers`, to join through). Just this server when
+/// the room is unknown here.
+pub async fn resident_servers(shard: &AppShard, room_id: &str) -> Result<Vec<String>, ApiError> {
+    let us = shard.state.config.server_name.clone();
+    let found = on_room(shard, room_id, move |_, room| async move {
+        let room = room.borrow();
+        let mut servers: Vec<String> = vec![us.clone()];
+        for user in room.state.joined() {
+            if let Some((_, server)) = user.split_once(':') {
+                if !servers.iter().any(|s| s == server) {
+                    servers.push(server.to_owned());
+                }
+            }
+        }
+        Ok(servers)
+    })
+    .await;
+    match found {
+        Err(e) if e.status == 404 => Ok(vec![shard.state.config.server_name.clone()]),
+        other => other,
+    }
+}
+
 /// Sends one event into a room as `sender` (idempotently per `txn`), on
 /// the room's shard. Returns the event ID.
 pub async fn send(shard: &AppShard, room_id: &str, draft: Draft, txn: Option<Txn>) -> Result<String, ApiError> {

@@ -31,11 +31,16 @@ pub fn free_port() -> u16 {
 
 /// Writes a config with `tessera generate-config` into a new temp dir.
 pub fn generate() -> (tempfile::TempDir, PathBuf, u16, u16) {
+    generate_named(|_| "localhost".to_owned())
+}
+
+/// As [`generate`], with the server name made from the federation port.
+pub fn generate_named(server_name: impl FnOnce(u16) -> String) -> (tempfile::TempDir, PathBuf, u16, u16) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tessera.toml");
     let (client, federation) = (free_port(), free_port());
     let out = Command::new(BIN)
-        .args(["generate-config", "--server-name", "localhost", "--config"])
+        .args(["generate-config", "--server-name", &server_name(federation), "--config"])
         .arg(&config)
         .args(["--client-port", &client.to_string(), "--federation-port", &federation.to_string()])
         .output()
@@ -57,6 +62,30 @@ impl Server {
         };
         server.spawn(env);
         server
+    }
+
+    /// A server named after its federation address (`127.0.0.1:<port>`),
+    /// so that other servers reach it by its name; configured, not started.
+    pub fn federating() -> Self {
+        let (dir, config, client, federation) = generate_named(|port| format!("127.0.0.1:{port}"));
+        Self {
+            dir,
+            config,
+            client: SocketAddr::from(([127, 0, 0, 1], client)),
+            federation: SocketAddr::from(([127, 0, 0, 1], federation)),
+            child: None,
+        }
+    }
+
+    /// The server name of a [`Server::federating`] server.
+    pub fn name(&self) -> String {
+        self.federation.to_string()
+    }
+
+    /// The self-signed certificate generate-config made for the
+    /// federation listener.
+    pub fn tls_certificate(&self) -> PathBuf {
+        self.dir.path().join("data/tls.crt")
     }
 
     /// (Re)starts the process on this server's config.

@@ -16,11 +16,12 @@ use tessera_storage::{Op, Store};
 use crate::api::client_endpoint;
 use crate::auth::{authenticate, Requester};
 use crate::error::{ApiError, ApiResult};
-use crate::request::{json_body, Query};
+use crate::federation;
+use crate::request::{json_body, query_encode, Query};
 use crate::rooms::event::Draft;
 use crate::rooms::read::require_joined;
 use crate::rooms::room::Room;
-use crate::rooms::{on_room, send};
+use crate::rooms::{self, on_room, send};
 use crate::state::AppShard;
 
 /// Most rooms one `/publicRooms` page lists.
@@ -77,9 +78,32 @@ pub async fn create_alias(shard: &AppShard, alias: &str, room_id: &str, creator:
         .await?
 }
 
+/// Spec: "Requests that a server resolve a room alias to a room ID. The
+/// server will use the federation API to resolve the alias if the domain
+/// part of the alias does not correspond to the server's own domain."
 async fn get_alias(shard: AppShard, req: Request) -> ApiResult {
-    let room_id = resolve(&shard, &req.params[0]).await?;
-    Ok(Response::json(&json!({ "room_id": room_id, "servers": [shard.state.config.server_name] })))
+    let alias = &req.params[0];
+    if let Some(server) = remote_alias_server(&shard, alias) {
+        let path = format!("/_matrix/federation/v1/query/directory?room_alias={}", query_encode(alias));
+        let answer = federation::request::request(&shard, server, Method::Get, &path, None).await?;
+        let (Some(room_id), Some(servers)) = (answer["room_id"].as_str(), answer["servers"].as_array()) else {
+            return Err(ApiError::new(
+                502,
+                "M_UNKNOWN",
+                format!("{server} answered an alias query without room_id and servers"),
+            ));
+        };
+        return Ok(Response::json(&json!({ "room_id": room_id, "servers": servers })));
+    }
+    let room_id = resolve(&shard, alias).await?;
+    let servers = rooms::resident_servers(&shard, &room_id).await?;
+    Ok(Response::json(&json!({ "room_id": room_id, "servers": servers })))
+}
+
+/// The server of a well-formed alias that is not ours.
+fn remote_alias_server<'a>(shard: &AppShard, alias: &'a str) -> Option<&'a str> {
+    let (local, server) = alias.strip_prefix('#')?.split_once(':')?;
+    (!local.is_empty() && server != shard.state.config.server_name && alias.len() <= 255).then_some(server)
 }
 
 #[derive(Deserialize)]

@@ -26,7 +26,8 @@ use crate::accounts::user_writes::on_user_shard;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
-use crate::request::json_body;
+use crate::federation;
+use crate::request::{json_body, query_encode};
 use crate::rooms;
 use crate::state::AppShard;
 
@@ -100,7 +101,30 @@ async fn profile_owner(shard: &AppShard, user_id: &str) -> Result<UserRecord, Ap
     }
 }
 
+/// A remote user's profile, `field` or all of it, asked of their server
+/// (spec: the server-server profile query).
+async fn remote_profile(shard: &AppShard, user_id: &str, field: Option<Field>) -> Result<Option<Value>, ApiError> {
+    let Some((_, server)) = user_id.split_once(':') else { return Ok(None) };
+    if server == shard.state.config.server_name {
+        return Ok(None);
+    }
+    let mut path = format!("/_matrix/federation/v1/query/profile?user_id={}", query_encode(user_id));
+    if let Some(field) = field {
+        path.push_str("&field=");
+        path.push_str(field.key());
+    }
+    let answer = federation::request::request(shard, server, Method::Get, &path, None).await?;
+    Ok(Some(answer))
+}
+
 async fn get_profile(shard: AppShard, req: Request) -> ApiResult {
+    if let Some(answer) = remote_profile(&shard, &req.params[0], None).await? {
+        let profile: Map<String, Value> = [Field::Displayname, Field::AvatarUrl]
+            .into_iter()
+            .filter_map(|f| Some((f.key().to_owned(), answer.get(f.key()).filter(|v| v.is_string())?.clone())))
+            .collect();
+        return Ok(Response::json(&profile));
+    }
     let user = profile_owner(&shard, &req.params[0]).await?;
     let mut profile = Map::new();
     for field in [Field::Displayname, Field::AvatarUrl] {
@@ -112,6 +136,11 @@ async fn get_profile(shard: AppShard, req: Request) -> ApiResult {
 }
 
 async fn get_field(shard: AppShard, req: Request, field: Field) -> ApiResult {
+    if let Some(answer) = remote_profile(&shard, &req.params[0], Some(field)).await? {
+        let value = answer.get(field.key()).filter(|v| v.is_string()).cloned();
+        let value = value.ok_or_else(|| ApiError::not_found(format!("no {} set", field.key())))?;
+        return Ok(Response::json(&json!({ field.key(): value })));
+    }
     let user = profile_owner(&shard, &req.params[0]).await?;
     let value = field.of(&user).clone().ok_or_else(|| ApiError::not_found(format!("no {} set", field.key())))?;
     Ok(Response::json(&json!({ field.key(): value })))

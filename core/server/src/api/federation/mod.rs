@@ -1,3 +1,14 @@
 //! The Server-Server API (`/_matrix/federation`).
 
+pub mod query;
 pub mod version;
+
+use tessera_net::http::Router;
+
+use crate::state::AppShard;
+
+/// Registers every Server-Server endpoint.
+pub fn register(router: &mut Router, shard: &AppShard) {
+    version::register(router);
+    query::register(router, shard);
+}

@@ -1,3 +1,5 @@
-//! The key API (`/_matrix/key`): how other servers learn our signing keys.
+//! The key API (`/_matrix/key`): how other servers learn our signing keys,
+//! and other servers' keys through us (notary).
 
+pub mod query;
 pub mod server;

@@ -30,7 +30,7 @@ pub fn register(router: &mut Router, keys: &Arc<ServerKeys>) {
     // Per shard: (signed at, response). Signing costs tens of microseconds;
     // a busy federation asks often.
     let cached: RefCell<Option<(SystemTime, Bytes)>> = RefCell::new(None);
-    router.ready(Method::Get, "/_matrix/key/v2/server", move |_| {
+    let serve = move |_| {
         let now = SystemTime::now();
         let fresh = cached.borrow().as_ref().and_then(|(signed_at, body)| {
             (now.duration_since(*signed_at).unwrap_or(Duration::MAX) < RESIGN_AFTER).then(|| body.clone())
@@ -50,5 +50,10 @@ pub fn register(router: &mut Router, keys: &Arc<ServerKeys>) {
             }
         };
         Response::json_bytes(body)
-    });
+    };
+    // The deprecated `/server/{keyID}` form gets the same answer: all keys.
+    let serve = std::rc::Rc::new(serve);
+    let all = serve.clone();
+    router.ready(Method::Get, "/_matrix/key/v2/server", move |r| all(r));
+    router.ready(Method::Get, "/_matrix/key/v2/server/{keyId}", move |r| serve(r));
 }

@@ -1,0 +1,68 @@
+//! Talking to other servers: finding them ([`resolve`]), their signing keys
+//! ([`keys`]), signing what we send ([`request`]) and checking what they
+//! send ([`auth`]).
+//!
+//! Each shard has its own [`Federation`]: its own HTTP client and
+//! connections, its own caches of resolved names and keys. Nothing here is
+//! shared between cores; a cache miss on one shard costs one lookup there,
+//! and fetched keys are also stored, so other shards and restarts find them.
+
+pub mod auth;
+pub mod keys;
+pub mod request;
+pub mod resolve;
+
+use std::sync::Arc;
+
+use tessera_net::http::{ClientError, ClientLimits, HttpClient};
+
+use crate::error::ApiError;
+
+/// A shard's federation state.
+pub struct Federation {
+    /// Connections to other servers.
+    pub client: HttpClient,
+    /// Where server names lead.
+    pub resolver: resolve::Resolver,
+    /// Other servers' verify keys.
+    pub keys: keys::KeyCache,
+}
+
+impl Federation {
+    /// State for one shard; `tls` trusts the roots outbound requests accept.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            client: HttpClient::new(tls, ClientLimits::default()),
+            resolver: resolve::Resolver::default(),
+            keys: keys::KeyCache::default(),
+        }
+    }
+}
+
+/// Why a request to another server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FedError {
+    #[error("cannot find server {server}: {reason}")]
+    Resolve { server: String, reason: String },
+    #[error("request to {server} failed: {source}")]
+    Http { server: String, source: ClientError },
+    #[error("{server} answered {status}: {errcode} {message}")]
+    Status { server: String, status: u16, errcode: String, message: String },
+    #[error("{server} sent an unusable answer: {reason}")]
+    Invalid { server: String, reason: String },
+    #[error("storage: {0}")]
+    Storage(#[from] tessera_storage::StorageError),
+}
+
+impl From<FedError> for ApiError {
+    /// What a client sees when a request it caused to another server
+    /// failed: the remote's own 404 stays a 404 (an unknown user or alias),
+    /// anything else is a bad gateway, as Synapse answers.
+    fn from(e: FedError) -> Self {
+        match &e {
+            FedError::Status { status: 404, message, .. } => ApiError::not_found(message.clone()),
+            FedError::Storage(_) => ApiError::internal(e.to_string()),
+            _ => ApiError::new(502, "M_UNKNOWN", e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Requests to other servers, signed with `X-Matrix` (server-server API §
+//! Request Authentication).
+
+use tessera_net::http::{Method, OutRequest, OutResponse};
+use tessera_proto::canonical_json::{to_bytes, Value as CanonicalValue};
+use tessera_proto::request_auth::sign_request;
+
+use super::{resolve, FedError};
+use crate::state::AppShard;
+
+/// Sends a signed request to `destination` and returns its JSON answer;
+/// an error status becomes [`FedError::Status`]. `path` is the path with
+/// its query string, already percent-encoded.
+pub async fn request(
+    shard: &AppShard,
+    destination: &str,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, FedError> {
+    let invalid = |reason: String| FedError::Invalid { server: destination.to_owned(), reason };
+    let content = match body {
+        Some(body) => Some(CanonicalValue::try_from(body.clone()).map_err(|e| invalid(format!("our body: {e}")))?),
+        None => None,
+    };
+    let keys = &shard.state.keys;
+    let origin = keys.server_name.as_str();
+    let auth = sign_request(method.as_str(), path, origin, destination, content.as_ref(), &keys.current[0]);
+    let header = auth.to_header();
+    let json = content.as_ref().map(to_bytes);
+    let target = resolve::resolve(shard, destination).await?;
+    let request = OutRequest { method, path, headers: &[("Authorization", &header)], json: json.as_deref() };
+    let response = shard
+        .state
+        .federation
+        .client
+        .send(&target, &request)
+        .await
+        .map_err(|source| FedError::Http { server: destination.to_owned(), source })?;
+    answer(destination, response)
+}
+
+/// The JSON body of a 2xx answer, or the error the remote gave.
+fn answer(server: &str, response: OutResponse) -> Result<serde_json::Value, FedError> {
+    let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+    if (200..300).contains(&response.status) {
+        return body
+            .ok_or_else(|| FedError::Invalid { server: server.to_owned(), reason: "answer is not JSON".into() });
+    }
+    let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(|v| v.as_str()).unwrap_or_default();
+    Err(FedError::Status {
+        server: server.to_owned(),
+        status: response.status,
+        errcode: field("errcode").to_owned(),
+        message: field("error").to_owned(),
+    })
+}
