@@ -82,6 +82,13 @@ impl KnownKeys {
         self.servers.entry(server.to_owned()).or_default().insert(key_id.to_owned(), key);
     }
 
+    /// Adds every key of `other` (replacing keys with the same IDs).
+    pub fn merge(&mut self, other: KnownKeys) {
+        for (server, keys) in other.servers {
+            self.servers.entry(server).or_default().extend(keys);
+        }
+    }
+
     fn get(&self, server: &str, key_id: &str) -> Option<&KnownKey> {
         self.servers.get(server)?.get(key_id)
     }

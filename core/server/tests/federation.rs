@@ -4,7 +4,13 @@
 mod common;
 
 use common::{call, ok, register, Server, V3};
-use serde_json::json;
+use serde_json::{json, Value};
+use tessera_proto::canonical_json::{to_bytes, Object, Value as CanonicalValue};
+use tessera_proto::hashes::event_id;
+use tessera_proto::keys::{parse_key_file, SigningKey};
+use tessera_proto::request_auth::sign_request;
+use tessera_proto::room_version::RoomVersionRules;
+use tessera_proto::signatures::hash_and_sign_event;
 
 /// Two servers named after their federation addresses, each trusting the
 /// other's self-signed certificate; each also serves the federation API on
@@ -104,4 +110,109 @@ fn a_notary_relays_another_servers_own_keys_countersigned() {
     let body = json!({ "server_keys": { b.name(): {} } });
     let posted = ok(call(a.client, "POST", "/_matrix/key/v2/query", None, Some(&body)));
     assert_eq!(posted["server_keys"][0]["verify_keys"], response["verify_keys"]);
+}
+
+/// Signs requests and events as `server` (the test plays that server,
+/// with its own key: the server under test fetches the key from it).
+struct Impersonating {
+    name: String,
+    key: SigningKey,
+}
+
+impl Impersonating {
+    fn new(server: &Server) -> Self {
+        let text = std::fs::read_to_string(server.data_dir().join("data/signing.key")).unwrap();
+        Self { name: server.name(), key: parse_key_file(&text).unwrap().remove(0) }
+    }
+
+    /// A signed federation request to `to` (on its client port, which
+    /// also serves federation in these tests).
+    fn call(&self, to: &Server, method: &str, path: &str, body: Option<&Value>) -> common::Reply {
+        let content = body.map(|b| CanonicalValue::try_from(b.clone()).unwrap());
+        let auth = sign_request(method, path, &self.name, &to.name(), content.as_ref(), &self.key).to_header();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        common::request(
+            to.client,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    }
+
+    /// Completes a make_* template: timestamp, hashes, signature; returns
+    /// the event and its ID.
+    fn complete(&self, template: &Value, version: &str) -> (Value, String) {
+        let rules = RoomVersionRules::get(version).unwrap();
+        let mut event = template.clone();
+        event["origin_server_ts"] = json!(1_700_000_000_000u64);
+        let mut object = Object::try_from(event).unwrap();
+        hash_and_sign_event(&mut object, &self.name, &self.key, rules);
+        let id = event_id(&object, rules).unwrap().to_string();
+        (serde_json::from_slice(&to_bytes(&CanonicalValue::Object(object))).unwrap(), id)
+    }
+}
+
+#[test]
+fn a_remote_user_joins_and_leaves_a_local_room_through_make_and_send() {
+    let (a, b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let room = ok(call(
+        a.client,
+        "POST",
+        &format!("{V3}/createRoom"),
+        Some(&alice),
+        Some(&json!({ "preset": "public_chat", "room_version": "11" })),
+    ))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_server = Impersonating::new(&b);
+    let bob = format!("@bob:{}", b.name());
+
+    let made = b_server.call(&a, "GET", &format!("/_matrix/federation/v1/make_join/{room}/{bob}?ver=10&ver=11"), None);
+    let made = ok(made);
+    assert_eq!(made["room_version"], "11");
+    let (join, join_id) = b_server.complete(&made["event"], "11");
+
+    let mut tampered = join.clone();
+    tampered["content"]["displayname"] = json!("not what was signed");
+    let refused =
+        b_server.call(&a, "PUT", &format!("/_matrix/federation/v2/send_join/{room}/{join_id}"), Some(&tampered));
+    assert_eq!(refused.status, 403, "content that does not match its hash: {}", String::from_utf8_lossy(&refused.body));
+
+    let joined =
+        ok(b_server.call(&a, "PUT", &format!("/_matrix/federation/v2/send_join/{room}/{join_id}"), Some(&join)));
+    let state = joined["state"].as_array().unwrap();
+    assert!(state.iter().any(|e| e["type"] == "m.room.create"), "the room's state, create event included");
+    assert!(!joined["auth_chain"].as_array().unwrap().is_empty());
+    let members = ok(call(a.client, "GET", &format!("{V3}/rooms/{room}/joined_members"), Some(&alice), None));
+    assert!(members["joined"][&bob].is_object(), "{members}");
+
+    let made = ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/make_leave/{room}/{bob}"), None));
+    let (leave, leave_id) = b_server.complete(&made["event"], "11");
+    let left =
+        ok(b_server.call(&a, "PUT", &format!("/_matrix/federation/v1/send_leave/{room}/{leave_id}"), Some(&leave)));
+    assert_eq!(left, json!([200, {}]), "v1 keeps its [200, body] wrapper");
+    let members = ok(call(a.client, "GET", &format!("{V3}/rooms/{room}/joined_members"), Some(&alice), None));
+    assert!(members["joined"].get(&bob).is_none());
+}
+
+#[test]
+fn a_server_cannot_make_memberships_for_another_servers_users_or_unsupported_versions() {
+    let (a, b) = pair();
+    let (alice_id, alice) = register(a.client, "alice");
+    let room =
+        ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&json!({ "room_version": "11" }))))
+            ["room_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let b_server = Impersonating::new(&b);
+    let reply = b_server.call(&a, "GET", &format!("/_matrix/federation/v1/make_leave/{room}/{alice_id}"), None);
+    assert_eq!((reply.status, reply.errcode().as_str()), (403, "M_FORBIDDEN"), "kicking a local user");
+    let bob = format!("@bob:{}", b.name());
+    let reply = b_server.call(&a, "GET", &format!("/_matrix/federation/v1/make_join/{room}/{bob}"), None);
+    assert_eq!((reply.status, reply.errcode().as_str()), (400, "M_INCOMPATIBLE_ROOM_VERSION"), "no ver means v1 only");
+    assert_eq!(reply.json()["room_version"], "11");
 }

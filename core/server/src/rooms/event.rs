@@ -77,6 +77,38 @@ impl RoomEvent {
         keys: &ServerKeys,
     ) -> Result<(Arc<RoomEvent>, Vec<u8>), ApiError> {
         let server_name = keys.server_name.as_str();
+        let room_id_given = at.room_id.map(str::to_owned);
+        let mut pdu = Self::template(draft, at, rules);
+        if rules.event_id_server_signs {
+            pdu.insert("event_id".into(), format!("${}:{server_name}", random_string(18)).into());
+        }
+        let mut object = Object::try_from(Value::Object(pdu))
+            .map_err(|e| ApiError::bad_json(format!("event content has no canonical JSON form: {e}")))?;
+        hash_and_sign_event(&mut object, server_name, &keys.current[0], rules);
+        let id = match object.get("event_id").and_then(CanonicalValue::as_str) {
+            Some(id) => id.to_owned(),
+            None => event_id(&object, rules).map_err(|e| ApiError::internal(format!("event ID: {e}")))?.to_string(),
+        };
+        let room_id = match room_id_given {
+            Some(room_id) => room_id,
+            None => room_id_from_create_event(&object, rules)
+                .ok_or_else(|| ApiError::internal("room ID of a create event"))?
+                .to_string(),
+        };
+        let bytes = to_bytes(&CanonicalValue::Object(object));
+        if bytes.len() > MAX_PDU_BYTES {
+            return Err(ApiError::new(413, "M_TOO_LARGE", "event is larger than 65536 bytes"));
+        }
+        let mut event = Self::from_pdu(&bytes).ok_or_else(|| ApiError::internal("built an unreadable event"))?;
+        event.event_id = id;
+        event.room_id = room_id;
+        Ok((Arc::new(event), bytes))
+    }
+
+    /// The event's fields before hashes, signatures and (rooms v1–2) its
+    /// ID: what this server signs, or what `make_join` hands another server
+    /// to complete and sign.
+    pub fn template(draft: Draft, at: Placement<'_>, rules: &RoomVersionRules) -> Map<String, Value> {
         let mut pdu = Map::new();
         if let Some(room_id) = at.room_id {
             pdu.insert("room_id".into(), room_id.into());
@@ -100,30 +132,7 @@ impl RoomEvent {
         pdu.insert("depth".into(), at.depth.into());
         pdu.insert("prev_events".into(), prev_list(at.prev_events, rules));
         pdu.insert("auth_events".into(), prev_list(at.auth_events, rules));
-        if rules.event_id_server_signs {
-            pdu.insert("event_id".into(), format!("${}:{server_name}", random_string(18)).into());
-        }
-        let mut object = Object::try_from(Value::Object(pdu))
-            .map_err(|e| ApiError::bad_json(format!("event content has no canonical JSON form: {e}")))?;
-        hash_and_sign_event(&mut object, server_name, &keys.current[0], rules);
-        let id = match object.get("event_id").and_then(CanonicalValue::as_str) {
-            Some(id) => id.to_owned(),
-            None => event_id(&object, rules).map_err(|e| ApiError::internal(format!("event ID: {e}")))?.to_string(),
-        };
-        let room_id = match at.room_id {
-            Some(room_id) => room_id.to_owned(),
-            None => room_id_from_create_event(&object, rules)
-                .ok_or_else(|| ApiError::internal("room ID of a create event"))?
-                .to_string(),
-        };
-        let bytes = to_bytes(&CanonicalValue::Object(object));
-        if bytes.len() > MAX_PDU_BYTES {
-            return Err(ApiError::new(413, "M_TOO_LARGE", "event is larger than 65536 bytes"));
-        }
-        let mut event = Self::from_pdu(&bytes).ok_or_else(|| ApiError::internal("built an unreadable event"))?;
-        event.event_id = id;
-        event.room_id = room_id;
-        Ok((Arc::new(event), bytes))
+        pdu
     }
 
     /// Reads a stored PDU (already checked when it was accepted). `None`

@@ -215,7 +215,33 @@ impl Room {
     /// Builds a new event from `draft` on top of the room and checks it
     /// against the auth rules: 403 `M_FORBIDDEN` naming the rule it breaks.
     pub fn prepare(&self, draft: Draft, keys: &ServerKeys, now: u64) -> Result<(Arc<RoomEvent>, Vec<u8>), ApiError> {
-        let probe = RoomEvent {
+        let at = self.next_placement(&draft, now);
+        let (event, pdu) = RoomEvent::create(draft, at, self.version, keys)?;
+        check_auth(self.rules, &*event, &self.state).map_err(|r| ApiError::forbidden(r.0))?;
+        Ok((event, pdu))
+    }
+
+    /// The unsigned event `draft` would be as the room's next event, for
+    /// another server to complete and sign (`make_join`): 403 if the auth
+    /// rules would refuse it now.
+    pub fn template(&self, draft: Draft, now: u64) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+        let at = self.next_placement(&draft, now);
+        let mut probe = self.probe(&draft, now);
+        probe.auth_events = at.auth_events.clone();
+        check_auth(self.rules, &probe, &self.state).map_err(|r| ApiError::forbidden(r.0))?;
+        Ok(RoomEvent::template(draft, at, self.version))
+    }
+
+    /// Checks an event another server made against the auth rules and the
+    /// room's current state: 403 `M_FORBIDDEN` with the reason if refused.
+    pub fn check_remote(&self, event: &RoomEvent) -> Result<(), ApiError> {
+        check_auth(self.rules, event, &self.state).map_err(|r| ApiError::forbidden(r.0))
+    }
+
+    /// The event `draft` would be, without an ID or a place in the room
+    /// yet: what the auth rules look at.
+    fn probe(&self, draft: &Draft, now: u64) -> RoomEvent {
+        RoomEvent {
             event_id: String::new(),
             room_id: self.id.clone(),
             sender: draft.sender.clone(),
@@ -230,7 +256,13 @@ impl Room {
             signers: Vec::new(),
             room_id_in_pdu: true,
             txn: None,
-        };
+        }
+    }
+
+    /// Where the next event goes: after the forward extremities, with the
+    /// auth events the rules name for it from the current state.
+    fn next_placement(&self, draft: &Draft, now: u64) -> crate::rooms::event::Placement<'_> {
+        let probe = self.probe(draft, now);
         let mut auth_events: Vec<String> = auth_types_for_event(self.rules, &probe)
             .into_iter()
             .filter_map(|(t, k)| self.state.event(t, k).map(|e| e.event_id.clone()))
@@ -238,16 +270,13 @@ impl Room {
         auth_events.dedup();
         let is_create = draft.event_type == "m.room.create";
         let room_id = if is_create && !self.rules.create_in_auth_events { None } else { Some(self.id.as_str()) };
-        let at = crate::rooms::event::Placement {
+        crate::rooms::event::Placement {
             room_id,
             prev_events: self.head.forward_extremities.clone(),
             auth_events,
             depth: self.head.depth + 1,
             origin_server_ts: now,
-        };
-        let (event, pdu) = RoomEvent::create(draft, at, self.version, keys)?;
-        check_auth(self.rules, &*event, &self.state).map_err(|r| ApiError::forbidden(r.0))?;
-        Ok((event, pdu))
+        }
     }
 
     /// Makes `event` the room's newest event at `pos` and adds the writes

@@ -1,5 +1,6 @@
 //! The Server-Server API (`/_matrix/federation`).
 
+pub mod membership;
 pub mod query;
 pub mod version;
 
@@ -11,4 +12,5 @@ use crate::state::AppShard;
 pub fn register(router: &mut Router, shard: &AppShard) {
     version::register(router);
     query::register(router, shard);
+    membership::register(router, shard);
 }
