@@ -28,7 +28,8 @@ use tessera_proto::signatures::{KnownKey, KnownKeys};
 use tessera_storage::records::ServerKeyRecord;
 use tessera_storage::{Op, Store};
 
-use super::{resolve, FedError};
+use super::request::send_to;
+use super::FedError;
 use crate::request::now_ms;
 use crate::state::AppShard;
 
@@ -149,15 +150,8 @@ fn unknown(server: &str, key_id: &str) -> FedError {
 async fn fetch(shard: &AppShard, server: &str) -> Result<(), FedError> {
     let invalid = |reason: String| FedError::Invalid { server: server.to_owned(), reason };
     let name = ServerName::parse(server).map_err(|e| invalid(e.to_string()))?;
-    let target = resolve::resolve(shard, server).await?;
     let request = OutRequest { method: Method::Get, path: "/_matrix/key/v2/server", headers: &[], json: None };
-    let response = shard
-        .state
-        .federation
-        .client
-        .send(&target, &request)
-        .await
-        .map_err(|source| FedError::Http { server: server.to_owned(), source })?;
+    let response = send_to(shard, server, &request).await?;
     if response.status != 200 {
         return Err(invalid(format!("key request answered {}", response.status)));
     }

@@ -28,16 +28,15 @@ pub async fn request(
     let auth = sign_request(method.as_str(), path, origin, destination, content.as_ref(), &keys.current[0]);
     let header = auth.to_header();
     let json = content.as_ref().map(to_bytes);
-    let target = resolve::resolve(shard, destination).await?;
     let request = OutRequest { method, path, headers: &[("Authorization", &header)], json: json.as_deref() };
-    let response = shard
-        .state
-        .federation
-        .client
-        .send(&target, &request)
-        .await
-        .map_err(|source| FedError::Http { server: destination.to_owned(), source })?;
-    answer(destination, response)
+    answer(destination, send_to(shard, destination, &request).await?)
+}
+
+/// Sends `request` as it is (signed or not) to where `server` resolves.
+pub async fn send_to(shard: &AppShard, server: &str, request: &OutRequest<'_>) -> Result<OutResponse, FedError> {
+    let target = resolve::resolve(shard, server).await?;
+    let client = &shard.state.federation.client;
+    client.send(&target, request).await.map_err(|source| FedError::Http { server: server.to_owned(), source })
 }
 
 /// The JSON body of a 2xx answer, or the error the remote gave.
