@@ -255,21 +255,27 @@ pub struct ServerKeys {
 pub const MAX_KEY_VALIDITY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 impl ServerKeys {
-    /// Records these keys as `server`'s in `known`, current keys valid until
-    /// the lesser of `valid_until_ts` and `now_ms` + 7 days, old keys until
-    /// their `expired_ts`.
-    pub fn add_to(&self, server: &ServerName, now_ms: u64, known: &mut KnownKeys) {
+    /// Every key, current and old, with until when it may be trusted:
+    /// current keys until the lesser of `valid_until_ts` and `now_ms` + 7
+    /// days, old keys until their `expired_ts`.
+    pub fn usable(&self, now_ms: u64) -> impl Iterator<Item = (&KeyId, KnownKey)> + '_ {
         let valid_until_ts = self.valid_until_ts.min(now_ms.saturating_add(MAX_KEY_VALIDITY_MS));
-        for (key_id, key) in &self.verify_keys {
-            known.insert(
-                server.as_str(),
-                key_id.as_str(),
-                KnownKey { key: *key, valid_until_ts: Some(valid_until_ts) },
-            );
-        }
-        for old in &self.old_verify_keys {
-            let known_key = KnownKey { key: old.key, valid_until_ts: Some(old.expired_ts) };
-            known.insert(server.as_str(), old.key_id.as_str(), known_key);
+        let current = self
+            .verify_keys
+            .iter()
+            .map(move |(key_id, key)| (key_id, KnownKey { key: *key, valid_until_ts: Some(valid_until_ts) }));
+        let old = self
+            .old_verify_keys
+            .iter()
+            .map(|old| (&old.key_id, KnownKey { key: old.key, valid_until_ts: Some(old.expired_ts) }));
+        current.chain(old)
+    }
+
+    /// Records these keys as `server`'s in `known`, each until
+    /// [`ServerKeys::usable`] says.
+    pub fn add_to(&self, server: &ServerName, now_ms: u64, known: &mut KnownKeys) {
+        for (key_id, key) in self.usable(now_ms) {
+            known.insert(server.as_str(), key_id.as_str(), key);
         }
     }
 }

@@ -202,7 +202,7 @@ pub struct VerifiedEvent {
 /// whose authorising server did not sign; we do the same so we do not keep
 /// events the rest of the federation never stores. Like Synapse, only joins
 /// are held to it: the field means nothing on other memberships.
-fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<Vec<&'a str>, VerifyError> {
+pub fn required_signers<'a>(event: &'a Object, rules: &RoomVersionRules) -> Result<Vec<&'a str>, VerifyError> {
     let field =
         |field: &'static str| event.get(field).and_then(Value::as_str).ok_or(VerifyError::MissingField { field });
     let server_of = |id: &'a str, field: &'static str| {

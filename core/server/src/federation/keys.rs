@@ -165,26 +165,17 @@ async fn fetch(shard: &AppShard, server: &str) -> Result<(), FedError> {
             by_key.insert(key_id.as_str().to_owned(), fetched.clone());
         }
     }
-    let valid_until = keys.valid_until_ts.min(now_ms().saturating_add(tessera_proto::keys::MAX_KEY_VALIDITY_MS));
     let cache = &shard.state.federation.keys;
     let mut records = Vec::new();
-    for (key_id, key) in &keys.verify_keys {
-        cache.insert(server, key_id.as_str(), KnownKey { key: *key, valid_until_ts: Some(valid_until) });
-        records.push(record(server, key_id.as_str(), key, valid_until));
-    }
-    for old in &keys.old_verify_keys {
-        cache.insert(server, old.key_id.as_str(), KnownKey { key: old.key, valid_until_ts: Some(old.expired_ts) });
-        records.push(record(server, old.key_id.as_str(), &old.key, old.expired_ts));
+    for (key_id, key) in keys.usable(now_ms()) {
+        cache.insert(server, key_id.as_str(), key);
+        records.push(ServerKeyRecord {
+            server_name: server.to_owned(),
+            key_id: key_id.as_str().to_owned(),
+            public_key: key.key.to_base64(),
+            valid_until_ts: key.valid_until_ts.unwrap_or(u64::MAX),
+        });
     }
     shard.state.store.write(vec![Op::PutServerKeys { keys: records }]).await?;
     Ok(())
-}
-
-fn record(server: &str, key_id: &str, key: &PublicKey, valid_until_ts: u64) -> ServerKeyRecord {
-    ServerKeyRecord {
-        server_name: server.to_owned(),
-        key_id: key_id.to_owned(),
-        public_key: key.to_base64(),
-        valid_until_ts,
-    }
 }

@@ -18,6 +18,13 @@ use tessera_net::http::{ClientError, ClientLimits, HttpClient};
 
 use crate::error::ApiError;
 
+/// The server part of a user ID (or any `sigil localpart:server` ID);
+/// empty when there is none. Localparts cannot hold `:`, so the first one
+/// splits.
+pub fn server_of(id: &str) -> &str {
+    id.split_once(':').map_or("", |(_, server)| server)
+}
+
 /// A shard's federation state.
 pub struct Federation {
     /// Connections to other servers.

@@ -356,11 +356,9 @@ pub async fn resident_servers(shard: &AppShard, room_id: &str) -> Result<Vec<Str
     let found = on_room(shard, room_id, move |_, room| async move {
         let room = room.borrow();
         let mut servers: Vec<String> = vec![us.clone()];
-        for user in room.state.joined() {
-            if let Some((_, server)) = user.split_once(':') {
-                if !servers.iter().any(|s| s == server) {
-                    servers.push(server.to_owned());
-                }
+        for server in room.state.joined().map(|user| crate::federation::server_of(user)) {
+            if !servers.iter().any(|s| s == server) {
+                servers.push(server.to_owned());
             }
         }
         Ok(servers)

@@ -104,8 +104,8 @@ async fn profile_owner(shard: &AppShard, user_id: &str) -> Result<UserRecord, Ap
 /// A remote user's profile, `field` or all of it, asked of their server
 /// (spec: the server-server profile query).
 async fn remote_profile(shard: &AppShard, user_id: &str, field: Option<Field>) -> Result<Option<Value>, ApiError> {
-    let Some((_, server)) = user_id.split_once(':') else { return Ok(None) };
-    if server == shard.state.config.server_name {
+    let server = federation::server_of(user_id);
+    if server.is_empty() || server == shard.state.config.server_name {
         return Ok(None);
     }
     let mut path = format!("/_matrix/federation/v1/query/profile?user_id={}", query_encode(user_id));

@@ -26,13 +26,15 @@ use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_proto::canonical_json::{parse_object_with, to_bytes, Numbers, Object, Value as CanonicalValue};
 use tessera_proto::hashes::event_id;
-use tessera_proto::signatures::{verify_event, ContentHash, KnownKeys};
+use tessera_proto::room_version::RoomVersionRules;
+use tessera_proto::signatures::{required_signers, verify_event, ContentHash, KnownKeys};
 use tessera_storage::Store;
 
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
 use crate::federation::keys::key_for;
+use crate::federation::server_of;
 use crate::request::now_ms;
 use crate::rooms::event::{Draft, RoomEvent};
 use crate::rooms::{append, on_room};
@@ -74,10 +76,6 @@ impl Kind {
             Kind::Leave => "leave",
         }
     }
-}
-
-fn server_of(user_id: &str) -> &str {
-    user_id.split_once(':').map_or("", |(_, server)| server)
 }
 
 /// 404 unless a user of this server is still joined to `room`.
@@ -157,7 +155,7 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
         if server_of(&sender) != origin {
             return Err(ApiError::forbidden("a server may only send memberships of its own users"));
         }
-        let keys = signing_keys(&shard, &pdu).await;
+        let keys = signing_keys(&shard, &pdu, rules).await;
         match verify_event(&pdu, rules, &keys) {
             Ok(verified) if verified.content_hash == ContentHash::Matches => {}
             Ok(_) => return Err(ApiError::forbidden("the event's content hash does not match")),
@@ -194,13 +192,18 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
     Ok(Response::json(&if v1 { json!([200, answer]) } else { answer }))
 }
 
-/// The keys of every server that signed `pdu`, as far as they can be had;
-/// [`verify_event`] then decides whether the required ones are there.
-async fn signing_keys(shard: &AppShard, pdu: &Object) -> KnownKeys {
+/// The keys the servers that must sign `pdu` signed it with, as far as
+/// they can be had; [`verify_event`] then decides. Only those servers: a
+/// hostile event listing many signers must not make us fetch from each.
+async fn signing_keys(shard: &AppShard, pdu: &Object, rules: &RoomVersionRules) -> KnownKeys {
     let mut known = KnownKeys::new();
-    let Some(signatures) = pdu.get("signatures").and_then(CanonicalValue::as_object) else { return known };
-    for (server, by_key) in signatures.iter() {
-        let Some(by_key) = by_key.as_object() else { continue };
+    let (Ok(required), Some(signatures)) =
+        (required_signers(pdu, rules), pdu.get("signatures").and_then(CanonicalValue::as_object))
+    else {
+        return known;
+    };
+    for server in required {
+        let Some(by_key) = signatures.get(server).and_then(CanonicalValue::as_object) else { continue };
         for (key_id, _) in by_key.iter() {
             if let Ok(keys) = key_for(shard, server, key_id).await {
                 known.merge(keys);

@@ -17,6 +17,7 @@ use crate::api::client::directory::resolve;
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
+use crate::federation::server_of;
 use crate::request::Query;
 use crate::state::AppShard;
 
@@ -45,8 +46,7 @@ async fn profile(shard: AppShard, req: Request) -> ApiResult {
         Some("avatar_url") => &["avatar_url"],
         Some(other) => return Err(ApiError::invalid_param(format!("unknown profile field {other}"))),
     };
-    let ours = user_id.split_once(':').is_some_and(|(_, server)| server == shard.state.config.server_name);
-    if !ours {
+    if server_of(user_id) != shard.state.config.server_name {
         return Err(ApiError::invalid_param("user is not on this server"));
     }
     let vshard = shard.state.placement.vshard(user_id);
