@@ -151,7 +151,7 @@ fn postgres() {
         });
         let store = PgDb::new(&PgConfig { url: url.clone(), readers: 1, sync_writes: true })
             .unwrap()
-            .shard_store(&Monoio)
+            .shard_store(&Monoio, 0)
             .await
             .unwrap();
         let size = || async { client.query_one(size_sql, &[]).await.unwrap().get::<_, i64>(0) as u64 };

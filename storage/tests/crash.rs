@@ -72,7 +72,7 @@ async fn write_forever(store: &impl Store) {
 fn crash_writer() {
     if let Ok(url) = std::env::var(PG_VAR) {
         block_on(async {
-            let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio).await.unwrap();
+            let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio, 0).await.unwrap();
             write_forever(&store).await;
         });
     } else if let Ok(dir) = std::env::var(DIR_VAR) {
@@ -147,7 +147,7 @@ fn postgres_acknowledged_writes_survive_sigkill() {
     let url = cluster.database("crash");
     let acked = acknowledged_before_sigkill((PG_VAR, &url));
     block_on(async {
-        let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio).await.unwrap();
+        let store = PgDb::new(&pg_config(url)).unwrap().shard_store(&Monoio, 0).await.unwrap();
         check_after_crash(&store, &acked).await;
     });
 }

@@ -315,7 +315,7 @@ impl Backend {
     async fn shard_store(&self, id: usize) -> tessera_storage::Result<AnyStore> {
         Ok(match self {
             Self::Embedded(db) => AnyStore::Embedded(db.shard_store(id)?),
-            Self::Postgres(db) => AnyStore::Postgres(db.shard_store(&ShardRuntime).await?),
+            Self::Postgres(db) => AnyStore::Postgres(db.shard_store(&ShardRuntime, id).await?),
         })
     }
 

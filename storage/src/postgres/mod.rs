@@ -170,8 +170,10 @@ impl PgDb {
         Ok(client)
     }
 
-    /// Connects one shard's pool, creating or checking the schema first.
-    pub async fn shard_store<R: PgRuntime>(&self, rt: &R) -> Result<PgStore> {
+    /// Connects shard `shard`'s pool, creating or checking the schema
+    /// first. Its writer holds the shard's writer lock (see
+    /// [`Writer::ready`]) before anything is read.
+    pub async fn shard_store<R: PgRuntime>(&self, rt: &R, shard: usize) -> Result<PgStore> {
         let connect: Connector = {
             let (db, rt) = (self.clone(), rt.clone());
             Rc::new(move || {
@@ -181,7 +183,7 @@ impl PgDb {
         };
         let mut writer = connect().await?;
         schema::migrate(&mut writer).await?;
-        let writer = Writer::ready(writer, self.inner.sync_writes).await?;
+        let writer = Writer::ready(writer, self.inner.sync_writes, shard).await?;
         let mut readers = Vec::with_capacity(self.inner.readers);
         for _ in 0..self.inner.readers {
             readers.push(RefCell::new(Rc::new(Reader::new(connect().await?))));
@@ -205,15 +207,45 @@ struct Reader {
 struct Writer {
     conn: Reader,
     sync_writes: bool,
+    shard: usize,
 }
 
+/// Advisory lock keys of the shards' writers: this base plus the shard.
+const WRITER_LOCK_BASE: i64 = 0x7465_7373_6572_0000;
+
+/// How long a new writer waits for the previous holder of its lock.
+const WRITER_LOCK_WAIT: &str = "30s";
+
 impl Writer {
-    /// Sets the session up for writing.
-    async fn ready(client: Client, sync_writes: bool) -> Result<Self> {
+    /// Sets the session up for writing, holding shard `shard`'s writer lock
+    /// for the connection's life.
+    ///
+    /// Why the lock: a killed server's last transaction can still be
+    /// queued in PostgreSQL and commit after a new server started. Had the
+    /// new shard already read its stream position, it would hand out the
+    /// positions that late commit takes, and a room's new events would sort
+    /// before older ones (seen as a flaky crash test). The old writer's
+    /// backend holds the lock until it has run everything it was sent, so
+    /// waiting for the lock waits for that commit. It also stops two
+    /// servers from writing one database: the second fails after 30 s.
+    async fn ready(client: Client, sync_writes: bool, shard: usize) -> Result<Self> {
+        client.batch_execute(&format!("SET lock_timeout = '{WRITER_LOCK_WAIT}'")).await?;
+        let key = WRITER_LOCK_BASE + shard as i64;
+        if let Err(e) = client.execute("SELECT pg_advisory_lock($1)", &[&key]).await {
+            let held = e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE);
+            return Err(match held {
+                true => StorageError::Backend(format!(
+                    "postgres: shard {shard}'s writer lock is held by another connection for over \
+                     {WRITER_LOCK_WAIT}: is another Tessera using this database?"
+                )),
+                false => e.into(),
+            });
+        }
+        client.batch_execute("SET lock_timeout = 0").await?;
         if !sync_writes {
             client.batch_execute("SET synchronous_commit = off").await?;
         }
-        Ok(Self { conn: Reader::new(client), sync_writes })
+        Ok(Self { conn: Reader::new(client), sync_writes, shard })
     }
 }
 
@@ -280,7 +312,7 @@ async fn commit_loop(mut writer: Writer, rx: flume::Receiver<Submission>, connec
         let group = group_commit::gather(first, &rx);
         if writer.conn.client.is_closed() {
             tracing::warn!("postgres writer connection lost; reconnecting");
-            match async { Writer::ready(connect().await?, writer.sync_writes).await }.await {
+            match async { Writer::ready(connect().await?, writer.sync_writes, writer.shard).await }.await {
                 Ok(fresh) => writer = fresh,
                 Err(e) => {
                     group_commit::answer(group, Err(e));

@@ -16,7 +16,7 @@ fn postgres_backend_passes_conformance() {
     block_on(conformance::run_all(|| {
         next.set(next.get() + 1);
         let url = cluster.database(&format!("conformance_{}", next.get()));
-        async move { PgDb::new(&config(url)).unwrap().shard_store(&Monoio).await.unwrap() }
+        async move { PgDb::new(&config(url)).unwrap().shard_store(&Monoio, 0).await.unwrap() }
     }));
 }
 
@@ -27,7 +27,7 @@ fn postgres_on_the_same_machine_is_reached_through_its_unix_socket() {
     let db = PgDb::new(&config(cluster.unix_url("unix"))).unwrap();
     assert!(matches!(&db.inner.target, PgTarget::Unix(path) if path.ends_with(format!(".s.PGSQL.{}", cluster.port))));
     block_on(async {
-        let store = db.shard_store(&Monoio).await.unwrap();
+        let store = db.shard_store(&Monoio, 0).await.unwrap();
         store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
         assert!(store.user(1, "@a:x").await.unwrap().is_some());
     });
@@ -41,12 +41,12 @@ fn postgres_newer_schema_is_refused_and_shards_share_one_schema() {
         let db = PgDb::new(&config(url)).unwrap();
         // Two shards connecting at once: one creates the schema, the other
         // waits on the advisory lock and finds it.
-        let (a, b) = futures_util::future::join(db.shard_store(&Monoio), db.shard_store(&Monoio)).await;
+        let (a, b) = futures_util::future::join(db.shard_store(&Monoio, 0), db.shard_store(&Monoio, 1)).await;
         let (a, b) = (a.unwrap(), b.unwrap());
         a.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
         assert!(b.user(1, "@a:x").await.unwrap().is_some());
         a.reader().await.unwrap().execute("UPDATE schema_version SET version = version + 1", &[]).await.unwrap();
-        let Err(err) = db.shard_store(&Monoio).await else { panic!("opened a newer schema") };
+        let Err(err) = db.shard_store(&Monoio, 2).await else { panic!("opened a newer schema") };
         assert!(matches!(err, StorageError::NewerSchema { .. }), "{err}");
     });
 }
@@ -56,7 +56,7 @@ fn postgres_connections_lost_mid_life_are_replaced() {
     let cluster = TestCluster::start();
     let url = cluster.database("reconnect");
     block_on(async {
-        let store = PgDb::new(&config(url)).unwrap().shard_store(&Monoio).await.unwrap();
+        let store = PgDb::new(&config(url)).unwrap().shard_store(&Monoio, 0).await.unwrap();
         store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
         // Kill every connection of the store, as a PostgreSQL restart would.
         let admin = store.reader().await.unwrap();
@@ -84,5 +84,31 @@ fn postgres_connections_lost_mid_life_are_replaced() {
         }
         assert!(read.is_some(), "reads never recovered");
         assert!(store.user(1, "@a:x").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn a_new_shard_waits_for_the_previous_writer_so_its_late_commit_is_not_overtaken() {
+    let cluster = TestCluster::start();
+    let url = cluster.database("writer_lock");
+    block_on(async {
+        let db = PgDb::new(&config(url)).unwrap();
+        let old = db.shard_store(&Monoio, 0).await.unwrap();
+        // The previous process's writer, still busy: it holds shard 0's
+        // lock until its last commit is done.
+        let started = std::time::Instant::now();
+        let release = async {
+            monoio::time::sleep(std::time::Duration::from_millis(700)).await;
+            old.write(vec![Op::SetStreamPosition { stream: "events/0".into(), pos: 42 }]).await.unwrap();
+            drop(old);
+        };
+        let (new, ()) = futures_util::future::join(db.shard_store(&Monoio, 0), release).await;
+        let new = new.unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(700), "the new writer did not wait");
+        assert_eq!(new.stream_position("events/0").await.unwrap(), Some(42), "the late commit is seen");
+        // Another shard's writer never waits for shard 0's.
+        let other = std::time::Instant::now();
+        db.shard_store(&Monoio, 1).await.unwrap();
+        assert!(other.elapsed() < std::time::Duration::from_millis(700));
     });
 }
