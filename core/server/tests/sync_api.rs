@@ -34,8 +34,14 @@ fn put_state(server: &Server, token: &str, room: &str, event_type: &str, key: &s
 
 /// A sync with a filter (inline JSON or an ID) and an optional token.
 fn sync(server: &Server, token: &str, filter: &str, since: Option<&str>) -> Value {
+    sync_waiting(server, token, filter, since, 0)
+}
+
+/// As [`sync`], long-polling up to `timeout_ms` for news: for what other
+/// shards deliver after the request that caused it has been answered.
+fn sync_waiting(server: &Server, token: &str, filter: &str, since: Option<&str>, timeout_ms: u64) -> Value {
     let filter: String = percent_encode(filter);
-    let mut path = format!("/sync?timeout=0&filter={filter}");
+    let mut path = format!("/sync?timeout={timeout_ms}&filter={filter}");
     if let Some(since) = since {
         path.push_str(&format!("&since={since}"));
     }
@@ -246,8 +252,16 @@ fn presence_reaches_room_members_through_sync_and_the_status_endpoint() {
     let since = next_batch(&first);
     let body = json!({ "presence": "unavailable", "status_msg": "lunch" });
     ok(&server, "PUT", &format!("/presence/{bob_id}/status"), &bob, Some(&body));
-    let update = sync(&server, &alice, "{}", Some(&since));
-    let content = presence_of(&update, &bob_id).expect("bob's change reaches alice");
+    // Presence travels to alice's shard after bob's PUT is answered: alice
+    // long-polls, as a client does, until it arrives.
+    let (mut since, mut content) = (since, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while content.is_none() && std::time::Instant::now() < deadline {
+        let update = sync_waiting(&server, &alice, "{}", Some(&since), 5_000);
+        content = presence_of(&update, &bob_id);
+        since = next_batch(&update);
+    }
+    let content = content.expect("bob's change reaches alice");
     assert_eq!((&content["presence"], &content["status_msg"]), (&json!("unavailable"), &json!("lunch")));
     assert_eq!(status(&bob_id, &alice)["status_msg"], "lunch");
     let forbidden = call(server.client, "PUT", &format!("{V3}/presence/{alice_id}/status"), Some(&bob), Some(&body));
