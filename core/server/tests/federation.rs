@@ -216,3 +216,78 @@ fn a_server_cannot_make_memberships_for_another_servers_users_or_unsupported_ver
     assert_eq!((reply.status, reply.errcode().as_str()), (400, "M_INCOMPATIBLE_ROOM_VERSION"), "no ver means v1 only");
     assert_eq!(reply.json()["room_version"], "11");
 }
+
+/// A room on `a` with bob of `b` joined over federation; the room's ID and
+/// the ID of bob's join (the room's newest event).
+fn room_with_remote_member(a: &Server, alice: &str, b_server: &Impersonating, bob: &str) -> (String, String) {
+    let body = json!({ "preset": "public_chat", "room_version": "11" });
+    let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(alice), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = ok(b_server.call(a, "GET", &format!("/_matrix/federation/v1/make_join/{room}/{bob}?ver=11"), None));
+    let (join, join_id) = b_server.complete(&made["event"], "11");
+    ok(b_server.call(a, "PUT", &format!("/_matrix/federation/v2/send_join/{room}/{join_id}"), Some(&join)));
+    (room, join_id)
+}
+
+/// Bodies of the room's messages as `token` reads them, oldest first.
+fn bodies(server: &Server, token: &str, room: &str) -> Vec<Value> {
+    let page = ok(call(server.client, "GET", &format!("{V3}/rooms/{room}/messages?dir=b&limit=50"), Some(token), None));
+    let mut bodies: Vec<Value> = page["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| e["content"].clone())
+        .collect();
+    bodies.reverse();
+    bodies
+}
+
+#[test]
+fn a_remote_members_messages_arrive_in_transactions_once_and_tampered_ones_redacted() {
+    let (a, b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let b_server = Impersonating::new(&b);
+    let bob = format!("@bob:{}", b.name());
+    let (room, join_id) = room_with_remote_member(&a, &alice, &b_server, &bob);
+
+    // Auth events: what the rules need for a message (create, power
+    // levels, bob's membership), taken from the room's state.
+    let state = ok(call(a.client, "GET", &format!("{V3}/rooms/{room}/state"), Some(&alice), None));
+    let auth: Vec<Value> = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["type"] == "m.room.create" || e["type"] == "m.room.power_levels" || e["state_key"] == bob.as_str()
+        })
+        .map(|e| e["event_id"].clone())
+        .collect();
+    let message = |prev: &str, depth: u64, text: &str| {
+        let template = json!({
+            "type": "m.room.message", "room_id": room, "sender": bob, "content": { "msgtype": "m.text", "body": text },
+            "prev_events": [prev], "auth_events": auth, "depth": depth,
+        });
+        b_server.complete(&template, "11")
+    };
+    let (hello, hello_id) = message(&join_id, 100, "hello");
+    let (mut tampered, tampered_id) = message(&hello_id, 101, "signed words");
+    tampered["content"]["body"] = json!("other words");
+
+    let txn = json!({ "origin": b.name(), "origin_server_ts": 1, "pdus": [hello, tampered] });
+    let first = ok(b_server.call(&a, "PUT", "/_matrix/federation/v1/send/t1", Some(&txn)));
+    assert_eq!(first["pdus"][&hello_id], json!({}), "{first}");
+    assert_eq!(first["pdus"][&tampered_id], json!({}), "kept in its redacted form: {first}");
+    let again = ok(b_server.call(&a, "PUT", "/_matrix/federation/v1/send/t1", Some(&txn)));
+    assert_eq!(again, first, "a retried transaction gets the same answer");
+    let contents = bodies(&a, &alice, &room);
+    assert_eq!(contents.len(), 2, "each message once: {contents:?}");
+    assert_eq!(contents[0]["body"], "hello");
+    assert_eq!(contents[1], json!({}), "the tampered message has its content redacted");
+
+    let too_many = json!({ "origin": b.name(), "origin_server_ts": 1, "pdus": vec![json!({}); 51] });
+    let reply = b_server.call(&a, "PUT", "/_matrix/federation/v1/send/t2", Some(&too_many));
+    assert_eq!(reply.status, 400, "more than 50 PDUs");
+}

@@ -9,8 +9,10 @@
 
 pub mod auth;
 pub mod keys;
+pub mod pdu;
 pub mod request;
 pub mod resolve;
+pub mod transactions;
 
 use std::sync::Arc;
 
@@ -33,6 +35,8 @@ pub struct Federation {
     pub resolver: resolve::Resolver,
     /// Other servers' verify keys.
     pub keys: keys::KeyCache,
+    /// Answers to transactions already received.
+    pub transactions: transactions::Seen,
 }
 
 impl Federation {
@@ -42,6 +46,7 @@ impl Federation {
             client: HttpClient::new(tls, ClientLimits::default()),
             resolver: resolve::Resolver::default(),
             keys: keys::KeyCache::default(),
+            transactions: transactions::Seen::default(),
         }
     }
 }

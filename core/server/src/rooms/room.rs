@@ -151,6 +151,11 @@ pub struct Room {
     /// Every history visibility change, once something needed it (see
     /// `rooms::visibility`); kept up to date from then on.
     pub visibility_log: Option<VisibilityLog>,
+    /// Events other servers sent that the auth rules rejected, newest
+    /// last (memory only, bounded): later events may still name them as
+    /// `prev_events`, as Synapse keeps rejected events to let the graph go
+    /// on.
+    pub rejected: VecDeque<String>,
 }
 
 impl Room {
@@ -185,6 +190,7 @@ impl Room {
             typing_pos: 0,
             audience: None,
             visibility_log: None,
+            rejected: VecDeque::new(),
         })
     }
 

@@ -24,16 +24,12 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
-use tessera_proto::canonical_json::{parse_object_with, to_bytes, Numbers, Object, Value as CanonicalValue};
-use tessera_proto::hashes::event_id;
-use tessera_proto::room_version::RoomVersionRules;
-use tessera_proto::signatures::{required_signers, verify_event, ContentHash, KnownKeys};
 use tessera_storage::Store;
 
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
-use crate::federation::keys::key_for;
+use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::server_of;
 use crate::request::now_ms;
 use crate::rooms::event::{Draft, RoomEvent};
@@ -129,45 +125,20 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
     let target = room_id.clone();
     let answer = on_room(&shard, &target, move |shard, room| async move {
         let rules = room.borrow().version;
-        let mut pdu = parse_object_with(&body, Numbers::for_room_version(rules))
-            .map_err(|e| ApiError::bad_json(format!("event: {e}")))?;
-        let id = match rules.event_id_server_signs {
-            true => pdu.get("event_id").and_then(CanonicalValue::as_str).map(str::to_owned),
-            false => event_id(&pdu, rules).ok().map(|id| id.to_string()),
-        };
-        if id.as_deref() != Some(claimed_id.as_str()) {
+        let Checked { event, bytes } = check(&shard, &room_id, rules, &body, OnHashMismatch::Reject).await?;
+        if event.event_id != claimed_id {
             return Err(ApiError::bad_json("the event ID does not match the path"));
         }
-        let field = |name: &str| pdu.get(name).and_then(CanonicalValue::as_str).map(str::to_owned);
-        let sender = field("sender").unwrap_or_default();
-        let membership = pdu
-            .get("content")
-            .and_then(CanonicalValue::as_object)
-            .and_then(|c| c.get("membership"))
-            .and_then(CanonicalValue::as_str);
-        if field("type").as_deref() != Some("m.room.member")
+        let membership = event.content.get("membership").and_then(Value::as_str);
+        if event.event_type != "m.room.member"
             || membership != Some(kind.membership())
-            || field("state_key").as_deref() != Some(sender.as_str())
-            || field("room_id").as_deref() != Some(room_id.as_str())
+            || event.state_key.as_deref() != Some(event.sender.as_str())
         {
             return Err(ApiError::bad_json(format!("not a {} of its sender in this room", kind.membership())));
         }
-        if server_of(&sender) != origin {
+        if server_of(&event.sender) != origin {
             return Err(ApiError::forbidden("a server may only send memberships of its own users"));
         }
-        let keys = signing_keys(&shard, &pdu, rules).await;
-        match verify_event(&pdu, rules, &keys) {
-            Ok(verified) if verified.content_hash == ContentHash::Matches => {}
-            Ok(_) => return Err(ApiError::forbidden("the event's content hash does not match")),
-            Err(e) => return Err(ApiError::forbidden(format!("the event's signatures do not verify: {e}"))),
-        }
-        // Stored without what only travels (`unsigned` is the sender's
-        // say, not part of the signed event).
-        pdu.remove("unsigned");
-        let bytes = to_bytes(&CanonicalValue::Object(pdu));
-        let mut event = RoomEvent::from_pdu(&bytes).ok_or_else(|| ApiError::bad_json("event lacks a field"))?;
-        event.event_id = claimed_id.clone();
-        event.room_id = room_id.clone();
         let state_ids: Vec<String> = {
             let room = room.borrow();
             require_resident(&room, &shard.state.config.server_name)?;
@@ -175,12 +146,12 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
             room.state.events().map(|e| e.event_id.clone()).collect()
         };
         if kind == Kind::Leave {
-            append(&shard, &room, Some((std::sync::Arc::new(event), bytes)), Vec::new(), None, Vec::new()).await?;
+            append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
             return Ok(json!({}));
         }
         let state = pdus(&shard, &state_ids).await?;
         let auth_chain = auth_chain(&shard, &state_ids).await?;
-        append(&shard, &room, Some((std::sync::Arc::new(event), bytes)), Vec::new(), None, Vec::new()).await?;
+        append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
         Ok(json!({
             "origin": shard.state.config.server_name,
             "state": state,
@@ -190,27 +161,6 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
     })
     .await?;
     Ok(Response::json(&if v1 { json!([200, answer]) } else { answer }))
-}
-
-/// The keys the servers that must sign `pdu` signed it with, as far as
-/// they can be had; [`verify_event`] then decides. Only those servers: a
-/// hostile event listing many signers must not make us fetch from each.
-async fn signing_keys(shard: &AppShard, pdu: &Object, rules: &RoomVersionRules) -> KnownKeys {
-    let mut known = KnownKeys::new();
-    let (Ok(required), Some(signatures)) =
-        (required_signers(pdu, rules), pdu.get("signatures").and_then(CanonicalValue::as_object))
-    else {
-        return known;
-    };
-    for server in required {
-        let Some(by_key) = signatures.get(server).and_then(CanonicalValue::as_object) else { continue };
-        for (key_id, _) in by_key.iter() {
-            if let Ok(keys) = key_for(shard, server, key_id).await {
-                known.merge(keys);
-            }
-        }
-    }
-    known
 }
 
 /// The stored PDUs of `ids`, as other servers are sent them.

@@ -2,6 +2,7 @@
 
 pub mod membership;
 pub mod query;
+pub mod send;
 pub mod version;
 
 use tessera_net::http::Router;
@@ -13,4 +14,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     version::register(router);
     query::register(router, shard);
     membership::register(router, shard);
+    send::register(router, shard);
 }
