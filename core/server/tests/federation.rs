@@ -291,3 +291,85 @@ fn a_remote_members_messages_arrive_in_transactions_once_and_tampered_ones_redac
     let reply = b_server.call(&a, "PUT", "/_matrix/federation/v1/send/t2", Some(&too_many));
     assert_eq!(reply.status, 400, "more than 50 PDUs");
 }
+
+/// Waits up to ten seconds for `test` to hold on the room's messages as
+/// `token` reads them on `server` (transactions arrive asynchronously).
+fn eventually_bodies(server: &Server, token: &str, room: &str, test: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = bodies(server, token, room);
+        if test(&seen) || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_user_joins_a_remote_room_by_alias_and_messages_flow_both_ways_in_transactions() {
+    let (a, b) = pair();
+    let (alice_id, alice) = register(a.client, "alice");
+    let (bob_id, bob) = register(b.client, "bob");
+    let body = json!({ "preset": "public_chat", "room_alias_name": "lobby" });
+    let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(call(
+        a.client,
+        "PUT",
+        &format!("{V3}/rooms/{room}/send/m.room.message/t1"),
+        Some(&alice),
+        Some(&json!({ "msgtype": "m.text", "body": "before bob" })),
+    ));
+
+    let alias = encode(&format!("#lobby:{}", a.name()));
+    let joined = ok(call(b.client, "POST", &format!("{V3}/join/{alias}"), Some(&bob), Some(&json!({}))));
+    assert_eq!(joined["room_id"], room.as_str());
+    let members = ok(call(b.client, "GET", &format!("{V3}/rooms/{room}/joined_members"), Some(&bob), None));
+    assert!(
+        members["joined"][&alice_id].is_object() && members["joined"][&bob_id].is_object(),
+        "B adopted the room's state: {members}"
+    );
+    let members = ok(call(a.client, "GET", &format!("{V3}/rooms/{room}/joined_members"), Some(&alice), None));
+    assert!(members["joined"][&bob_id].is_object(), "A accepted bob's join: {members}");
+
+    let text = |body: &str| json!({ "msgtype": "m.text", "body": body });
+    ok(call(
+        a.client,
+        "PUT",
+        &format!("{V3}/rooms/{room}/send/m.room.message/t2"),
+        Some(&alice),
+        Some(&text("from A")),
+    ));
+    let seen = eventually_bodies(&b, &bob, &room, |seen| seen.iter().any(|c| c["body"] == "from A"));
+    assert!(seen.iter().any(|c| c["body"] == "from A"), "A's message reached B: {seen:?}");
+    ok(call(b.client, "PUT", &format!("{V3}/rooms/{room}/send/m.room.message/t1"), Some(&bob), Some(&text("from B"))));
+    let seen = eventually_bodies(&a, &alice, &room, |seen| seen.iter().any(|c| c["body"] == "from B"));
+    assert!(seen.iter().any(|c| c["body"] == "from B"), "B's message reached A: {seen:?}");
+
+    // By room ID, naming the server to join through; a room of version 11
+    // (create event among the auth events, unlike 12).
+    let body = json!({ "preset": "public_chat", "room_version": "11" });
+    let old = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{V3}/join/{old}?server_name={}", encode(&a.name()));
+    assert_eq!(ok(call(b.client, "POST", &path, Some(&bob), Some(&json!({}))))["room_id"], old.as_str());
+    ok(call(b.client, "POST", &format!("{V3}/rooms/{old}/leave"), Some(&bob), Some(&json!({}))));
+
+    // A kick of a remote member reaches the member's server.
+    let kick = json!({ "user_id": bob_id });
+    ok(call(a.client, "POST", &format!("{V3}/rooms/{room}/kick"), Some(&alice), Some(&kick)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let left = loop {
+        let rooms = ok(call(b.client, "GET", &format!("{V3}/joined_rooms"), Some(&bob), None));
+        let left = rooms["joined_rooms"].as_array().unwrap().is_empty();
+        if left || std::time::Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(left, "B saw bob kicked");
+}

@@ -8,7 +8,9 @@
 //! and fetched keys are also stored, so other shards and restarts find them.
 
 pub mod auth;
+pub mod join;
 pub mod keys;
+pub mod outbound;
 pub mod pdu;
 pub mod request;
 pub mod resolve;
@@ -37,6 +39,8 @@ pub struct Federation {
     pub keys: keys::KeyCache,
     /// Answers to transactions already received.
     pub transactions: transactions::Seen,
+    /// What waits to be sent, per destination this shard sends to.
+    pub outbox: outbound::Outbox,
 }
 
 impl Federation {
@@ -47,6 +51,7 @@ impl Federation {
             resolver: resolve::Resolver::default(),
             keys: keys::KeyCache::default(),
             transactions: transactions::Seen::default(),
+            outbox: outbound::Outbox::default(),
         }
     }
 }

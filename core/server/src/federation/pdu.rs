@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use tessera_proto::canonical_json::{parse_object_with, to_bytes, Numbers, Object, Value as CanonicalValue};
-use tessera_proto::hashes::event_id;
+use tessera_proto::hashes::{event_id, room_id_from_create_event};
 use tessera_proto::redaction::redact;
 use tessera_proto::room_version::RoomVersionRules;
 use tessera_proto::signatures::{required_signers, verify_event, ContentHash, KnownKeys};
@@ -49,7 +49,12 @@ pub async fn check(
 ) -> Result<Checked, ApiError> {
     let mut object = parse_object_with(pdu, Numbers::for_room_version(rules))
         .map_err(|e| ApiError::bad_json(format!("event: {e}")))?;
-    if object.get("room_id").and_then(CanonicalValue::as_str) != Some(room_id) {
+    // A room v12 create event names no room: the room's ID is its hash.
+    let of_room = match object.get("room_id") {
+        Some(id) => id.as_str() == Some(room_id),
+        None => room_id_from_create_event(&object, rules).is_some_and(|id| id.as_str() == room_id),
+    };
+    if !of_room {
         return Err(ApiError::bad_json("the event is not of this room"));
     }
     let id = match rules.event_id_server_signs {

@@ -76,9 +76,22 @@ impl RoomEvent {
         rules: &RoomVersionRules,
         keys: &ServerKeys,
     ) -> Result<(Arc<RoomEvent>, Vec<u8>), ApiError> {
-        let server_name = keys.server_name.as_str();
         let room_id_given = at.room_id.map(str::to_owned);
-        let mut pdu = Self::template(draft, at, rules);
+        Self::sign(Self::template(draft, at, rules), room_id_given, rules, keys)
+    }
+
+    /// Hashes and signs an event of this server from its fields (a
+    /// [`RoomEvent::template`], ours or one another server's `make_join`
+    /// gave): adds the ID where the version puts it in the event, and
+    /// reads the room ID from `room_id` or else derives it (room v12
+    /// `m.room.create`).
+    pub fn sign(
+        mut pdu: Map<String, Value>,
+        room_id_given: Option<String>,
+        rules: &RoomVersionRules,
+        keys: &ServerKeys,
+    ) -> Result<(Arc<RoomEvent>, Vec<u8>), ApiError> {
+        let server_name = keys.server_name.as_str();
         if rules.event_id_server_signs {
             pdu.insert("event_id".into(), format!("${}:{server_name}", random_string(18)).into());
         }

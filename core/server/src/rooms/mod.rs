@@ -185,11 +185,17 @@ pub async fn append(
     let mut positions = Vec::new();
     let mut events = Vec::new();
     let mut outgoing = Vec::new();
+    let mut federated = Vec::new();
     let prepared: Result<(), ApiError> = (|| {
         let mut room = room.borrow_mut();
         let now = now_ms();
         let pending = first.into_iter().map(Next::Built).chain(drafts.into_iter().map(Next::Draft));
         for next in pending {
+            // Events made here from drafts go to the room's other servers;
+            // built ones came from another server, or were sent with the
+            // handshake that made them (a join through another server), or
+            // begin a room no other server is in yet.
+            let ours = matches!(next, Next::Draft(_));
             let (mut event, pdu) = match next {
                 Next::Built(built) => built,
                 Next::Draft(draft) => room.prepare(draft, &state.keys, now)?,
@@ -201,7 +207,24 @@ pub async fn append(
             }
             let pos = stream.allocate();
             positions.push(pos);
+            // To the servers in the room before, for a membership change
+            // also those in it after.
+            let us = state.config.server_name.as_str();
+            let before = ours.then(|| room.remote_servers(us));
+            let before = before.filter(|b| !b.is_empty() || event.event_type == "m.room.member");
+            let copy = before.as_ref().map(|_| pdu.clone());
             room.apply(event.clone(), pdu, pos, &state.placement, &mut ops);
+            if let (Some(before), Some(copy)) = (before, copy) {
+                let mut destinations = before.to_vec();
+                for server in room.remote_servers(us).iter() {
+                    if !destinations.contains(server) {
+                        destinations.push(server.clone());
+                    }
+                }
+                if !destinations.is_empty() {
+                    federated.push((destinations, copy));
+                }
+            }
             let membership = (event.event_type == "m.room.member").then(|| {
                 let m = event.content.get("membership").and_then(|m| m.as_str()).unwrap_or_default();
                 (event.state_key.clone().unwrap_or_default(), m.to_owned())
@@ -230,6 +253,14 @@ pub async fn append(
         let id = room.borrow().id.clone();
         state.rooms.open.borrow_mut().remove(&id);
         outgoing.clear();
+    }
+    if result.is_ok() {
+        for (destinations, pdu) in federated {
+            match serde_json::from_slice(&pdu) {
+                Ok(pdu) => crate::federation::outbound::send_pdu(shard, destinations, Arc::new(pdu)),
+                Err(e) => tracing::error!(error = %e, "an event we stored is not JSON"),
+            }
+        }
     }
     let mut outgoing = outgoing.into_iter();
     for pos in positions {

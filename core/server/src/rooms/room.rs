@@ -148,6 +148,9 @@ pub struct Room {
     /// Local members to wake per shard (joined and invited), computed when
     /// first needed after a membership change.
     audience: Option<Vec<Arc<Vec<String>>>>,
+    /// The other servers with joined members, computed when first needed
+    /// after a membership change: where the room's events are sent.
+    servers: Option<Rc<Vec<String>>>,
     /// Every history visibility change, once something needed it (see
     /// `rooms::visibility`); kept up to date from then on.
     pub visibility_log: Option<VisibilityLog>,
@@ -189,9 +192,20 @@ impl Room {
             typing: HashMap::new(),
             typing_pos: 0,
             audience: None,
+            servers: None,
             visibility_log: None,
             rejected: VecDeque::new(),
         })
+    }
+
+    /// The room with no state, for adopting another server's view of it
+    /// (a rejoin through another server): numbering and head counters go
+    /// on, so no number is used twice.
+    pub fn without_state(&self) -> Option<Room> {
+        let mut room = Room::empty(self.id.clone(), self.vshard, self.nid, self.version)?;
+        room.head = RoomHeadRecord { state_group: 0, chain_len: 0, ..self.head.clone() };
+        room.state_key_nids = self.state_key_nids.clone();
+        Some(room)
     }
 
     /// A room as stored: head, state (with its numbering) and recent events.
@@ -327,6 +341,56 @@ impl Room {
         placement: &Placement,
         ops: &mut Vec<Op>,
     ) {
+        let (key_nid, event_nid) = self.set_state(event, state_key, pos, placement, ops);
+        let group = self.head.next_state_group;
+        self.head.next_state_group += 1;
+        let state = if self.head.state_group == 0 || self.head.chain_len >= SNAPSHOT_EVERY {
+            self.head.chain_len = 0;
+            StateGroupRecord { parent: None, entries: self.current.iter().map(|(&k, &e)| (k, e)).collect() }
+        } else {
+            self.head.chain_len += 1;
+            StateGroupRecord { parent: Some(self.head.state_group), entries: vec![(key_nid, event_nid)] }
+        };
+        ops.push(Op::PutStateGroup { room: self.nid, group, state });
+        self.head.state_group = group;
+    }
+
+    /// Takes `state`, the state of a room another server vouched for (and
+    /// we checked), as the room's current state, before the first event
+    /// of ours (a join through another server): its events are stored
+    /// without a timeline position, as outliers, and the state as one
+    /// snapshot.
+    pub fn adopt_state(&mut self, state: Vec<(Arc<RoomEvent>, Vec<u8>)>, placement: &Placement, ops: &mut Vec<Op>) {
+        for (event, pdu) in state {
+            let Some(state_key) = event.state_key.clone() else { continue };
+            ops.push(Op::PutEvent(EventRecord {
+                event_id: event.event_id.clone(),
+                room_id: self.id.clone(),
+                vshard: self.vshard,
+                stream_pos: None,
+                json: pdu,
+            }));
+            self.head.depth = self.head.depth.max(event.depth);
+            self.set_state(&event, &state_key, 0, placement, ops);
+        }
+        let group = self.head.next_state_group;
+        self.head.next_state_group += 1;
+        self.head.chain_len = 0;
+        let entries = self.current.iter().map(|(&k, &e)| (k, e)).collect();
+        ops.push(Op::PutStateGroup { room: self.nid, group, state: StateGroupRecord { parent: None, entries } });
+        self.head.state_group = group;
+    }
+
+    /// Makes `event` current at `(type, state_key)`, numbering its key and
+    /// itself: the writes for that, not yet a state group.
+    fn set_state(
+        &mut self,
+        event: &Arc<RoomEvent>,
+        state_key: &str,
+        pos: StreamPos,
+        placement: &Placement,
+        ops: &mut Vec<Op>,
+    ) -> (StateKeyNid, EventNid) {
         let key = (event.event_type.clone(), state_key.to_owned());
         let key_nid = match self.state_key_nids.get(&key) {
             Some(&nid) => nid,
@@ -345,19 +409,9 @@ impl Room {
         self.head.next_event_nid += 1;
         ops.push(Op::PutEventNids { room: self.nid, events: vec![(event_nid, event.event_id.clone())] });
         self.current.insert(key_nid, event_nid);
-        let group = self.head.next_state_group;
-        self.head.next_state_group += 1;
-        let state = if self.head.state_group == 0 || self.head.chain_len >= SNAPSHOT_EVERY {
-            self.head.chain_len = 0;
-            StateGroupRecord { parent: None, entries: self.current.iter().map(|(&k, &e)| (k, e)).collect() }
-        } else {
-            self.head.chain_len += 1;
-            StateGroupRecord { parent: Some(self.head.state_group), entries: vec![(key_nid, event_nid)] }
-        };
-        ops.push(Op::PutStateGroup { room: self.nid, group, state });
-        self.head.state_group = group;
         if event.event_type == "m.room.member" {
             self.audience = None;
+            self.servers = None;
             let membership = event.content.get("membership").and_then(|m| m.as_str()).unwrap_or_default();
             ops.push(Op::PutMembership {
                 vshard_room: self.vshard,
@@ -369,6 +423,7 @@ impl Room {
             });
         }
         self.state.insert(event.clone(), pos);
+        (key_nid, event_nid)
     }
 
     /// Whether `user_id`'s power level reaches the level `required` picks
@@ -418,6 +473,22 @@ impl Room {
     /// The write that stores the head as it is now.
     pub fn head_op(&self) -> Op {
         Op::PutRoomHead { vshard: self.vshard, room_id: self.id.clone(), head: self.head.clone() }
+    }
+
+    /// The servers other than `us` with members joined to the room.
+    pub fn remote_servers(&mut self, us: &str) -> Rc<Vec<String>> {
+        let state = &self.state;
+        self.servers
+            .get_or_insert_with(|| {
+                let mut servers: Vec<String> = Vec::new();
+                for server in state.joined().map(|user| crate::federation::server_of(user)) {
+                    if server != us && !servers.iter().any(|s| s == server) {
+                        servers.push(server.to_owned());
+                    }
+                }
+                Rc::new(servers)
+            })
+            .clone()
     }
 
     /// The members to wake when an event arrives, grouped by the shard that

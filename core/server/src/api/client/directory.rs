@@ -82,22 +82,30 @@ pub async fn create_alias(shard: &AppShard, alias: &str, room_id: &str, creator:
 /// server will use the federation API to resolve the alias if the domain
 /// part of the alias does not correspond to the server's own domain."
 async fn get_alias(shard: AppShard, req: Request) -> ApiResult {
-    let alias = &req.params[0];
-    if let Some(server) = remote_alias_server(&shard, alias) {
+    let (room_id, servers) = lookup(&shard, &req.params[0]).await?;
+    Ok(Response::json(&json!({ "room_id": room_id, "servers": servers })))
+}
+
+/// The room an alias names and servers to join it through, asking the
+/// alias's server when it is not ours.
+pub async fn lookup(shard: &AppShard, alias: &str) -> Result<(String, Vec<String>), ApiError> {
+    if let Some(server) = remote_alias_server(shard, alias) {
         let path = format!("/_matrix/federation/v1/query/directory?room_alias={}", query_encode(alias));
-        let answer = federation::request::request(&shard, server, Method::Get, &path, None).await?;
-        let (Some(room_id), Some(servers)) = (answer["room_id"].as_str(), answer["servers"].as_array()) else {
+        let answer = federation::request::request(shard, server, Method::Get, &path, None).await?;
+        let servers: Option<Vec<String>> =
+            answer["servers"].as_array().map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect());
+        let (Some(room_id), Some(servers)) = (answer["room_id"].as_str(), servers) else {
             return Err(ApiError::new(
                 502,
                 "M_UNKNOWN",
                 format!("{server} answered an alias query without room_id and servers"),
             ));
         };
-        return Ok(Response::json(&json!({ "room_id": room_id, "servers": servers })));
+        return Ok((room_id.to_owned(), servers));
     }
-    let room_id = resolve(&shard, alias).await?;
-    let servers = rooms::resident_servers(&shard, &room_id).await?;
-    Ok(Response::json(&json!({ "room_id": room_id, "servers": servers })))
+    let room_id = resolve(shard, alias).await?;
+    let servers = rooms::resident_servers(shard, &room_id).await?;
+    Ok((room_id, servers))
 }
 
 /// The server of a well-formed alias that is not ours.

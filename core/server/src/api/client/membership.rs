@@ -7,11 +7,13 @@ use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::{Op, Store};
 
-use crate::api::client::directory::resolve;
+use crate::api::client::directory::lookup;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
-use crate::request::json_body;
+use crate::federation::join::join;
+use crate::federation::server_of;
+use crate::request::{json_body, Query};
 use crate::rooms::event::Draft;
 use crate::rooms::{member_content, on_room, send};
 use crate::state::AppShard;
@@ -82,11 +84,22 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
         let target = body.user_id.clone().ok_or_else(|| ApiError::missing_param("`user_id` is required"))?;
         require_in_room(&shard, &req.params[0], target).await?;
     }
+    // Servers to join through: those the client names, those the alias
+    // names, the room ID's own.
+    let query = Query::of(&req);
+    let mut via: Vec<String> = query.get_all("via").chain(query.get_all("server_name")).map(str::to_owned).collect();
     let room_id = match req.params[0].clone() {
-        alias if alias.starts_with('#') && change == Change::Join => resolve(&shard, &alias).await?,
+        alias if alias.starts_with('#') && change == Change::Join => {
+            let (room_id, servers) = lookup(&shard, &alias).await?;
+            via.extend(servers);
+            room_id
+        }
         room_id if room_id.starts_with('!') => room_id,
         other => return Err(ApiError::invalid_param(format!("{other} is not a room ID"))),
     };
+    if let Some((_, server)) = room_id.split_once(':') {
+        via.push(server.to_owned());
+    }
     let (target, membership) = match change {
         Change::Join => (me.user_id.clone(), "join"),
         Change::Leave => (me.user_id.clone(), "leave"),
@@ -101,8 +114,8 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
         }
     };
     let server_name = &shard.state.config.server_name;
-    if target.strip_prefix('@').and_then(|u| u.split_once(':')).is_none_or(|(_, s)| s != server_name) {
-        return Err(ApiError::new(400, "M_UNRECOGNIZED", "users of other servers need federation"));
+    if change == Change::Invite && server_of(&target) != server_name {
+        return Err(ApiError::new(400, "M_UNRECOGNIZED", "inviting users of other servers is not built yet"));
     }
     let mut content = match member_content(&shard, &target, membership).await? {
         Value::Object(content) if target == me.user_id => content,
@@ -137,7 +150,10 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
             return Err(ApiError::new(403, "M_GUEST_ACCESS_FORBIDDEN", "guests may not join this room"));
         }
     }
-    send(&shard, &room_id, draft, None).await?;
+    match change {
+        Change::Join => join(&shard, &room_id, draft, via).await?,
+        _ => drop(send(&shard, &room_id, draft, None).await?),
+    }
     Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))
 }
 

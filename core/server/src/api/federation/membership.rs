@@ -21,6 +21,7 @@
 //! auth rules allow it against the room's current state.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
@@ -29,6 +30,7 @@ use tessera_storage::Store;
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
+use crate::federation::outbound::send_pdu;
 use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::server_of;
 use crate::request::now_ms;
@@ -139,19 +141,26 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
         if server_of(&event.sender) != origin {
             return Err(ApiError::forbidden("a server may only send memberships of its own users"));
         }
-        let state_ids: Vec<String> = {
-            let room = room.borrow();
-            require_resident(&room, &shard.state.config.server_name)?;
+        let us = shard.state.config.server_name.as_str();
+        let (state_ids, others) = {
+            let mut room = room.borrow_mut();
+            require_resident(&room, us)?;
             room.check_remote(&event)?;
-            room.state.events().map(|e| e.event_id.clone()).collect()
+            let others: Vec<String> = room.remote_servers(us).iter().filter(|s| **s != origin).cloned().collect();
+            (room.state.events().map(|e| e.event_id.clone()).collect::<Vec<String>>(), others)
         };
+        // The room's other servers hear of the membership from us, the
+        // server it was sent to.
+        let pdu: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
         if kind == Kind::Leave {
             append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
+            send_pdu(&shard, others, Arc::new(pdu));
             return Ok(json!({}));
         }
         let state = pdus(&shard, &state_ids).await?;
         let auth_chain = auth_chain(&shard, &state_ids).await?;
         append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
+        send_pdu(&shard, others, Arc::new(pdu));
         Ok(json!({
             "origin": shard.state.config.server_name,
             "state": state,
