@@ -373,3 +373,88 @@ fn a_user_joins_a_remote_room_by_alias_and_messages_flow_both_ways_in_transactio
     };
     assert!(left, "B saw bob kicked");
 }
+
+/// Waits up to ten seconds for `test` to hold on `token`'s sync.
+fn eventually_sync(server: &Server, token: &str, test: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let sync = ok(call(server.client, "GET", &format!("{V3}/sync?timeout=0"), Some(token), None));
+        if test(&sync) || std::time::Instant::now() > deadline {
+            return sync;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_remote_invite_shows_the_room_and_can_be_rejected_or_accepted_through_the_inviting_server() {
+    let (a, b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let (bob_id, bob) = register(b.client, "bob");
+    let body = json!({ "preset": "private_chat", "name": "Secret plans" });
+    let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invite = || {
+        ok(call(
+            a.client,
+            "POST",
+            &format!("{V3}/rooms/{room}/invite"),
+            Some(&alice),
+            Some(&json!({ "user_id": bob_id })),
+        ))
+    };
+    let membership_on_a = || {
+        let path = format!("{V3}/rooms/{room}/state/m.room.member/{}", encode(&bob_id));
+        ok(call(a.client, "GET", &path, Some(&alice), None))["membership"].clone()
+    };
+
+    invite();
+    let sync = eventually_sync(&b, &bob, |s| s["rooms"]["invite"].get(&room).is_some());
+    let shown = &sync["rooms"]["invite"][&room]["invite_state"]["events"];
+    assert!(
+        shown.as_array().unwrap().iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Secret plans"),
+        "the invitee sees the room's name: {sync}"
+    );
+    assert_eq!(membership_on_a(), "invite");
+
+    // Rejected through A: A's room records the leave.
+    ok(call(b.client, "POST", &format!("{V3}/rooms/{room}/leave"), Some(&bob), Some(&json!({}))));
+    assert_eq!(membership_on_a(), "leave");
+
+    // Invited again and accepted: B joins through A, the inviting server.
+    invite();
+    eventually_sync(&b, &bob, |s| s["rooms"]["invite"].get(&room).is_some());
+    ok(call(b.client, "POST", &format!("{V3}/rooms/{room}/join"), Some(&bob), Some(&json!({}))));
+    assert_eq!(membership_on_a(), "join");
+
+    // Typing crosses over as an EDU.
+    let typing = json!({ "typing": true, "timeout": 10000 });
+    ok(call(b.client, "PUT", &format!("{V3}/rooms/{room}/typing/{}", encode(&bob_id)), Some(&bob), Some(&typing)));
+    let sync = eventually_sync(&a, &alice, |s| {
+        s["rooms"]["join"][&room]["ephemeral"]["events"].as_array().is_some_and(|events| {
+            events.iter().any(|e| e["type"] == "m.typing" && e["content"]["user_ids"][0] == bob_id.as_str())
+        })
+    });
+    let events = &sync["rooms"]["join"][&room]["ephemeral"]["events"];
+    assert!(events.as_array().is_some_and(|e| e.iter().any(|e| e["type"] == "m.typing")), "{sync}");
+}
+
+#[test]
+fn an_invite_to_a_room_its_server_has_left_is_still_rejected_here() {
+    let (a, b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let (bob_id, bob) = register(b.client, "bob");
+    let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&json!({}))))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(call(a.client, "POST", &format!("{V3}/rooms/{room}/invite"), Some(&alice), Some(&json!({ "user_id": bob_id }))));
+    eventually_sync(&b, &bob, |s| s["rooms"]["invite"].get(&room).is_some());
+    ok(call(a.client, "POST", &format!("{V3}/rooms/{room}/leave"), Some(&alice), Some(&json!({}))));
+
+    ok(call(b.client, "POST", &format!("{V3}/rooms/{room}/leave"), Some(&bob), Some(&json!({}))));
+    let sync = ok(call(b.client, "GET", &format!("{V3}/sync"), Some(&bob), None));
+    assert!(sync["rooms"]["invite"].get(&room).is_none(), "no longer invited: {sync}");
+}

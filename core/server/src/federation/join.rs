@@ -37,7 +37,7 @@ use crate::error::ApiError;
 use crate::request::{now_ms, query_encode};
 use crate::rooms::event::{Draft, RoomEvent};
 use crate::rooms::room::Room;
-use crate::rooms::{allocate_room_nid, append, get, insert_open, send};
+use crate::rooms::{append, get, insert_open, new_room, send};
 use crate::state::AppShard;
 
 /// Most events (state and auth chain) a join answer may hold: a bigger
@@ -80,21 +80,7 @@ async fn join_via(
     user_id: &str,
     content: Map<String, Value>,
 ) -> Result<(), ApiError> {
-    let versions: String = STABLE.iter().map(|v| format!("&ver={}", v.id)).collect();
-    let path = format!(
-        "/_matrix/federation/v1/make_join/{}/{}?{}",
-        query_encode(room_id),
-        query_encode(user_id),
-        &versions[1..]
-    );
-    let answer = request(shard, server, Method::Get, &path, None).await?;
-    let version = answer.get("room_version").and_then(Value::as_str).unwrap_or("1");
-    let rules = RoomVersionRules::get(version).ok_or_else(|| {
-        ApiError::new(400, "M_UNSUPPORTED_ROOM_VERSION", format!("{server} offered room version {version}"))
-    })?;
-    let template = answer.get("event").and_then(Value::as_object).cloned().unwrap_or_default();
-    let pdu = complete(template, room_id, user_id, content, rules)?;
-    let (event, bytes) = RoomEvent::sign(pdu, Some(room_id.to_owned()), rules, &shard.state.keys)?;
+    let (rules, event, bytes) = make_membership(shard, server, room_id, user_id, "join", content).await?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let path = format!("/_matrix/federation/v2/send_join/{}/{}", query_encode(room_id), query_encode(&event.event_id));
     let answer = request(shard, server, Method::Put, &path, Some(&body)).await?;
@@ -119,12 +105,41 @@ async fn join_via(
     create_room(shard, room_id, rules, state_events, &checked, &accepted, (event, bytes)).await
 }
 
-/// The make_join template with our content and time, after checking it is
-/// the join we asked for.
+/// Asks `server` for the template of `user_id`'s membership (`make_join`
+/// offering every stable version, or `make_leave`), completes it with
+/// `content` and signs it.
+pub async fn make_membership(
+    shard: &AppShard,
+    server: &str,
+    room_id: &str,
+    user_id: &str,
+    membership: &str,
+    content: Map<String, Value>,
+) -> Result<(&'static RoomVersionRules, Arc<RoomEvent>, Vec<u8>), ApiError> {
+    let mut path =
+        format!("/_matrix/federation/v1/make_{membership}/{}/{}", query_encode(room_id), query_encode(user_id));
+    if membership == "join" {
+        let versions: Vec<String> = STABLE.iter().map(|v| format!("ver={}", v.id)).collect();
+        path = format!("{path}?{}", versions.join("&"));
+    }
+    let answer = request(shard, server, Method::Get, &path, None).await?;
+    let version = answer.get("room_version").and_then(Value::as_str).unwrap_or("1");
+    let rules = RoomVersionRules::get(version).ok_or_else(|| {
+        ApiError::new(400, "M_UNSUPPORTED_ROOM_VERSION", format!("{server} offered room version {version}"))
+    })?;
+    let template = answer.get("event").and_then(Value::as_object).cloned().unwrap_or_default();
+    let pdu = complete(template, room_id, user_id, membership, content, rules)?;
+    let (event, bytes) = RoomEvent::sign(pdu, Some(room_id.to_owned()), rules, &shard.state.keys)?;
+    Ok((rules, event, bytes))
+}
+
+/// The make_join/make_leave template with our content and time, after
+/// checking it is the membership we asked for.
 fn complete(
     mut template: Map<String, Value>,
     room_id: &str,
     user_id: &str,
+    membership: &str,
     mut content: Map<String, Value>,
     rules: &RoomVersionRules,
 ) -> Result<Map<String, Value>, ApiError> {
@@ -134,7 +149,11 @@ fn complete(
         || field(&template, "state_key").as_deref() != Some(user_id)
         || field(&template, "room_id").as_deref() != Some(room_id)
     {
-        return Err(ApiError::new(502, "M_UNKNOWN", "make_join answered a template for another event"));
+        return Err(ApiError::new(
+            502,
+            "M_UNKNOWN",
+            format!("make_{membership} answered a template for another event"),
+        ));
     }
     // Restricted joins: the resident server names the user it authorises
     // the join by, and must stay named.
@@ -142,7 +161,7 @@ fn complete(
     if let (Some(via), true) = (via, rules.restricted_join_rule) {
         content.insert("join_authorised_via_users_server".into(), via);
     }
-    content.insert("membership".into(), "join".into());
+    content.insert("membership".into(), membership.into());
     template.insert("content".into(), Value::Object(content));
     template.insert("origin_server_ts".into(), now_ms().into());
     for computed in ["event_id", "hashes", "signatures", "unsigned"] {
@@ -261,18 +280,12 @@ async fn create_room(
         return Err(ApiError::new(502, "M_UNKNOWN", "the room's state as sent has no valid create event"));
     }
     let vshard = shard.state.placement.vshard(room_id);
-    let mut ops = Vec::new();
     // A room we were in before starts over from the state we were sent,
     // keeping its numbering.
-    let mut room = match get(shard, room_id).await? {
-        Some(old) => old.borrow().without_state(),
-        None => {
-            let (nid, nid_op) = allocate_room_nid(shard, vshard).await?;
-            ops.extend([nid_op, Op::PutRoomNid { vshard, room_id: room_id.to_owned(), room: nid }]);
-            Room::empty(room_id.to_owned(), vshard, nid, rules)
-        }
-    }
-    .ok_or_else(|| ApiError::internal("no auth rules"))?;
+    let (mut room, mut ops) = match get(shard, room_id).await? {
+        Some(old) => (old.borrow().without_state().ok_or_else(|| ApiError::internal("no auth rules"))?, Vec::new()),
+        None => new_room(shard, room_id, rules).await?,
+    };
     let state_ids: HashSet<String> = state.iter().map(|(e, _)| e.event_id.clone()).collect();
     for (id, (_, bytes)) in checked.iter().filter(|(id, _)| accepted.contains(id.as_str()) && !state_ids.contains(*id))
     {
@@ -302,8 +315,18 @@ pub async fn join(shard: &AppShard, room_id: &str, draft: Draft, via: Vec<String
             let shard = shard.clone();
             async move {
                 let us = shard.state.config.server_name.clone();
+                let mut via = via;
                 let resident = match get(&shard, &room_id).await? {
-                    Some(room) => room.borrow().state.joined().any(|user| server_of(user) == us),
+                    Some(room) => {
+                        let room = room.borrow();
+                        // Invited (or knocked, or left): the server whose
+                        // user made that membership is one to try first.
+                        if let Some(member) = room.state.event("m.room.member", &draft.sender) {
+                            via.insert(0, server_of(&member.sender).to_owned());
+                        }
+                        let resident = room.state.joined().any(|user| server_of(user) == us);
+                        resident
+                    }
                     None => false,
                 };
                 if resident || via.iter().all(|server| *server == us) {

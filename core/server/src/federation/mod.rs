@@ -8,8 +8,11 @@
 //! and fetched keys are also stored, so other shards and restarts find them.
 
 pub mod auth;
+pub mod edus;
+pub mod invite;
 pub mod join;
 pub mod keys;
+pub mod leave;
 pub mod outbound;
 pub mod pdu;
 pub mod request;

@@ -82,6 +82,39 @@ pub fn set_typing(shard: &AppShard, room: &Rc<RefCell<Room>>, user_id: &str, tim
     }
 }
 
+/// Tells the room's other servers of a typing change of `user_id` (ours):
+/// an `m.typing` EDU (server-server API § Typing Notifications).
+pub fn share_typing(shard: &AppShard, room: &mut Room, user_id: &str, typing: bool) {
+    let servers = room.remote_servers(&shard.state.config.server_name);
+    if servers.is_empty() {
+        return;
+    }
+    let edu = json!({
+        "edu_type": "m.typing",
+        "content": { "room_id": room.id, "user_id": user_id, "typing": typing },
+    });
+    crate::federation::outbound::send_edu(shard, servers.to_vec(), Arc::new(edu));
+}
+
+/// Tells the room's other servers of a public receipt of ours: an
+/// `m.receipt` EDU (server-server API § Receipts).
+pub fn share_receipt(shard: &AppShard, room: &mut Room, receipt: &ReceiptRecord) {
+    let servers = room.remote_servers(&shard.state.config.server_name);
+    if servers.is_empty() || receipt.receipt_type != "m.read" {
+        return;
+    }
+    let mut data = json!({ "ts": receipt.ts });
+    if let Some(thread) = &receipt.thread_id {
+        data["thread_id"] = thread.clone().into();
+    }
+    let mut by_user = Map::new();
+    by_user.insert(receipt.user_id.clone(), json!({ "event_ids": [receipt.event_id], "data": data }));
+    let mut by_room = Map::new();
+    by_room.insert(room.id.clone(), json!({ "m.read": by_user }));
+    let edu = json!({ "edu_type": "m.receipt", "content": by_room });
+    crate::federation::outbound::send_edu(shard, servers.to_vec(), Arc::new(edu));
+}
+
 /// The room's ephemeral events for `user_id` changed in `(since, upto]`
 /// (all of them when `since` is `None`).
 pub fn ephemeral_events(room: &Room, user_id: &str, since: Option<StreamPos>, upto: StreamPos) -> Vec<Value> {

@@ -40,6 +40,10 @@ pub struct RoomEvent {
     /// ID)`, shown back to that device as `unsigned.transaction_id` so it
     /// can match its local echo. Memory only.
     pub txn: Option<(String, String)>,
+    /// For an invite another server sent us for a room we are not in:
+    /// the stripped state it sent along (`unsigned.invite_room_state`),
+    /// what the invitee is shown of the room.
+    pub invite_state: Option<Arc<Vec<Value>>>,
 }
 
 /// Who an event is serialised for: `(user ID, device ID)`.
@@ -188,6 +192,11 @@ impl RoomEvent {
             signers,
             room_id_in_pdu: pdu.contains_key("room_id"),
             txn: None,
+            invite_state: pdu
+                .get("unsigned")
+                .and_then(|u| u.get("invite_room_state"))
+                .and_then(Value::as_array)
+                .map(|events| Arc::new(events.clone())),
             content,
         })
     }

@@ -158,6 +158,20 @@ pub async fn allocate_room_nid(shard: &AppShard, vshard: VShard) -> Result<(Room
     Ok((nid, Op::SetStreamPosition { stream, pos: *counter }))
 }
 
+/// A new room with no events yet, of a room ID another server made (a
+/// join or invite through federation), and the writes that number it.
+pub async fn new_room(
+    shard: &AppShard,
+    room_id: &str,
+    version: &'static RoomVersionRules,
+) -> Result<(Room, Vec<Op>), ApiError> {
+    let vshard = shard.state.placement.vshard(room_id);
+    let (nid, nid_op) = allocate_room_nid(shard, vshard).await?;
+    let room =
+        Room::empty(room_id.to_owned(), vshard, nid, version).ok_or_else(|| ApiError::internal("no auth rules"))?;
+    Ok((room, vec![nid_op, Op::PutRoomNid { vshard, room_id: room_id.to_owned(), room: nid }]))
+}
+
 /// A send's transaction: `(device, transaction ID)`.
 pub type Txn = (String, String);
 

@@ -276,6 +276,7 @@ impl Room {
             signers: Vec::new(),
             room_id_in_pdu: true,
             txn: None,
+            invite_state: None,
         }
     }
 

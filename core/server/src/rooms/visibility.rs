@@ -447,6 +447,7 @@ mod tests {
             signers: vec![],
             room_id_in_pdu: true,
             txn: None,
+            invite_state: None,
         }
     }
 

@@ -90,6 +90,12 @@ pub struct RoomPart {
     pub presence_of: Vec<String>,
 }
 
+/// The room's state an invitee is shown, stripped (the invite itself not
+/// included).
+pub fn invite_state(room: &Room) -> Vec<Value> {
+    INVITE_STATE.iter().filter_map(|t| room.state.event(t, "")).map(|e| stripped(e)).collect()
+}
+
 /// A stripped state event (spec: `StrippedStateEvent`), as invites show the
 /// room.
 fn stripped(event: &RoomEvent) -> Value {
@@ -129,8 +135,11 @@ pub async fn room_part(
                 if !(newer || query.full_state) || query.ignored.contains(&member.sender) {
                     return Ok(None);
                 }
-                let mut events: Vec<Value> =
-                    INVITE_STATE.iter().filter_map(|t| room_ref.state.event(t, "")).map(|e| stripped(e)).collect();
+                let mut events = match &member.invite_state {
+                    // A remote room's invite: what the inviting server sent.
+                    Some(sent) => sent.iter().filter(|e| e.is_object()).cloned().collect(),
+                    None => invite_state(&room_ref),
+                };
                 events.push(stripped(member));
                 let body = json!({ "invite_state": { "events": events } });
                 let room_id = room_ref.id.clone();

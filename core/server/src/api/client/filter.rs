@@ -526,6 +526,7 @@ mod tests {
             signers: vec![],
             room_id_in_pdu: true,
             txn: None,
+            invite_state: None,
         };
         let with_url = RoomEventFilter { contains_url: Some(true), ..Default::default() };
         let without = RoomEventFilter { contains_url: Some(false), ..Default::default() };

@@ -11,7 +11,9 @@ use crate::api::client::directory::lookup;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
+use crate::federation::invite::invite_remote;
 use crate::federation::join::join;
+use crate::federation::leave::leave;
 use crate::federation::server_of;
 use crate::request::{json_body, Query};
 use crate::rooms::event::Draft;
@@ -114,9 +116,7 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
         }
     };
     let server_name = &shard.state.config.server_name;
-    if change == Change::Invite && server_of(&target) != server_name {
-        return Err(ApiError::new(400, "M_UNRECOGNIZED", "inviting users of other servers is not built yet"));
-    }
+    let remote_invite = change == Change::Invite && server_of(&target) != server_name;
     let mut content = match member_content(&shard, &target, membership).await? {
         Value::Object(content) if target == me.user_id => content,
         _ => Map::from_iter([("membership".to_owned(), Value::from(membership))]),
@@ -152,6 +152,8 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     }
     match change {
         Change::Join => join(&shard, &room_id, draft, via).await?,
+        Change::Leave => leave(&shard, &room_id, draft).await?,
+        Change::Invite if remote_invite => invite_remote(&shard, &room_id, draft).await?,
         _ => drop(send(&shard, &room_id, draft, None).await?),
     }
     Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))

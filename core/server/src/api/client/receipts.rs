@@ -16,7 +16,7 @@ use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{json_body, now_ms};
-use crate::rooms::ephemeral::put_receipt;
+use crate::rooms::ephemeral::{put_receipt, share_receipt};
 use crate::rooms::on_room;
 use crate::rooms::read::require_joined;
 use crate::rooms::visibility::position;
@@ -109,7 +109,9 @@ async fn receipt(
             }
         }
         let receipt = ReceiptRecord { receipt_type, user_id, thread_id, event_id, ts: now_ms() };
-        put_receipt(&shard, &room, receipt).await
+        put_receipt(&shard, &room, receipt.clone()).await?;
+        share_receipt(&shard, &mut room.borrow_mut(), &receipt);
+        Ok(())
     })
     .await
 }

@@ -12,7 +12,7 @@ use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::request::json_body;
-use crate::rooms::ephemeral::set_typing;
+use crate::rooms::ephemeral::{set_typing, share_typing};
 use crate::rooms::on_room;
 use crate::rooms::read::require_joined;
 use crate::state::AppShard;
@@ -43,6 +43,7 @@ async fn put(shard: AppShard, req: Request) -> ApiResult {
     on_room(&shard, &req.params[0], move |shard, room| async move {
         require_joined(&room.borrow(), &user_id)?;
         set_typing(&shard, &room, &user_id, timeout);
+        share_typing(&shard, &mut room.borrow_mut(), &user_id, timeout.is_some());
         Ok(())
     })
     .await?;

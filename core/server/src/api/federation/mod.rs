@@ -1,5 +1,6 @@
 //! The Server-Server API (`/_matrix/federation`).
 
+pub mod invite;
 pub mod membership;
 pub mod query;
 pub mod send;
@@ -14,5 +15,6 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     version::register(router);
     query::register(router, shard);
     membership::register(router, shard);
+    invite::register(router, shard);
     send::register(router, shard);
 }

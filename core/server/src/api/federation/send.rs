@@ -13,8 +13,8 @@
 //! (`get_missing_events`) is not built yet. PDUs of rooms this server is
 //! not in are dropped, as Synapse does. A PDU the auth rules reject is
 //! answered as processed (no error, as Synapse answers) but kept out of the
-//! room. EDUs (typing, receipts, presence,
-//! device lists) are counted against the limit but not acted on yet.
+//! room. EDUs go to [`crate::federation::edus`] (typing and receipts are
+//! applied; the other kinds are counted against the limit, then ignored).
 
 use std::collections::HashMap;
 
@@ -79,6 +79,8 @@ async fn send(shard: AppShard, req: Request) -> ApiResult {
             Err(e) => tracing::debug!(room = %id, error = %e.message, "transaction PDUs for an unknown room dropped"),
         }
     }
+    let edus: Vec<Value> = edus.iter().filter_map(|edu| serde_json::from_slice(&to_bytes(edu)).ok()).collect();
+    crate::federation::edus::receive(&shard, &key.0, edus).await;
     let answer = Bytes::from(json!({ "pdus": outcomes }).to_string());
     shard.state.federation.transactions.insert(key, answer.clone());
     Ok(Response::json_bytes(answer))

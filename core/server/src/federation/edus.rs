@@ -1,0 +1,90 @@
+//! EDUs another server sent in a transaction (server-server API §
+//! Ephemeral Data Units): typing notifications and receipts of its users,
+//! applied on each room's shard like our own users' ones. Every other
+//! kind is ignored for now (presence, device lists, to-device messages).
+//!
+//! A server speaks only for its own users, and only for users joined to
+//! the room: anything else is dropped, silently, as an EDU has no answer.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera_storage::records::ReceiptRecord;
+
+use super::server_of;
+use crate::request::now_ms;
+use crate::rooms::ephemeral::{put_receipt, set_typing};
+use crate::rooms::on_room;
+use crate::state::AppShard;
+
+/// How long a remote user's typing lasts unless renewed or stopped (the
+/// EDU carries no timeout; Synapse's is a minute as well).
+const REMOTE_TYPING: Duration = Duration::from_secs(60);
+
+/// Applies the EDUs of `origin` in order.
+pub async fn receive(shard: &AppShard, origin: &str, edus: Vec<Value>) {
+    for edu in edus {
+        let content = edu.get("content").cloned().unwrap_or(Value::Null);
+        match edu.get("edu_type").and_then(Value::as_str) {
+            Some("m.typing") => typing(shard, origin, content).await,
+            Some("m.receipt") => receipts(shard, origin, content).await,
+            _ => {}
+        }
+    }
+}
+
+async fn typing(shard: &AppShard, origin: &str, content: Value) {
+    let field = |name: &str| content.get(name).and_then(Value::as_str).map(str::to_owned);
+    let (Some(room_id), Some(user_id)) = (field("room_id"), field("user_id")) else { return };
+    if server_of(&user_id) != origin {
+        return;
+    }
+    let typing = content.get("typing").and_then(Value::as_bool).unwrap_or(false);
+    let applied = on_room(shard, &room_id, move |shard, room| async move {
+        if room.borrow().state.joined_at(&user_id).is_some() {
+            set_typing(&shard, &room, &user_id, typing.then_some(REMOTE_TYPING));
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = applied {
+        tracing::debug!(room = room_id, error = %e.message, "typing EDU dropped");
+    }
+}
+
+/// `content`: room ID → receipt type → user ID → `{event_ids, data}`.
+async fn receipts(shard: &AppShard, origin: &str, content: Value) {
+    let Value::Object(rooms) = content else { return };
+    for (room_id, by_type) in rooms {
+        let mut receipts = Vec::new();
+        for (receipt_type, by_user) in by_type.as_object().into_iter().flatten() {
+            // Private receipts never leave their server.
+            if receipt_type != "m.read" {
+                continue;
+            }
+            for (user_id, receipt) in by_user.as_object().into_iter().flatten() {
+                let event_id = receipt.pointer("/event_ids/0").and_then(Value::as_str);
+                let (true, Some(event_id)) = (server_of(user_id) == origin, event_id) else { continue };
+                receipts.push(ReceiptRecord {
+                    receipt_type: receipt_type.clone(),
+                    user_id: user_id.clone(),
+                    thread_id: receipt.pointer("/data/thread_id").and_then(Value::as_str).map(str::to_owned),
+                    event_id: event_id.to_owned(),
+                    ts: receipt.pointer("/data/ts").and_then(Value::as_u64).unwrap_or_else(now_ms),
+                });
+            }
+        }
+        let applied = on_room(shard, &room_id, move |shard, room| async move {
+            for receipt in receipts {
+                if room.borrow().state.joined_at(&receipt.user_id).is_some() {
+                    put_receipt(&shard, &room, receipt).await?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = applied {
+            tracing::debug!(room = room_id, error = %e.message, "receipt EDU dropped");
+        }
+    }
+}
