@@ -357,8 +357,15 @@ fn receipts_and_typing_reach_other_members_through_sync_ephemeral() {
     assert!(receipt[&event_id]["m.read"][&alice_id]["ts"].is_u64(), "{receipt}");
     assert!(receipt[&event_id].get("m.read.private").is_none(), "private receipt leaked: {receipt}");
 
-    // Someone else's typing state cannot be set.
+    // A client that starts afresh after typing stopped learns it stopped:
+    // an initial sync shows the room's (empty) typing list.
     let path = format!("{V3}/rooms/{room}/typing/{alice_id}");
+    assert_eq!(call(server.client, "PUT", &path, Some(&alice), Some(&json!({ "typing": false }))).status, 200);
+    let fresh = sync(&server, &bob, None, 0);
+    let events = fresh["rooms"]["join"][&room]["ephemeral"]["events"].as_array().unwrap().clone();
+    assert!(events.iter().any(|e| e["type"] == "m.typing" && e["content"]["user_ids"] == json!([])), "{events:?}");
+
+    // Someone else's typing state cannot be set.
     let reply = call(server.client, "PUT", &path, Some(&bob), Some(&json!({ "typing": true })));
     assert_eq!(reply.status, 403);
 }

@@ -348,6 +348,30 @@ fn a_user_joins_a_remote_room_by_alias_and_messages_flow_both_ways_in_transactio
     let seen = eventually_bodies(&a, &alice, &room, |seen| seen.iter().any(|c| c["body"] == "from B"));
     assert!(seen.iter().any(|c| c["body"] == "from B"), "B's message reached A: {seen:?}");
 
+    // Presence crosses over as an EDU to the servers sharing a room.
+    let status = json!({ "presence": "unavailable", "status_msg": "lunch" });
+    ok(call(a.client, "PUT", &format!("{V3}/presence/{}/status", encode(&alice_id)), Some(&alice), Some(&status)));
+    let sync = eventually_sync(&b, &bob, |s| {
+        s["presence"]["events"].as_array().is_some_and(|events| {
+            events.iter().any(|e| e["sender"] == alice_id.as_str() && e["content"]["presence"] == "unavailable")
+        })
+    });
+    assert!(
+        sync["presence"]["events"].as_array().unwrap().iter().any(|e| e["content"]["status_msg"] == "lunch"),
+        "{sync}"
+    );
+
+    // A's public room directory, asked through B.
+    ok(call(
+        a.client,
+        "PUT",
+        &format!("{V3}/directory/list/room/{room}"),
+        Some(&alice),
+        Some(&json!({ "visibility": "public" })),
+    ));
+    let listed = ok(call(b.client, "GET", &format!("{V3}/publicRooms?server={}", encode(&a.name())), Some(&bob), None));
+    assert_eq!(listed["chunk"][0]["room_id"], room.as_str(), "{listed}");
+
     // By room ID, naming the server to join through; a room of version 11
     // (create event among the auth events, unlike 12).
     let body = json!({ "preset": "public_chat", "room_version": "11" });

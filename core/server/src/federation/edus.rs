@@ -1,7 +1,8 @@
 //! EDUs another server sent in a transaction (server-server API §
 //! Ephemeral Data Units): typing notifications and receipts of its users,
-//! applied on each room's shard like our own users' ones. Every other
-//! kind is ignored for now (presence, device lists, to-device messages).
+//! applied on each room's shard, and presence, on each user's shard, like
+//! our own users' ones. Every other kind is ignored for now (device
+//! lists, to-device messages).
 //!
 //! A server speaks only for its own users, and only for users joined to
 //! the room: anything else is dropped, silently, as an EDU has no answer.
@@ -28,6 +29,7 @@ pub async fn receive(shard: &AppShard, origin: &str, edus: Vec<Value>) {
         match edu.get("edu_type").and_then(Value::as_str) {
             Some("m.typing") => typing(shard, origin, content).await,
             Some("m.receipt") => receipts(shard, origin, content).await,
+            Some("m.presence") => presence(shard, origin, content),
             _ => {}
         }
     }
@@ -86,5 +88,23 @@ async fn receipts(shard: &AppShard, origin: &str, content: Value) {
         if let Err(e) = applied {
             tracing::debug!(room = room_id, error = %e.message, "receipt EDU dropped");
         }
+    }
+}
+
+/// `content.push`: presence updates of the origin's users.
+fn presence(shard: &AppShard, origin: &str, content: Value) {
+    let Some(Value::Array(updates)) = content.get("push").cloned() else { return };
+    for update in updates {
+        let Some(user_id) = update.get("user_id").and_then(Value::as_str).map(str::to_owned) else { continue };
+        if server_of(&user_id) != origin {
+            continue;
+        }
+        let owner = shard.state.placement.shard(&user_id);
+        shard.tell(owner, move |shard| {
+            let shard = shard.clone();
+            tessera_net::runtime::spawn(
+                async move { crate::sync::presence::set_remote(&shard, &user_id, &update).await },
+            );
+        });
     }
 }

@@ -299,8 +299,11 @@ async fn create_room(
     }
     room.adopt_state(state, &shard.state.placement, &mut ops);
     room.check_remote(&join.0)?;
+    let user_id = join.0.sender.clone();
     let room: Rc<RefCell<Room>> = insert_open(shard, room);
     append(shard, &room, Some(join), Vec::new(), None, ops).await?;
+    let servers = room.borrow_mut().remote_servers(&shard.state.config.server_name).to_vec();
+    crate::sync::presence::share_on_join(shard, vec![user_id], servers);
     Ok(())
 }
 

@@ -76,11 +76,13 @@ pub enum FedError {
 
 impl From<FedError> for ApiError {
     /// What a client sees when a request it caused to another server
-    /// failed: the remote's own 404 stays a 404 (an unknown user or alias),
-    /// anything else is a bad gateway, as Synapse answers.
+    /// failed: the remote's own 404 stays a 404 (an unknown user or alias)
+    /// and its 403 a 403 (a join the room's rules refuse), anything else is
+    /// a bad gateway, as Synapse answers.
     fn from(e: FedError) -> Self {
         match &e {
             FedError::Status { status: 404, message, .. } => ApiError::not_found(message.clone()),
+            FedError::Status { status: 403, message, .. } => ApiError::forbidden(message.clone()),
             FedError::Storage(_) => ApiError::internal(e.to_string()),
             _ => ApiError::new(502, "M_UNKNOWN", e.to_string()),
         }

@@ -121,7 +121,9 @@ pub fn ephemeral_events(room: &Room, user_id: &str, since: Option<StreamPos>, up
     // An initial sync gets what there is; an incremental one what changed.
     let changed = |pos: StreamPos| since.is_some_and(|s| pos > s && pos <= upto);
     let mut events = Vec::new();
-    if changed(room.typing_pos) || since.is_none() && !room.typing.is_empty() {
+    // An initial sync shows the typing list of every room where anyone
+    // typed since the room was loaded, empty or not, as Synapse does.
+    if changed(room.typing_pos) || since.is_none() && room.typing_pos != 0 {
         let mut users: Vec<&String> = room.typing.keys().collect();
         users.sort();
         events.push(json!({ "type": "m.typing", "content": { "user_ids": users } }));

@@ -99,15 +99,36 @@ pub async fn set(shard: &AppShard, user_id: &str, state: &str, status_msg: Optio
     if changed {
         let event = Arc::new(get(shard, user_id).event(user_id));
         receive(shard, &[user_id.to_owned()], user_id, event.clone());
-        if let Err(e) = push(shard, user_id, event).await {
+        if let Err(e) = push(shard, user_id, event, true).await {
             tracing::warn!(user = user_id, error = e.message, "presence not pushed");
         }
     }
 }
 
+/// Takes the presence another server sent for one of its users (an
+/// `m.presence` EDU's `push` entry; run on the user's shard) and pushes it
+/// to our users who share a room with them.
+pub async fn set_remote(shard: &AppShard, user_id: &str, content: &Value) {
+    let Some(state) = content.get("presence").and_then(Value::as_str).filter(|s| STATES.contains(s)) else {
+        return;
+    };
+    let ago = content.get("last_active_ago").and_then(Value::as_u64).unwrap_or(0);
+    let presence = Presence {
+        state: state.to_owned(),
+        status_msg: content.get("status_msg").and_then(Value::as_str).map(str::to_owned),
+        last_active: now_ms().saturating_sub(ago),
+    };
+    let event = Arc::new(presence.event(user_id));
+    shard.state.sync.presence.borrow_mut().insert(user_id.to_owned(), presence);
+    if let Err(e) = push(shard, user_id, event, false).await {
+        tracing::warn!(user = user_id, error = e.message, "remote presence not pushed");
+    }
+}
+
 /// Sends a presence event of `user_id` to the members of the user's joined
-/// rooms, through the rooms' shards.
-async fn push(shard: &AppShard, user_id: &str, event: Arc<Value>) -> Result<(), ApiError> {
+/// rooms, through the rooms' shards; with `federate` (a user of ours) also
+/// to the rooms' other servers.
+async fn push(shard: &AppShard, user_id: &str, event: Arc<Value>, federate: bool) -> Result<(), ApiError> {
     let vshard = shard.state.placement.vshard(user_id);
     let rooms = shard.state.store.user_rooms(vshard, user_id, Some("join")).await?;
     let placement = &shard.state.placement;
@@ -119,7 +140,7 @@ async fn push(shard: &AppShard, user_id: &str, event: Arc<Value>) -> Result<(), 
         let (user_id, event) = (user_id.to_owned(), event.clone());
         shard.tell(k, move |shard| {
             let shard = shard.clone();
-            tessera_net::runtime::spawn(async move { fan_out(&shard, &rooms, &user_id, event).await });
+            tessera_net::runtime::spawn(async move { fan_out(&shard, &rooms, &user_id, event, federate).await });
         });
     }
     Ok(())
@@ -127,9 +148,10 @@ async fn push(shard: &AppShard, user_id: &str, event: Arc<Value>) -> Result<(), 
 
 /// On a rooms' shard: hands a presence event to the rooms' members'
 /// shards, each member once per shard.
-async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, event: Arc<Value>) {
+async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, event: Arc<Value>, federate: bool) {
     let placement = &shard.state.placement;
     let mut per_shard: Vec<HashSet<String>> = vec![HashSet::new(); placement.shard_count()];
+    let mut servers: HashSet<String> = HashSet::new();
     for room_id in rooms {
         let Ok(Some(room)) = rooms::get(shard, room_id).await else { continue };
         let mut room = room.borrow_mut();
@@ -140,12 +162,45 @@ async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, event: Arc<V
         for (k, users) in audience.iter().enumerate() {
             per_shard[k].extend(users.iter().filter(|u| *u != user_id).cloned());
         }
+        if federate {
+            servers.extend(room.remote_servers(&shard.state.config.server_name).iter().cloned());
+        }
+    }
+    if !servers.is_empty() {
+        let edu = json!({ "edu_type": "m.presence", "content": { "push": [push_entry(&event)] } });
+        crate::federation::outbound::send_edu(shard, servers.into_iter().collect(), Arc::new(edu));
     }
     for (k, users) in per_shard.into_iter().enumerate().filter(|(_, u)| !u.is_empty()) {
         let (user_id, event) = (user_id.to_owned(), event.clone());
         let users: Vec<String> = users.into_iter().collect();
         shard.tell(k, move |shard| receive(shard, &users, &user_id, event));
     }
+}
+
+/// Sends the current presence of `users` (ours) to `servers`, which just
+/// began sharing a room with them: pushes only carry changes, so a server
+/// that joins (or that our user joins) would otherwise not know it.
+pub fn share_on_join(shard: &AppShard, users: Vec<String>, servers: Vec<String>) {
+    if users.is_empty() || servers.is_empty() {
+        return;
+    }
+    let shard = shard.clone();
+    tessera_net::runtime::spawn(async move {
+        let Ok(events) = current(&shard, users.into_iter().collect(), false).await else { return };
+        let push: Vec<Value> = events.iter().map(push_entry).collect();
+        if !push.is_empty() {
+            let edu = json!({ "edu_type": "m.presence", "content": { "push": push } });
+            crate::federation::outbound::send_edu(&shard, servers, Arc::new(edu));
+        }
+    });
+}
+
+/// An `m.presence` event as an entry of the EDU's `push` (server-server
+/// API § Presence): its content with the `user_id`.
+fn push_entry(event: &Value) -> Value {
+    let mut update = event["content"].clone();
+    update["user_id"] = event["sender"].clone();
+    update
 }
 
 /// On the members' shard: records `sender`'s presence event in the streams

@@ -7,7 +7,7 @@
 //! requests creating the same alias cannot both succeed.
 
 use futures_util::future::join_all;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::records::AliasRecord;
@@ -319,38 +319,72 @@ fn summary(room: &Room) -> Value {
     entry
 }
 
-#[derive(Deserialize, Default)]
-struct PublicRoomsBody {
+/// A public room list request: `POST` body, or `GET` query.
+#[derive(Deserialize, Default, Serialize)]
+pub struct PublicRoomsBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     filter: Option<PublicRoomsFilter>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Serialize)]
 struct PublicRoomsFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
     generic_search_term: Option<String>,
 }
 
-async fn public_rooms(shard: AppShard, req: Request) -> ApiResult {
-    let query = Query::of(&req);
-    let body: PublicRoomsBody = if req.method == Method::Post { json_body(&req)? } else { PublicRoomsBody::default() };
-    if query.get("server").is_some_and(|s| s != shard.state.config.server_name) {
-        return Err(ApiError::new(400, "M_UNRECOGNIZED", "other servers' directories need federation"));
+impl PublicRoomsBody {
+    /// The request as sent: the body of a `POST`, the query of a `GET`.
+    pub fn of(req: &Request) -> Result<Self, ApiError> {
+        if req.method == Method::Post {
+            return json_body(req);
+        }
+        let query = Query::of(req);
+        Ok(PublicRoomsBody {
+            limit: query.number("limit")?,
+            since: query.get("since").map(str::to_owned),
+            filter: None,
+        })
     }
-    let limit = body.limit.or(query.number("limit")?).unwrap_or(MAX_PUBLIC_ROOMS).clamp(1, MAX_PUBLIC_ROOMS);
-    let since = body.since.or_else(|| query.get("since").map(str::to_owned));
-    let offset: usize = match since.as_deref() {
+}
+
+async fn public_rooms(shard: AppShard, req: Request) -> ApiResult {
+    let request = PublicRoomsBody::of(&req)?;
+    let query = Query::of(&req);
+    if let Some(server) = query.get("server").filter(|s| *s != shard.state.config.server_name) {
+        // Another server's directory, asked over federation.
+        let body = serde_json::to_value(&request).map_err(|e| ApiError::internal(e.to_string()))?;
+        let answer = federation::request::request(
+            &shard,
+            server,
+            Method::Post,
+            "/_matrix/federation/v1/publicRooms",
+            Some(&body),
+        )
+        .await?;
+        return Ok(Response::json(&answer));
+    }
+    Ok(Response::json(&list_public_rooms(&shard, request).await?))
+}
+
+/// This server's public room directory, one page of it.
+pub async fn list_public_rooms(shard: &AppShard, request: PublicRoomsBody) -> Result<Value, ApiError> {
+    let limit = request.limit.unwrap_or(MAX_PUBLIC_ROOMS).clamp(1, MAX_PUBLIC_ROOMS);
+    let offset: usize = match request.since.as_deref() {
         Some(token) => token
             .strip_prefix('o')
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| ApiError::invalid_param("`since` is not a directory token"))?,
         None => 0,
     };
-    let term = body.filter.and_then(|f| f.generic_search_term).map(|t| t.to_lowercase());
+    let term = request.filter.and_then(|f| f.generic_search_term).map(|t| t.to_lowercase());
     let published = shard.state.store.published_rooms().await?;
     // Every room's shard is asked at once; the answers come back batched.
     let asks =
-        published.iter().map(|room_id| on_room(&shard, room_id, |_, room| async move { Ok(summary(&room.borrow())) }));
+        published.iter().map(|room_id| on_room(shard, room_id, |_, room| async move { Ok(summary(&room.borrow())) }));
     let mut entries: Vec<Value> = join_all(asks).await.into_iter().filter_map(Result::ok).collect();
     if let Some(term) = &term {
         entries.retain(|e| {
@@ -370,5 +404,5 @@ async fn public_rooms(shard: AppShard, req: Request) -> ApiResult {
     if offset > 0 {
         body["prev_batch"] = format!("o{}", offset.saturating_sub(limit)).into();
     }
-    Ok(Response::json(&body))
+    Ok(body)
 }

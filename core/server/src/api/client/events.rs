@@ -79,7 +79,8 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
         full_state: false,
         timeline_limit: limit,
         filter: Default::default(),
-        set_presence: None,
+        // Polling the event stream is being online, as in Synapse.
+        set_presence: (!me.is_guest).then(|| "online".to_owned()),
     };
     let body = sync(&shard, request).await?;
     let mut next = body["next_batch"].as_str().and_then(SyncToken::parse).unwrap_or_else(|| from.clone());

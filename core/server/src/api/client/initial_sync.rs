@@ -6,6 +6,8 @@
 //! comes from the user's sync state (`sync::current_token`), so `/events`
 //! and `/sync` continue from it.
 
+use std::collections::HashSet;
+
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
@@ -23,6 +25,7 @@ use crate::rooms::read::{client_json, readable_state, timeline};
 use crate::rooms::visibility::{reader, visible, Reader};
 use crate::state::AppShard;
 use crate::sync::current_token;
+use crate::sync::presence::{self, LARGE_ROOM};
 use crate::sync::token::SyncToken;
 
 /// Messages per room when the request gives no `limit` (Synapse's).
@@ -45,18 +48,29 @@ pub fn v1_event(event: &RoomEvent) -> Value {
     json
 }
 
+/// The presence of `users` as the v1 APIs show it: with `user_id` in the
+/// content; offline for those with none.
+async fn v1_presence(shard: &AppShard, users: HashSet<String>) -> Result<Vec<Value>, ApiError> {
+    let mut events = presence::current(shard, users, true).await?;
+    for event in &mut events {
+        event["content"]["user_id"] = event["sender"].clone();
+    }
+    Ok(events)
+}
+
 fn limit(query: &Query) -> Result<usize, ApiError> {
     Ok(query.number::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT))
 }
 
-/// One room's snapshot, built on the room's shard, and how far the room's
-/// shard had got (the stream token's position for it).
+/// One room's snapshot, built on the room's shard, how far the room's
+/// shard had got (the stream token's position for it), and the joined
+/// members whose presence goes with it (none in a large room).
 async fn room_part(
     shard: &AppShard,
     room_id: &str,
     user_id: String,
     limit: usize,
-) -> Result<(Value, StreamPos), ApiError> {
+) -> Result<(Value, StreamPos, Vec<String>), ApiError> {
     on_room(shard, room_id, move |shard, room| async move {
         let reader = reader(&shard, &room, &user_id).await?;
         let durable = shard.state.rooms.stream.durable();
@@ -93,7 +107,11 @@ async fn room_part(
         if let Some(membership) = room.state.membership(&user_id) {
             body["membership"] = membership.into();
         }
-        Ok((body, durable))
+        let members = match (reader, room.state.joined().count() <= LARGE_ROOM) {
+            (Reader::Joined, true) => room.state.joined().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Ok((body, durable, members))
     })
     .await
 }
@@ -128,7 +146,8 @@ async fn room_initial_sync(shard: AppShard, req: Request) -> ApiResult {
     let limit = limit(&Query::of(&req))?;
     let room_id = req.params[0].clone();
     let token = current_token(&shard, &me.user_id).await?;
-    let (mut body, reached) = room_part(&shard, &room_id, me.user_id.clone(), limit).await?;
+    let (mut body, reached, members) = room_part(&shard, &room_id, me.user_id.clone(), limit).await?;
+    body["presence"] = v1_presence(&shard, members.into_iter().collect()).await?.into();
     let room_shard = shard.state.placement.shard(&room_id);
     body["messages"]["end"] = token_after(token, &[(room_shard, reached)]).into();
     let published = shard.state.store.published_rooms().await?.contains(&room_id);
@@ -157,16 +176,21 @@ async fn initial_sync(shard: AppShard, req: Request) -> ApiResult {
         if r.membership == "invite" {
             return invited_part(&shard, &r.room_id, me.user_id.clone()).await.map(|body| (body, None));
         }
-        let (body, reached) = room_part(&shard, &r.room_id, me.user_id.clone(), limit).await?;
-        Ok((body, Some((shard.state.placement.shard(&r.room_id), reached))))
+        let (body, reached, members) = room_part(&shard, &r.room_id, me.user_id.clone(), limit).await?;
+        Ok((body, Some((shard.state.placement.shard(&r.room_id), reached, members))))
     });
     let mut rooms = Vec::new();
     let mut reached = Vec::new();
+    // Our own presence, and that of everyone we share a room with.
+    let mut people: HashSet<String> = HashSet::from([me.user_id.clone()]);
     for (membership, part) in wanted.iter().zip(join_all(parts).await) {
         match part {
             Ok((body, at)) => {
                 rooms.push(body);
-                reached.extend(at);
+                if let Some((k, pos, members)) = at {
+                    reached.push((k, pos));
+                    people.extend(members);
+                }
             }
             Err(e) => tracing::warn!(room = membership.room_id, error = e.message, "initialSync skipped a room"),
         }
@@ -202,7 +226,7 @@ async fn initial_sync(shard: AppShard, req: Request) -> ApiResult {
     Ok(Response::json(&json!({
         "end": end,
         "rooms": rooms,
-        "presence": [],
+        "presence": v1_presence(&shard, people).await?,
         "account_data": global,
         "receipts": receipts,
     })))

@@ -161,6 +161,8 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
         let auth_chain = auth_chain(&shard, &state_ids).await?;
         append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
         send_pdu(&shard, others, Arc::new(pdu));
+        let ours: Vec<String> = room.borrow().state.joined().filter(|u| server_of(u) == us).cloned().collect();
+        crate::sync::presence::share_on_join(&shard, ours, vec![origin.clone()]);
         Ok(json!({
             "origin": shard.state.config.server_name,
             "state": state,

@@ -2,6 +2,7 @@
 
 pub mod invite;
 pub mod membership;
+pub mod public_rooms;
 pub mod query;
 pub mod send;
 pub mod version;
@@ -16,5 +17,6 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     query::register(router, shard);
     membership::register(router, shard);
     invite::register(router, shard);
+    public_rooms::register(router, shard);
     send::register(router, shard);
 }
