@@ -361,6 +361,13 @@ fn a_user_joins_a_remote_room_by_alias_and_messages_flow_both_ways_in_transactio
         "{sync}"
     );
 
+    // To-device messages cross over as an EDU.
+    let messages = json!({ "messages": { &alice_id: { "*": { "secret": "psst" } } } });
+    ok(call(b.client, "PUT", &format!("{V3}/sendToDevice/m.test/d1"), Some(&bob), Some(&messages)));
+    let sync = eventually_sync(&a, &alice, |s| !s["to_device"]["events"].as_array().unwrap().is_empty());
+    assert_eq!(sync["to_device"]["events"][0]["content"]["secret"], "psst", "{sync}");
+    assert_eq!(sync["to_device"]["events"][0]["sender"], bob_id.as_str());
+
     // A's public room directory, asked through B.
     ok(call(
         a.client,

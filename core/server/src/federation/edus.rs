@@ -1,8 +1,10 @@
 //! EDUs another server sent in a transaction (server-server API §
 //! Ephemeral Data Units): typing notifications and receipts of its users,
-//! applied on each room's shard, and presence, on each user's shard, like
-//! our own users' ones. Every other kind is ignored for now (device
-//! lists, to-device messages).
+//! applied on each room's shard, and presence and to-device messages, on
+//! each user's shard, like our own users' ones. Every other kind is
+//! ignored for now (device lists). A to-device message arrives once per
+//! transaction (retried transactions are answered from memory); its
+//! `message_id` is not remembered beyond that.
 //!
 //! A server speaks only for its own users, and only for users joined to
 //! the room: anything else is dropped, silently, as an EDU has no answer.
@@ -30,6 +32,7 @@ pub async fn receive(shard: &AppShard, origin: &str, edus: Vec<Value>) {
             Some("m.typing") => typing(shard, origin, content).await,
             Some("m.receipt") => receipts(shard, origin, content).await,
             Some("m.presence") => presence(shard, origin, content),
+            Some("m.direct_to_device") => to_device(shard, origin, content).await,
             _ => {}
         }
     }
@@ -106,5 +109,37 @@ fn presence(shard: &AppShard, origin: &str, content: Value) {
                 async move { crate::sync::presence::set_remote(&shard, &user_id, &update).await },
             );
         });
+    }
+}
+
+/// `content`: `sender`, `type`, `messages` (user ID → device ID or `*` →
+/// content), for our users.
+async fn to_device(shard: &AppShard, origin: &str, content: Value) {
+    let field = |name: &str| content.get(name).and_then(Value::as_str).map(str::to_owned);
+    let (Some(sender), Some(event_type)) = (field("sender"), field("type")) else { return };
+    if server_of(&sender) != origin {
+        return;
+    }
+    let us = shard.state.config.server_name.clone();
+    let Some(Value::Object(messages)) = content.get("messages").cloned() else { return };
+    for (user_id, devices) in messages {
+        let Value::Object(devices) = devices else { continue };
+        if server_of(&user_id) != us {
+            continue;
+        }
+        let (sender, event_type) = (sender.clone(), event_type.clone());
+        let owner = shard.state.placement.shard(&user_id);
+        let delivered = shard
+            .ask_async(owner, move |shard| {
+                let shard = shard.clone();
+                async move {
+                    let devices = devices.into_iter().collect();
+                    crate::sync::to_device::deliver(&shard, &sender, &event_type, &user_id, devices).await
+                }
+            })
+            .await;
+        if let Ok(Err(e)) = delivered {
+            tracing::debug!(error = %e.message, "to-device EDU not delivered");
+        }
     }
 }
