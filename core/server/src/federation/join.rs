@@ -37,6 +37,7 @@ use crate::error::ApiError;
 use crate::request::{now_ms, query_encode};
 use crate::rooms::event::{Draft, RoomEvent};
 use crate::rooms::room::Room;
+use crate::rooms::upgrade::carry_user_data;
 use crate::rooms::{append, get, insert_open, new_room, send};
 use crate::state::AppShard;
 
@@ -312,36 +313,61 @@ async fn create_room(
 /// through the first of `via` that lets us in.
 pub async fn join(shard: &AppShard, room_id: &str, draft: Draft, via: Vec<String>) -> Result<(), ApiError> {
     let owner = shard.state.placement.shard(room_id);
-    let room_id = room_id.to_owned();
-    shard
-        .ask_async(owner, move |shard| {
-            let shard = shard.clone();
-            async move {
-                let us = shard.state.config.server_name.clone();
-                let mut via = via;
-                let resident = match get(&shard, &room_id).await? {
-                    Some(room) => {
-                        let room = room.borrow();
-                        // Invited (or knocked, or left): the server whose
-                        // user made that membership is one to try first.
-                        if let Some(member) = room.state.event("m.room.member", &draft.sender) {
-                            via.insert(0, server_of(&member.sender).to_owned());
-                        }
-                        let resident = room.state.joined().any(|user| server_of(user) == us);
-                        resident
-                    }
-                    None => false,
-                };
-                if resident || via.iter().all(|server| *server == us) {
-                    return send(&shard, &room_id, draft, None).await.map(drop);
+    let user_id = draft.sender.clone();
+    let predecessor = shard
+        .ask_async(owner, {
+            let room_id = room_id.to_owned();
+            move |shard| {
+                let shard = shard.clone();
+                async move {
+                    join_on_room_shard(&shard, room_id.clone(), draft, via).await?;
+                    let room = get(&shard, &room_id).await?;
+                    let create = room.and_then(|r| r.borrow().state.event("m.room.create", "").cloned());
+                    Ok::<_, ApiError>(create.and_then(|c| {
+                        c.content.pointer("/predecessor/room_id").and_then(Value::as_str).map(str::to_owned)
+                    }))
                 }
-                let Value::Object(content) = draft.content else {
-                    return Err(ApiError::internal("a join's content is not an object"));
-                };
-                join_through(&shard, &room_id, &draft.sender, content, &via).await
             }
         })
-        .await?
+        .await??;
+    // A room that succeeds another: the user's tags and direct chats of the
+    // old one carry over, as on an upgrade.
+    if let Some(old) = predecessor {
+        if let Err(e) = carry_user_data(shard, &user_id, &old, room_id).await {
+            tracing::warn!(user = user_id, room = room_id, error = e.message, "room data not carried to the new room");
+        }
+    }
+    Ok(())
+}
+
+/// The join, on the room's shard.
+async fn join_on_room_shard(
+    shard: &AppShard,
+    room_id: String,
+    draft: Draft,
+    mut via: Vec<String>,
+) -> Result<(), ApiError> {
+    let us = shard.state.config.server_name.clone();
+    let resident = match get(shard, &room_id).await? {
+        Some(room) => {
+            let room = room.borrow();
+            // Invited (or knocked, or left): the server whose user made
+            // that membership is one to try first.
+            if let Some(member) = room.state.event("m.room.member", &draft.sender) {
+                via.insert(0, server_of(&member.sender).to_owned());
+            }
+            let resident = room.state.joined().any(|user| server_of(user) == us);
+            resident
+        }
+        None => false,
+    };
+    if resident || via.iter().all(|server| *server == us) {
+        return send(shard, &room_id, draft, None).await.map(drop);
+    }
+    let Value::Object(content) = draft.content else {
+        return Err(ApiError::internal("a join's content is not an object"));
+    };
+    join_through(shard, &room_id, &draft.sender, content, &via).await
 }
 
 #[cfg(test)]

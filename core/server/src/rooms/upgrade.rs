@@ -226,8 +226,10 @@ async fn move_addresses(shard: &AppShard, old_room: &str, new_room: &str, user_i
 
 /// A member's own data about the old room now also about the new one (as
 /// Synapse carries it): the room's tags, and its place among the member's
-/// direct chats (`m.direct`).
-async fn carry_user_data(shard: &AppShard, user_id: &str, old_room: &str, new_room: &str) -> Result<(), ApiError> {
+/// direct chats (`m.direct`). Also run when a user joins a room that
+/// succeeds another (on the user's server, which may not be the one that
+/// upgraded it).
+pub async fn carry_user_data(shard: &AppShard, user_id: &str, old_room: &str, new_room: &str) -> Result<(), ApiError> {
     let tags = account_data::read(shard, user_id, Some(old_room), "m.tag").await?;
     if let Some(tags) = tags {
         account_data::update(shard, user_id, Some(new_room.to_owned()), "m.tag".into(), |_| Ok(Some(tags))).await?;

@@ -5,8 +5,8 @@
 //! `room_id`; `end` is the token to continue from.
 //!
 //! For the user's own rooms a `/sync` from `from` does the waiting (the same
-//! long-poll on the user's shard) and names the rooms with news and their
-//! ephemeral events; each such room's timeline is then read forward from
+//! long-poll on the user's shard) and names the rooms with news, their
+//! ephemeral events and the user's account data of them (tags); each such room's timeline is then read forward from
 //! the token, at most `limit` events, because a sync's timeline holds the
 //! newest events and a stream must hand out the oldest first. With
 //! `room_id` of a room the user is not in (a `world_readable` room they
@@ -103,14 +103,19 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
             if more {
                 next.positions[k] = next.positions[k].min(reached);
             }
-            let ephemeral = room["ephemeral"]["events"].as_array().cloned().unwrap_or_default();
-            rooms.push(RoomNews { room_id: id.clone(), shard: k, events, ephemeral });
+            // Receipts, typing, and the room's tags and other account data
+            // of the user, as Synapse's event stream carries them.
+            let extras = ["ephemeral", "account_data"]
+                .iter()
+                .flat_map(|kind| room[kind]["events"].as_array().cloned().unwrap_or_default())
+                .collect();
+            rooms.push(RoomNews { room_id: id.clone(), shard: k, events, extras });
         }
     }
     let mut chunk = Vec::new();
-    for RoomNews { room_id: id, shard: k, events, ephemeral } in rooms {
+    for RoomNews { room_id: id, shard: k, events, extras } in rooms {
         let handed_out = events.into_iter().filter(|(pos, _)| *pos <= next.positions[k]).map(|(_, e)| e);
-        for mut event in handed_out.chain(ephemeral) {
+        for mut event in handed_out.chain(extras) {
             event["room_id"] = id.clone().into();
             if let Some(sender) = event.get("sender").cloned() {
                 event["user_id"] = sender;
@@ -122,12 +127,13 @@ async fn events(shard: AppShard, req: Request) -> ApiResult {
 }
 
 /// What one call hands out of a room: its timeline events read forward
-/// (with their positions on the room's shard) and its ephemeral events.
+/// (with their positions on the room's shard), then its ephemeral events
+/// and the user's account data of it.
 struct RoomNews {
     room_id: String,
     shard: usize,
     events: Vec<(StreamPos, Value)>,
-    ephemeral: Vec<Value>,
+    extras: Vec<Value>,
 }
 
 /// `user_id`'s view of a room's events after `after`, oldest first, at
