@@ -148,6 +148,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                 rooms,
                 sync,
                 federation: Federation::new(outbound_tls.clone()),
+                key_counts: Default::default(),
             };
             let shard = Shard::start(spec.id, spec.inbox, state);
             let sockets = match bind_listeners(&shard, &config, &tls) {

@@ -50,6 +50,8 @@ pub struct ShardState {
     pub sync: SyncHub,
     /// Connections to other servers and what this shard knows of them.
     pub federation: Federation,
+    /// One-time and fallback key counts of this shard's users' devices.
+    pub key_counts: crate::accounts::keys::CountsCache,
 }
 
 impl ShardState {

@@ -368,6 +368,38 @@ fn a_user_joins_a_remote_room_by_alias_and_messages_flow_both_ways_in_transactio
     assert_eq!(sync["to_device"]["events"][0]["content"]["secret"], "psst", "{sync}");
     assert_eq!(sync["to_device"]["events"][0]["sender"], bob_id.as_str());
 
+    // Keys: uploaded on A, the change told to B, queried and claimed
+    // through B.
+    let since = ok(call(b.client, "GET", &format!("{V3}/sync?timeout=0"), Some(&bob), None))["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = ok(call(a.client, "GET", &format!("{V3}/account/whoami"), Some(&alice), None))["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys = json!({
+        "device_keys": { "user_id": alice_id, "device_id": device, "algorithms": [], "keys": {}, "signatures": {} },
+        "one_time_keys": { "signed_curve25519:A": { "key": "one" } },
+    });
+    ok(call(a.client, "POST", &format!("{V3}/keys/upload"), Some(&alice), Some(&keys)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let told = loop {
+        let path = format!("{V3}/sync?timeout=1000&since={since}");
+        let sync = ok(call(b.client, "GET", &path, Some(&bob), None));
+        let told = sync["device_lists"]["changed"].as_array().is_some_and(|c| c.contains(&json!(alice_id)));
+        if told || std::time::Instant::now() > deadline {
+            break told;
+        }
+    };
+    assert!(told, "B heard of alice's new keys");
+    let query = json!({ "device_keys": { &alice_id: [] } });
+    let found = ok(call(b.client, "POST", &format!("{V3}/keys/query"), Some(&bob), Some(&query)));
+    assert_eq!(found["device_keys"][&alice_id][&device]["device_id"], device.as_str(), "{found}");
+    let claim = json!({ "one_time_keys": { &alice_id: { &device: "signed_curve25519" } } });
+    let claimed = ok(call(b.client, "POST", &format!("{V3}/keys/claim"), Some(&bob), Some(&claim)));
+    assert_eq!(claimed["one_time_keys"][&alice_id][&device]["signed_curve25519:A"]["key"], "one", "{claimed}");
+
     // A's public room directory, asked through B.
     ok(call(
         a.client,

@@ -1,6 +1,7 @@
 //! Accounts and their sessions (devices and access tokens), written only by
 //! the user's shard so two requests for the same user ID cannot race.
 
+pub mod keys;
 pub mod password;
 pub mod user_writes;
 
@@ -121,6 +122,7 @@ pub async fn new_session(
         if existing.is_some() {
             ops.push(Op::DeleteDevice { vshard, user_id: user_id.clone(), device_id: device_id.clone() });
         }
+        let new_device = existing.is_none();
         let display_name = display_name.or(existing.and_then(|d| d.display_name));
         ops.push(Op::PutDevice {
             vshard,
@@ -139,6 +141,9 @@ pub async fn new_session(
         });
         state.store.write(ops).await?;
         forget_everywhere(&shard, &user_id, Some(&device_id));
+        if new_device {
+            keys::device_list_changed(&shard, &user_id, &device_id, false).await;
+        }
         Ok(Session { device_id, access_token })
     })
     .await
@@ -189,6 +194,9 @@ pub async fn delete_some_devices(shard: &AppShard, user_id: &str, which: Devices
             state.store.write(ops).await?;
         }
         forget_everywhere(&shard, &user_id, None);
+        for device_id in &devices {
+            keys::device_list_changed(&shard, &user_id, device_id, true).await;
+        }
         Ok(())
     })
     .await

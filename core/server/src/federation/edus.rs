@@ -1,8 +1,9 @@
 //! EDUs another server sent in a transaction (server-server API §
 //! Ephemeral Data Units): typing notifications and receipts of its users,
 //! applied on each room's shard, and presence and to-device messages, on
-//! each user's shard, like our own users' ones. Every other kind is
-//! ignored for now (device lists). A to-device message arrives once per
+//! each user's shard, like our own users' ones; a device list update tells
+//! our users sharing a room with its user. Every other kind is ignored
+//! (cross-signing, receipts of other types). A to-device message arrives once per
 //! transaction (retried transactions are answered from memory); its
 //! `message_id` is not remembered beyond that.
 //!
@@ -33,6 +34,7 @@ pub async fn receive(shard: &AppShard, origin: &str, edus: Vec<Value>) {
             Some("m.receipt") => receipts(shard, origin, content).await,
             Some("m.presence") => presence(shard, origin, content),
             Some("m.direct_to_device") => to_device(shard, origin, content).await,
+            Some("m.device_list_update") => device_list(shard, origin, content).await,
             _ => {}
         }
     }
@@ -141,5 +143,18 @@ async fn to_device(shard: &AppShard, origin: &str, content: Value) {
         if let Ok(Err(e)) = delivered {
             tracing::debug!(error = %e.message, "to-device EDU not delivered");
         }
+    }
+}
+
+/// A user of the origin added, changed or deleted a device: our users in
+/// their rooms hear of it (their clients ask for the keys again).
+async fn device_list(shard: &AppShard, origin: &str, content: Value) {
+    let Some(user_id) = content.get("user_id").and_then(Value::as_str) else { return };
+    if server_of(user_id) != origin {
+        return;
+    }
+    let told = crate::sync::tidings::tell_room_mates(shard, user_id, crate::sync::tidings::Tiding::Devices, None);
+    if let Err(e) = told.await {
+        tracing::debug!(user = user_id, error = %e.message, "device list update not told");
     }
 }

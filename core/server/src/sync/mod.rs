@@ -9,6 +9,7 @@
 
 pub mod presence;
 pub mod room;
+pub mod tidings;
 pub mod to_device;
 pub mod token;
 
@@ -63,10 +64,10 @@ struct UserSync {
     /// MAY assume that clients will remember membership events they have
     /// already been sent").
     members_sent: RefCell<HashMap<(String, String), HashSet<String>>>,
-    /// Presence updates received: sender → (stream version, event), and
-    /// the senders by version, so a sync finds the new ones by a range.
-    presence: RefCell<HashMap<String, (u64, Arc<Value>)>>,
-    presence_order: RefCell<std::collections::BTreeMap<u64, String>>,
+    /// Presence updates received, by sender, at their stream versions.
+    presence: RefCell<tidings::Latest<Arc<Value>>>,
+    /// Users whose devices changed, at the stream versions it was heard.
+    device_changes: RefCell<tidings::Latest<()>>,
     /// The to-device inboxes of the user's devices, by device.
     inboxes: RefCell<HashMap<String, to_device::Inbox>>,
     waiters: WaitList,
@@ -189,7 +190,7 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
                 ignored: RefCell::new(None),
                 members_sent: Default::default(),
                 presence: Default::default(),
-                presence_order: Default::default(),
+                device_changes: Default::default(),
                 inboxes: Default::default(),
                 waiters: Default::default(),
             });
@@ -232,6 +233,32 @@ pub async fn current_token(shard: &AppShard, user_id: &str) -> Result<SyncToken,
                 // No to-device position: what the device has not acknowledged
                 // is still to come.
                 Ok(SyncToken { epoch: hub.epoch, user_stream: user.stream_version.get(), to_device: 0, positions })
+            }
+        })
+        .await?
+}
+
+/// The users whose device lists `user_id` heard changed between two of
+/// their sync tokens (`GET /keys/changes`): none across a restart, whose
+/// changes this memory did not see.
+pub async fn device_changes(
+    shard: &AppShard,
+    user_id: &str,
+    from: &SyncToken,
+    to: &SyncToken,
+) -> Result<Vec<String>, ApiError> {
+    let owner = shard.state.placement.shard(user_id);
+    let (user_id, from, to) = (user_id.to_owned(), from.clone(), to.clone());
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let user = user_state(&shard, &user_id).await?;
+                if from.epoch != shard.state.sync.epoch {
+                    return Ok(Vec::new());
+                }
+                let changes = user.device_changes.borrow();
+                Ok(changes.between(Some(from.user_stream), to.user_stream).map(|(u, _)| u.clone()).collect())
             }
         })
         .await?
@@ -300,7 +327,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let mut upto: Vec<Option<StreamPos>> = vec![None; shards];
     let mut answered: HashSet<String> = HashSet::new();
     let mut sections: [Map<String, Value>; 3] = Default::default();
-    let mut presence_of: HashSet<String> = HashSet::new();
+    let mut newcomers: HashSet<String> = HashSet::new();
     loop {
         // Rooms still to ask about, by shard.
         let mut asks: Vec<Vec<String>> = vec![Vec::new(); shards];
@@ -360,7 +387,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
             let (parts, watermark) = reply??;
             upto[k].get_or_insert(watermark);
             for mut part in parts {
-                presence_of.extend(part.presence_of.drain(..));
+                newcomers.extend(part.newcomers.drain(..));
                 let at = match part.section {
                     Section::Join => 0,
                     Section::Invite => 1,
@@ -399,7 +426,21 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let since_to_device = request.since.as_ref().map_or(0, |t| t.to_device);
     let (to_device, to_device_pos) =
         to_device::take(shard, user, &request.user_id, &request.device_id, since_to_device).await?;
-    let presence = presence_events(shard, user, request, same_epoch, presence_of).await?;
+    // Device lists on an incremental sync: users whose devices changed, and
+    // users met afresh (the client fetches the keys of both).
+    let device_lists = match request.since.as_ref().filter(|_| same_epoch) {
+        Some(token) => {
+            let changes = user.device_changes.borrow();
+            let mut changed: Vec<String> =
+                changes.between(Some(token.user_stream), stream_version).map(|(u, _)| u.clone()).collect();
+            changed.extend(newcomers.iter().filter(|u| !changed.contains(u)).cloned().collect::<Vec<_>>());
+            changed.sort();
+            changed
+        }
+        None => Vec::new(),
+    };
+    let counts = crate::accounts::keys::counts(shard, &request.user_id, &request.device_id).await?;
+    let presence = presence_events(shard, user, request, same_epoch, newcomers).await?;
     let global_data: Vec<Value> = global_data
         .into_iter()
         .filter(|e| filter.account_data.allows(e["type"].as_str().unwrap_or_default(), ""))
@@ -413,8 +454,11 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         .collect();
     let next_batch =
         SyncToken { epoch: hub.epoch, user_stream: stream_version, to_device: to_device_pos, positions }.to_string();
-    let empty =
-        sections.iter().all(Map::is_empty) && global_data.is_empty() && to_device.is_empty() && presence.is_empty();
+    let empty = sections.iter().all(Map::is_empty)
+        && global_data.is_empty()
+        && to_device.is_empty()
+        && presence.is_empty()
+        && device_lists.is_empty();
     let [join, invite, leave] = sections;
     let body = json!({
         "next_batch": next_batch,
@@ -422,7 +466,9 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         "presence": { "events": presence },
         "account_data": { "events": global_data },
         "to_device": { "events": to_device },
-        "device_one_time_keys_count": {},
+        "device_lists": { "changed": device_lists, "left": [] },
+        "device_one_time_keys_count": counts.one_time,
+        "device_unused_fallback_key_types": counts.unused_fallback,
     });
     Ok((body, empty))
 }

@@ -4,10 +4,8 @@
 //!
 //! A change of a user's presence (`PUT /presence/{userId}/status`, or a
 //! `/sync` with `set_presence` that changes it) is pushed to the users who
-//! share a room with them: the user's shard tells each of the user's rooms'
-//! shards, which hand the update to their members' shards, one message per
-//! shard; there it enters each member's stream (like account data) and
-//! wakes their syncs. Presence that did not change while a user could see
+//! share a room with them (see [`super::tidings`]) and, as an `m.presence`
+//! EDU, to the servers of those rooms. Presence that did not change while a user could see
 //! it is pulled instead: a sync that shows a room afresh, or a new member's
 //! join, asks the members' shards for their current presence. Rooms of
 //! more than [`LARGE_ROOM`] members get no pushes (see there).
@@ -16,12 +14,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tessera_storage::Store;
 
+use super::tidings::{tell_room_mates, Tiding};
 use super::UserSync;
 use crate::error::ApiError;
 use crate::request::now_ms;
-use crate::rooms;
 use crate::state::AppShard;
 
 /// Rooms with more members than this carry no presence: a change is not
@@ -98,8 +95,9 @@ pub async fn set(shard: &AppShard, user_id: &str, state: &str, status_msg: Optio
     };
     if changed {
         let event = Arc::new(get(shard, user_id).event(user_id));
-        receive(shard, &[user_id.to_owned()], user_id, event.clone());
-        if let Err(e) = push(shard, user_id, event, true).await {
+        // Server-server API § Presence: `push` holds the users' updates.
+        let edu = json!({ "edu_type": "m.presence", "content": { "push": [push_entry(&event)] } });
+        if let Err(e) = tell_room_mates(shard, user_id, Tiding::Presence(event), Some(Arc::new(edu))).await {
             tracing::warn!(user = user_id, error = e.message, "presence not pushed");
         }
     }
@@ -120,60 +118,8 @@ pub async fn set_remote(shard: &AppShard, user_id: &str, content: &Value) {
     };
     let event = Arc::new(presence.event(user_id));
     shard.state.sync.presence.borrow_mut().insert(user_id.to_owned(), presence);
-    if let Err(e) = push(shard, user_id, event, false).await {
+    if let Err(e) = tell_room_mates(shard, user_id, Tiding::Presence(event), None).await {
         tracing::warn!(user = user_id, error = e.message, "remote presence not pushed");
-    }
-}
-
-/// Sends a presence event of `user_id` to the members of the user's joined
-/// rooms, through the rooms' shards; with `federate` (a user of ours) also
-/// to the rooms' other servers.
-async fn push(shard: &AppShard, user_id: &str, event: Arc<Value>, federate: bool) -> Result<(), ApiError> {
-    let vshard = shard.state.placement.vshard(user_id);
-    let rooms = shard.state.store.user_rooms(vshard, user_id, Some("join")).await?;
-    let placement = &shard.state.placement;
-    let mut per_shard: Vec<Vec<String>> = vec![Vec::new(); placement.shard_count()];
-    for room in rooms {
-        per_shard[placement.shard(&room.room_id)].push(room.room_id);
-    }
-    for (k, rooms) in per_shard.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-        let (user_id, event) = (user_id.to_owned(), event.clone());
-        shard.tell(k, move |shard| {
-            let shard = shard.clone();
-            tessera_net::runtime::spawn(async move { fan_out(&shard, &rooms, &user_id, event, federate).await });
-        });
-    }
-    Ok(())
-}
-
-/// On a rooms' shard: hands a presence event to the rooms' members'
-/// shards, each member once per shard.
-async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, event: Arc<Value>, federate: bool) {
-    let placement = &shard.state.placement;
-    let mut per_shard: Vec<HashSet<String>> = vec![HashSet::new(); placement.shard_count()];
-    let mut servers: HashSet<String> = HashSet::new();
-    for room_id in rooms {
-        let Ok(Some(room)) = rooms::get(shard, room_id).await else { continue };
-        let mut room = room.borrow_mut();
-        let audience = room.audience(|u| placement.shard(u), placement.shard_count());
-        if audience.iter().map(|users| users.len()).sum::<usize>() > LARGE_ROOM {
-            continue;
-        }
-        for (k, users) in audience.iter().enumerate() {
-            per_shard[k].extend(users.iter().filter(|u| *u != user_id).cloned());
-        }
-        if federate {
-            servers.extend(room.remote_servers(&shard.state.config.server_name).iter().cloned());
-        }
-    }
-    if !servers.is_empty() {
-        let edu = json!({ "edu_type": "m.presence", "content": { "push": [push_entry(&event)] } });
-        crate::federation::outbound::send_edu(shard, servers.into_iter().collect(), Arc::new(edu));
-    }
-    for (k, users) in per_shard.into_iter().enumerate().filter(|(_, u)| !u.is_empty()) {
-        let (user_id, event) = (user_id.to_owned(), event.clone());
-        let users: Vec<String> = users.into_iter().collect();
-        shard.tell(k, move |shard| receive(shard, &users, &user_id, event));
     }
 }
 
@@ -203,31 +149,10 @@ fn push_entry(event: &Value) -> Value {
     update
 }
 
-/// On the members' shard: records `sender`'s presence event in the streams
-/// of `users` who sync here, and wakes them.
-fn receive(shard: &AppShard, users: &[String], sender: &str, event: Arc<Value>) {
-    let synced = shard.state.sync.users.borrow();
-    for user_id in users {
-        let Some(user) = synced.get(user_id) else { continue };
-        let version = user.next_stream_version();
-        let older = user.presence.borrow_mut().insert(sender.to_owned(), (version, event.clone()));
-        let mut order = user.presence_order.borrow_mut();
-        if let Some((old, _)) = older {
-            order.remove(&old);
-        }
-        order.insert(version, sender.to_owned());
-        drop(order);
-        user.wake();
-    }
-}
-
 /// The presence updates `user` received after stream version `since` (all
 /// of them when `None`).
 pub(super) fn received(user: &UserSync, since: Option<u64>) -> HashMap<String, Arc<Value>> {
-    let order = user.presence_order.borrow();
-    let all = user.presence.borrow();
-    let start = since.map_or(0, |s| s + 1);
-    order.range(start..).filter_map(|(_, sender)| Some((sender.clone(), all.get(sender)?.1.clone()))).collect()
+    user.presence.borrow().since(since).map(|(sender, event)| (sender.clone(), event.clone())).collect()
 }
 
 /// The current presence of `users` (of any shard), asked of their shards

@@ -85,9 +85,10 @@ pub struct RoomPart {
     /// Whether the client gets the room afresh (its member cache for the
     /// room starts over).
     pub full: bool,
-    /// Members whose current presence the client should be told: all
-    /// (up to a bound) when the room is new to it, else those who joined.
-    pub presence_of: Vec<String>,
+    /// Members the client meets: all (up to a bound) when the room is new
+    /// to it, else those who joined. Their current presence is pulled, and
+    /// an incremental sync lists them in `device_lists.changed`.
+    pub newcomers: Vec<String>,
 }
 
 /// The room's state an invitee is shown, stripped (the invite itself not
@@ -149,7 +150,7 @@ pub async fn room_part(
                     body,
                     members: Vec::new(),
                     full: true,
-                    presence_of: Vec::new(),
+                    newcomers: Vec::new(),
                 };
                 return Ok(Some(part));
             }
@@ -197,7 +198,7 @@ pub async fn room_part(
     let first = events.first().map(|(pos, _)| *pos).filter(|_| !whole_room);
     let prev_batch = format!("p{}", first.unwrap_or(end + 1));
     let window = Window { section, since, end, full, limited };
-    let Some(Gathered { room_id, state, members, ephemeral, summary, presence_of }) =
+    let Some(Gathered { room_id, state, members, ephemeral, summary, newcomers }) =
         gather(&room.borrow(), query, &window, &events)
     else {
         return Ok(None);
@@ -220,7 +221,7 @@ pub async fn room_part(
         body["unread_notifications"] = json!({ "highlight_count": 0, "notification_count": 0 });
         body["summary"] = summary.unwrap_or_else(|| json!({}));
     }
-    Ok(Some(RoomPart { room_id, section, body, members: rendered_members, full, presence_of }))
+    Ok(Some(RoomPart { room_id, section, body, members: rendered_members, full, newcomers }))
 }
 
 /// The range a room part covers and what kind of part it is.
@@ -239,7 +240,7 @@ struct Gathered {
     members: Vec<(String, Arc<RoomEvent>)>,
     ephemeral: Vec<Value>,
     summary: Option<Value>,
-    presence_of: Vec<String>,
+    newcomers: Vec<String>,
 }
 
 /// Picks the state, lazy-loaded members, ephemeral events and summary
@@ -292,7 +293,7 @@ fn gather(room: &Room, query: &RoomQuery, window: &Window, events: &[(StreamPos,
     let membership_changed = events.iter().any(|(_, e)| e.event_type == "m.room.member")
         || limited && state.iter().any(|e| e.event_type == "m.room.member");
     let summary = (lazy && section == Section::Join && (full || membership_changed)).then(|| summary(room, user_id));
-    let presence_of = if query.filter.presence.allows_nothing() || section != Section::Join {
+    let newcomers = if section != Section::Join {
         Vec::new()
     } else if full {
         room.state.joined().filter(|u| *u != user_id).take(LARGE_ROOM).cloned().collect()
@@ -306,7 +307,7 @@ fn gather(room: &Room, query: &RoomQuery, window: &Window, events: &[(StreamPos,
             .filter_map(|e| e.state_key.clone())
             .collect()
     };
-    Some(Gathered { room_id: room.id.clone(), state, members, ephemeral, summary, presence_of })
+    Some(Gathered { room_id: room.id.clone(), state, members, ephemeral, summary, newcomers })
 }
 
 /// The newest events in `(since, end]` that pass the timeline filter, are

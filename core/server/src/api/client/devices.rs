@@ -18,6 +18,7 @@ use tessera_storage::records::DeviceRecord;
 use tessera_storage::{Op, Store};
 
 use super::uia::{require_password, AuthDict};
+use crate::accounts::keys::device_list_changed;
 use crate::accounts::user_writes::on_user_shard;
 use crate::accounts::{self, Devices};
 use crate::api::client_endpoint;
@@ -99,6 +100,7 @@ async fn rename(shard: AppShard, req: Request) -> ApiResult {
         if let Some(name) = body.display_name.filter(|n| device.display_name.as_ref() != Some(n)) {
             device.display_name = Some(name);
             store.write(vec![Op::PutDevice { vshard, device }]).await?;
+            device_list_changed(&shard, &user_id, &device_id, false).await;
         }
         Ok(())
     })

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod events;
 pub mod filter;
 pub mod initial_sync;
+pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod membership;
@@ -60,6 +61,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     capabilities::register(router, shard);
     filter::register(router, shard);
     devices::register(router, shard);
+    keys::register(router, shard);
     directory::register(router, shard);
     upgrade::register(router, shard);
     whois::register(router, shard);

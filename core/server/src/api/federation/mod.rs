@@ -5,6 +5,7 @@ pub mod membership;
 pub mod public_rooms;
 pub mod query;
 pub mod send;
+pub mod user_keys;
 pub mod version;
 
 use tessera_net::http::Router;
@@ -19,4 +20,5 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     invite::register(router, shard);
     public_rooms::register(router, shard);
     send::register(router, shard);
+    user_keys::register(router, shard);
 }
