@@ -26,7 +26,7 @@ fn device_of(server: &Server, token: &str) -> String {
 fn keys_are_published_claimed_once_each_and_their_changes_reach_room_mates() {
     let server = open_server();
     let (alice_id, alice) = register(server.client, "alice");
-    let (_, bob) = register(server.client, "bob");
+    let (bob_id, bob) = register(server.client, "bob");
     let room = create_room(&server, &alice, json!({ "preset": "public_chat" }));
     ok(call(server.client, "POST", &format!("{V3}/join/{room}"), Some(&bob), Some(&json!({}))));
     let bob_since = sync(&server, &bob, None)["next_batch"].as_str().unwrap().to_owned();
@@ -85,4 +85,18 @@ fn keys_are_published_claimed_once_each_and_their_changes_reach_room_mates() {
         .as_array()
         .unwrap()
         .contains(&json!(alice_id)));
+
+    // Bob leaves their only shared room: alice may stop tracking him.
+    let since = alice_sync["next_batch"].as_str().unwrap().to_owned();
+    ok(call(server.client, "POST", &format!("{V3}/rooms/{room}/leave"), Some(&bob), Some(&json!({}))));
+    let mut left = Value::Null;
+    for _ in 0..50 {
+        let next = sync(&server, &alice, Some(&since));
+        left = next["device_lists"]["left"].clone();
+        if left.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(left, json!([bob_id]), "bob shares no room with alice any more");
 }

@@ -56,6 +56,13 @@ pub struct Upload {
 /// `device_keys` must be of this user and device (400 otherwise).
 pub async fn upload(shard: &AppShard, user_id: &str, device_id: &str, upload: Upload) -> Result<KeyCounts, ApiError> {
     if let Some(keys) = &upload.device_keys {
+        // Spec (`DeviceKeys`): all five fields are required.
+        let well_formed = keys.get("algorithms").is_some_and(Value::is_array)
+            && keys.get("keys").is_some_and(Value::is_object)
+            && keys.get("signatures").is_some_and(Value::is_object);
+        if !well_formed {
+            return Err(ApiError::bad_json("device_keys needs algorithms, keys and signatures"));
+        }
         let field = |name: &str| keys.get(name).and_then(Value::as_str);
         if field("user_id") != Some(user_id) || field("device_id") != Some(device_id) {
             return Err(ApiError::invalid_param("device_keys are not of this user and device"));
@@ -150,8 +157,8 @@ fn forget_counts(shard: &AppShard, user_id: &str, device_id: &str) {
 }
 
 /// The identity keys of `user_id`'s devices (those of `devices`, or all
-/// when empty) that uploaded some, by device, each with its display name
-/// in `unsigned` (spec: `unsigned.device_display_name`).
+/// when empty) that uploaded some, by device, each with `unsigned` holding
+/// its display name, if any (spec: `unsigned.device_display_name`).
 pub async fn device_keys(shard: &AppShard, user_id: &str, devices: &[String]) -> Result<Map<String, Value>, ApiError> {
     let vshard = shard.state.placement.vshard(user_id);
     let store = &shard.state.store;
@@ -163,9 +170,10 @@ pub async fn device_keys(shard: &AppShard, user_id: &str, devices: &[String]) ->
             continue;
         }
         let Ok(mut keys) = serde_json::from_slice::<Value>(&record.keys) else { continue };
-        if let Some(Some(name)) = names.get(&record.device_id) {
-            keys["unsigned"] = json!({ "device_display_name": name });
-        }
+        keys["unsigned"] = match names.get(&record.device_id) {
+            Some(Some(name)) => json!({ "device_display_name": name }),
+            _ => json!({}),
+        };
         out.insert(record.device_id, keys);
     }
     Ok(out)

@@ -45,7 +45,9 @@ pub async fn invite_remote(shard: &AppShard, room_id: &str, draft: Draft) -> Res
             let mut room = room.borrow_mut();
             // Still allowed now that the answer is here.
             room.check_remote(&checked.event)?;
-            room.remote_servers(&us).iter().filter(|s| **s != invitee_server).cloned().collect()
+            // The invitee's server too when it is in the room already: the
+            // invite reaches its view of the room only this way.
+            room.remote_servers(&us).to_vec()
         };
         let stored: Value = serde_json::from_slice(&checked.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
         append(&shard, &room, Some((checked.event, checked.bytes)), Vec::new(), None, Vec::new()).await?;

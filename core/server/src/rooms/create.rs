@@ -175,14 +175,22 @@ fn sequence(r: &CreateRoom) -> Vec<Draft> {
     if let Some(topic) = &r.topic {
         drafts.push(state("m.room.topic", "", json!({ "topic": topic })));
     }
-    for invitee in &r.invite {
-        let mut content = json!({ "membership": "invite" });
-        if r.is_direct {
-            content["is_direct"] = true.into();
-        }
-        drafts.push(state("m.room.member", invitee, content));
+    // Users of other servers are invited once the room exists, through
+    // their servers (`federation::invite`).
+    let ours = crate::federation::server_of(&r.creator);
+    for invitee in r.invite.iter().filter(|i| crate::federation::server_of(i) == ours) {
+        drafts.push(state("m.room.member", invitee, invite_content(r.is_direct)));
     }
     drafts
+}
+
+/// The content of a `createRoom` invite.
+pub fn invite_content(is_direct: bool) -> Value {
+    let mut content = json!({ "membership": "invite" });
+    if is_direct {
+        content["is_direct"] = true.into();
+    }
+    content
 }
 
 /// Synapse's default power levels, with the creator at 100 (from v12 the

@@ -28,6 +28,7 @@ use crate::error::ApiError;
 use crate::request::now_ms;
 use crate::state::AppShard;
 use crate::store::AnyStore;
+use crate::sync::tidings::Tiding;
 use event::{Draft, RoomEvent};
 use room::Room;
 use stream::ShardStream;
@@ -200,6 +201,7 @@ pub async fn append(
     let mut events = Vec::new();
     let mut outgoing = Vec::new();
     let mut federated = Vec::new();
+    let mut member_changes = Vec::new();
     let prepared: Result<(), ApiError> = (|| {
         let mut room = room.borrow_mut();
         let now = now_ms();
@@ -227,6 +229,14 @@ pub async fn append(
             let before = ours.then(|| room.remote_servers(us));
             let before = before.filter(|b| !b.is_empty() || event.event_type == "m.room.member");
             let copy = before.as_ref().map(|_| pdu.clone());
+            // A member who joins or stops being joined: a device list
+            // change between them and the room's members.
+            let member_change =
+                event.state_key.as_ref().filter(|_| event.event_type == "m.room.member").and_then(|key| {
+                    let joins = event.content.get("membership").and_then(|m| m.as_str()) == Some("join");
+                    let was_joined = room.state.joined_at(key).is_some();
+                    (joins != was_joined).then(|| (key.clone(), joins))
+                });
             room.apply(event.clone(), pdu, pos, &state.placement, &mut ops);
             if let (Some(before), Some(copy)) = (before, copy) {
                 let mut destinations = before.to_vec();
@@ -245,6 +255,12 @@ pub async fn append(
             });
             let placement = &state.placement;
             let audience = room.audience(|u| placement.shard(u), placement.shard_count()).to_vec();
+            if let Some((member, joins)) = member_change {
+                let ours = crate::federation::server_of(&member) == us;
+                let members = ours.then(|| room.state.joined().cloned().collect());
+                let tiding = if joins { Tiding::Devices } else { Tiding::Left };
+                member_changes.push((member, audience.clone(), members, tiding));
+            }
             outgoing.push(Outgoing { room_id: Arc::from(room.id.as_str()), pos, audience, membership });
             events.push(event);
         }
@@ -269,6 +285,9 @@ pub async fn append(
         outgoing.clear();
     }
     if result.is_ok() {
+        for (member, audience, members, tiding) in member_changes {
+            crate::sync::tidings::membership_changed(shard, &member, &audience, members, tiding);
+        }
         for (destinations, pdu) in federated {
             match serde_json::from_slice(&pdu) {
                 Ok(pdu) => crate::federation::outbound::send_pdu(shard, destinations, Arc::new(pdu)),

@@ -68,6 +68,9 @@ struct UserSync {
     presence: RefCell<tidings::Latest<Arc<Value>>>,
     /// Users whose devices changed, at the stream versions it was heard.
     device_changes: RefCell<tidings::Latest<()>>,
+    /// Users who left a room the user is in, or whose room the user left:
+    /// `device_lists.left` if no other room is shared.
+    device_left: RefCell<tidings::Latest<()>>,
     /// The to-device inboxes of the user's devices, by device.
     inboxes: RefCell<HashMap<String, to_device::Inbox>>,
     waiters: WaitList,
@@ -191,6 +194,7 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
                 members_sent: Default::default(),
                 presence: Default::default(),
                 device_changes: Default::default(),
+                device_left: Default::default(),
                 inboxes: Default::default(),
                 waiters: Default::default(),
             });
@@ -238,15 +242,15 @@ pub async fn current_token(shard: &AppShard, user_id: &str) -> Result<SyncToken,
         .await?
 }
 
-/// The users whose device lists `user_id` heard changed between two of
-/// their sync tokens (`GET /keys/changes`): none across a restart, whose
-/// changes this memory did not see.
+/// `(changed, left)` of `user_id`'s device lists between two of their sync
+/// tokens (`GET /keys/changes`): nothing across a restart, whose changes
+/// this memory did not see.
 pub async fn device_changes(
     shard: &AppShard,
     user_id: &str,
     from: &SyncToken,
     to: &SyncToken,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let owner = shard.state.placement.shard(user_id);
     let (user_id, from, to) = (user_id.to_owned(), from.clone(), to.clone());
     shard
@@ -255,13 +259,68 @@ pub async fn device_changes(
             async move {
                 let user = user_state(&shard, &user_id).await?;
                 if from.epoch != shard.state.sync.epoch {
-                    return Ok(Vec::new());
+                    return Ok(Default::default());
                 }
-                let changes = user.device_changes.borrow();
-                Ok(changes.between(Some(from.user_stream), to.user_stream).map(|(u, _)| u.clone()).collect())
+                device_lists(&shard, &user, from.user_stream, to.user_stream).await
             }
         })
         .await?
+}
+
+/// `(changed, left)` device lists heard after stream version `after` up
+/// to `upto`: a user who left is `left` only if they share no joined room
+/// with the user any more, else their change (if any) stands.
+async fn device_lists(
+    shard: &AppShard,
+    user: &UserSync,
+    after: u64,
+    upto: u64,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let changed: Vec<String> =
+        user.device_changes.borrow().between(Some(after), upto).map(|(u, _)| u.clone()).collect();
+    let candidates: HashSet<String> =
+        user.device_left.borrow().between(Some(after), upto).map(|(u, _)| u.clone()).collect();
+    if candidates.is_empty() {
+        return Ok((changed, Vec::new()));
+    }
+    let shared = sharing(shard, user, candidates.clone()).await?;
+    let left: Vec<String> = candidates.into_iter().filter(|u| !shared.contains(u)).collect();
+    let changed = changed.into_iter().filter(|u| !left.contains(u)).collect();
+    Ok((changed, left))
+}
+
+/// Those of `candidates` joined to a room the user is joined to, asked of
+/// the rooms' shards at once.
+async fn sharing(shard: &AppShard, user: &UserSync, candidates: HashSet<String>) -> Result<HashSet<String>, ApiError> {
+    let placement = &shard.state.placement;
+    let mut per_shard: Vec<Vec<String>> = vec![Vec::new(); placement.shard_count()];
+    for (room_id, membership) in user.rooms.borrow().iter().flatten() {
+        if membership == "join" {
+            per_shard[placement.shard(room_id)].push(room_id.clone());
+        }
+    }
+    let candidates = Arc::new(candidates);
+    let asks = per_shard.into_iter().enumerate().filter(|(_, r)| !r.is_empty()).map(|(k, rooms)| {
+        let candidates = candidates.clone();
+        shard.ask_async(k, move |shard| {
+            let shard = shard.clone();
+            async move {
+                let mut found = HashSet::new();
+                for room_id in rooms {
+                    if let Ok(Some(room)) = crate::rooms::get(&shard, &room_id).await {
+                        let room = room.borrow();
+                        found.extend(candidates.iter().filter(|c| room.state.joined_at(c).is_some()).cloned());
+                    }
+                }
+                found
+            }
+        })
+    });
+    let mut shared = HashSet::new();
+    for found in join_all(asks).await {
+        shared.extend(found?);
+    }
+    Ok(shared)
 }
 
 /// A `/sync` request, as the user's shard runs it.
@@ -426,18 +485,10 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let since_to_device = request.since.as_ref().map_or(0, |t| t.to_device);
     let (to_device, to_device_pos) =
         to_device::take(shard, user, &request.user_id, &request.device_id, since_to_device).await?;
-    // Device lists on an incremental sync: users whose devices changed, and
-    // users met afresh (the client fetches the keys of both).
-    let device_lists = match request.since.as_ref().filter(|_| same_epoch) {
-        Some(token) => {
-            let changes = user.device_changes.borrow();
-            let mut changed: Vec<String> =
-                changes.between(Some(token.user_stream), stream_version).map(|(u, _)| u.clone()).collect();
-            changed.extend(newcomers.iter().filter(|u| !changed.contains(u)).cloned().collect::<Vec<_>>());
-            changed.sort();
-            changed
-        }
-        None => Vec::new(),
+    // Device lists on an incremental sync (an initial one fetches all).
+    let (changed, left) = match request.since.as_ref().filter(|_| same_epoch) {
+        Some(token) => device_lists(shard, user, token.user_stream, stream_version).await?,
+        None => Default::default(),
     };
     let counts = crate::accounts::keys::counts(shard, &request.user_id, &request.device_id).await?;
     let presence = presence_events(shard, user, request, same_epoch, newcomers).await?;
@@ -458,7 +509,8 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         && global_data.is_empty()
         && to_device.is_empty()
         && presence.is_empty()
-        && device_lists.is_empty();
+        && changed.is_empty()
+        && left.is_empty();
     let [join, invite, leave] = sections;
     let body = json!({
         "next_batch": next_batch,
@@ -466,7 +518,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         "presence": { "events": presence },
         "account_data": { "events": global_data },
         "to_device": { "events": to_device },
-        "device_lists": { "changed": device_lists, "left": [] },
+        "device_lists": { "changed": changed, "left": left },
         "device_one_time_keys_count": counts.one_time,
         "device_unused_fallback_key_types": counts.unused_fallback,
     });

@@ -86,8 +86,7 @@ pub struct RoomPart {
     /// room starts over).
     pub full: bool,
     /// Members the client meets: all (up to a bound) when the room is new
-    /// to it, else those who joined. Their current presence is pulled, and
-    /// an incremental sync lists them in `device_lists.changed`.
+    /// to it, else those who joined. Their current presence is pulled.
     pub newcomers: Vec<String>,
 }
 
@@ -293,7 +292,7 @@ fn gather(room: &Room, query: &RoomQuery, window: &Window, events: &[(StreamPos,
     let membership_changed = events.iter().any(|(_, e)| e.event_type == "m.room.member")
         || limited && state.iter().any(|e| e.event_type == "m.room.member");
     let summary = (lazy && section == Section::Join && (full || membership_changed)).then(|| summary(room, user_id));
-    let newcomers = if section != Section::Join {
+    let newcomers = if query.filter.presence.allows_nothing() || section != Section::Join {
         Vec::new()
     } else if full {
         room.state.joined().filter(|u| *u != user_id).take(LARGE_ROOM).cloned().collect()

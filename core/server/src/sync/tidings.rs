@@ -28,6 +28,9 @@ pub enum Tiding {
     /// of it, however large the room, or their messages stop being
     /// readable on the new device.
     Devices,
+    /// The user left a room: members who share no other room with them
+    /// may stop tracking their devices (checked when a sync reports it).
+    Left,
 }
 
 /// The newest value per key (a user), found by the stream version at which
@@ -126,6 +129,34 @@ async fn fan_out(shard: &AppShard, rooms: &[String], user_id: &str, tiding: Tidi
     }
 }
 
+/// A user joined a room (`Tiding::Devices`) or left it (`Tiding::Left`):
+/// they and its members now share a room, or may no longer share any, so
+/// each side's clients must fetch, or may stop tracking, the other's
+/// device keys (spec: device list changes "when the user joins a room with
+/// a user they did not share a room with before" and `left`).
+/// `audience`: the room's local members by shard; `members`: the room's
+/// joined members, when the user is ours.
+pub fn membership_changed(
+    shard: &AppShard,
+    user_id: &str,
+    audience: &[Arc<Vec<String>>],
+    members: Option<Vec<String>>,
+    tiding: Tiding,
+) {
+    for (k, users) in audience.iter().enumerate().filter(|(_, u)| !u.is_empty()) {
+        let (users, user_id, tiding) = (users.clone(), user_id.to_owned(), tiding.clone());
+        shard.tell(k, move |shard| receive(shard, &users, &user_id, &tiding));
+    }
+    if let Some(members) = members {
+        let user_id = user_id.to_owned();
+        shard.tell(shard.state.placement.shard(&user_id), move |shard| {
+            for member in members.iter().filter(|m| **m != user_id) {
+                receive(shard, std::slice::from_ref(&user_id), member, &tiding);
+            }
+        });
+    }
+}
+
 /// On the members' shard: records the tiding about `about` in the streams
 /// of `users` who sync here, and wakes them.
 pub(super) fn receive(shard: &AppShard, users: &[String], about: &str, tiding: &Tiding) {
@@ -136,6 +167,7 @@ pub(super) fn receive(shard: &AppShard, users: &[String], about: &str, tiding: &
         match tiding {
             Tiding::Presence(event) => user.presence.borrow_mut().record(about.to_owned(), version, event.clone()),
             Tiding::Devices => user.device_changes.borrow_mut().record(about.to_owned(), version, ()),
+            Tiding::Left => user.device_left.borrow_mut().record(about.to_owned(), version, ()),
         }
         user.wake();
     }

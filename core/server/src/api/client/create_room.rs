@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tessera_net::http::{Method, Request, Response, Router};
+use tessera_proto::identifiers::UserId;
 use tessera_proto::room_version::RoomVersionRules;
 use tessera_storage::Store;
 
@@ -11,8 +12,10 @@ use crate::api::client::directory::{check_local_alias, create_alias};
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
+use crate::federation::invite::invite_remote;
+use crate::federation::server_of;
 use crate::request::json_body;
-use crate::rooms::create::{create_room, CreateRoom, Preset};
+use crate::rooms::create::{create_room, invite_content, CreateRoom, Preset};
 use crate::rooms::event::Draft;
 use crate::state::AppShard;
 
@@ -91,14 +94,9 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     };
     let server_name = &shard.state.config.server_name;
     for invitee in &body.invite {
-        match invitee.strip_prefix('@').and_then(|u| u.split_once(':')) {
-            Some((_, server)) if server == server_name => {}
-            Some(_) => {
-                return Err(ApiError::new(400, "M_UNRECOGNIZED", "inviting users of other servers needs federation"));
-            }
-            None => return Err(ApiError::invalid_param(format!("{invitee} is not a user ID"))),
-        }
+        UserId::parse(invitee).map_err(|e| ApiError::invalid_param(format!("{invitee}: {e}")))?;
     }
+    let remote_invites: Vec<String> = body.invite.iter().filter(|i| server_of(i) != server_name).cloned().collect();
     let mut creation_content = body.creation_content;
     // The server sets these; a client cannot.
     creation_content.remove("creator");
@@ -114,6 +112,7 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
             redacts: None,
         })
         .collect();
+    let is_direct = body.is_direct;
     let request = CreateRoom {
         creator: me.user_id.clone(),
         version,
@@ -124,11 +123,23 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         name: body.name,
         topic: body.topic,
         invite: body.invite,
-        is_direct: body.is_direct,
+        is_direct,
         alias: alias.clone(),
         room_id: None,
     };
     let room_id = create_room(&shard, request).await?;
+    for invitee in remote_invites {
+        let draft = Draft {
+            sender: me.user_id.clone(),
+            event_type: "m.room.member".into(),
+            state_key: Some(invitee.clone()),
+            content: invite_content(is_direct),
+            redacts: None,
+        };
+        if let Err(e) = invite_remote(&shard, &room_id, draft).await {
+            tracing::warn!(room = room_id, invitee, error = e.message, "createRoom could not invite a remote user");
+        }
+    }
     if let Some(alias) = alias {
         create_alias(&shard, &alias, &room_id, &me.user_id)
             .await

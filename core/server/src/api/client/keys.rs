@@ -114,7 +114,10 @@ async fn claim(shard: AppShard, req: Request) -> ApiResult {
     for (user_id, devices) in body.one_time_keys {
         let server = server_of(&user_id).to_owned();
         if server == us {
-            claimed.insert(user_id.clone(), Value::Object(claim_local(&shard, &user_id, devices).await?));
+            let keys = claim_local(&shard, &user_id, devices).await?;
+            if !keys.is_empty() {
+                claimed.insert(user_id, Value::Object(keys));
+            }
         } else if !server.is_empty() {
             remote.entry(server).or_default().insert(user_id, json!(devices));
         }
@@ -163,6 +166,6 @@ async fn changes(shard: AppShard, req: Request) -> ApiResult {
         SyncToken::parse(value).ok_or_else(|| ApiError::invalid_param(format!("`{name}` is not a sync token")))
     };
     let (from, to) = (token("from")?, token("to")?);
-    let changed = crate::sync::device_changes(&shard, &me.user_id, &from, &to).await?;
-    Ok(Response::json(&json!({ "changed": changed, "left": [] })))
+    let (changed, left) = crate::sync::device_changes(&shard, &me.user_id, &from, &to).await?;
+    Ok(Response::json(&json!({ "changed": changed, "left": left })))
 }

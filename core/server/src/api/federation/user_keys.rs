@@ -59,7 +59,10 @@ async fn claim(shard: AppShard, req: Request) -> ApiResult {
     let us = shard.state.config.server_name.clone();
     let mut claimed = Map::new();
     for (user_id, devices) in body.one_time_keys.into_iter().filter(|(u, _)| server_of(u) == us) {
-        claimed.insert(user_id.clone(), Value::Object(claim_local(&shard, &user_id, devices).await?));
+        let keys = claim_local(&shard, &user_id, devices).await?;
+        if !keys.is_empty() {
+            claimed.insert(user_id, Value::Object(keys));
+        }
     }
     Ok(Response::json(&json!({ "one_time_keys": claimed })))
 }
