@@ -58,6 +58,10 @@ pub struct Rooms {
     /// This shard's event stream.
     pub stream: ShardStream<Outgoing>,
     next_room_nid: RefCell<HashMap<VShard, u64>>,
+    /// The watermark each shard was last told.
+    told: RefCell<Vec<StreamPos>>,
+    /// Whether a watermark is about to be told.
+    watermark_pending: std::cell::Cell<bool>,
 }
 
 /// Stream name of shard `k`'s last event position.
@@ -81,7 +85,13 @@ impl Rooms {
         if shard == 0 && before != shards {
             store.write(vec![Op::SetStreamPosition { stream: SHARDS_STREAM.into(), pos: shards as u64 }]).await?;
         }
-        Ok(Rooms { open: Default::default(), stream: ShardStream::new(start), next_room_nid: Default::default() })
+        Ok(Rooms {
+            open: Default::default(),
+            stream: ShardStream::new(start),
+            next_room_nid: Default::default(),
+            told: RefCell::new(vec![start; shards]),
+            watermark_pending: Default::default(),
+        })
     }
 }
 
@@ -363,9 +373,12 @@ pub fn insert_open(shard: &AppShard, room: Room) -> Rc<RefCell<Room>> {
     room
 }
 
-/// Sends released notices to the members' shards, one message per shard.
+/// Sends released notices to the members' shards, one message per shard;
+/// shards with none are told the new watermark soon after (see
+/// [`tell_watermark`]).
 pub(crate) fn dispatch(shard: &AppShard, released: Vec<Outgoing>, watermark: StreamPos) {
     if released.is_empty() {
+        tell_watermark(shard);
         return;
     }
     let placement = &shard.state.placement;
@@ -384,11 +397,43 @@ pub(crate) fn dispatch(shard: &AppShard, released: Vec<Outgoing>, watermark: Str
         }
     }
     let from = shard.id();
+    let rooms = &shard.state.rooms;
     for (k, notices) in per_shard.into_iter().enumerate() {
         if !notices.is_empty() {
+            rooms.told.borrow_mut()[k] = watermark;
             shard.tell(k, move |shard| crate::sync::deliver(shard, from, watermark, notices));
         }
     }
+    tell_watermark(shard);
+}
+
+/// Tells every shard not told yet this shard's durable watermark, once the
+/// writes finishing in this turn of the reactor are done (they go as one
+/// message). A user's sync token carries, per shard, what their
+/// shard heard from it; without this, a shard that no notice reached would
+/// keep an old position, and a token taken there would start `/messages`
+/// of a room it is not in (a `world_readable` one) before its newest
+/// events. The mesh keeps each pair of shards in order, so a watermark
+/// arrives after the notices it passed.
+fn tell_watermark(shard: &AppShard) {
+    let rooms = &shard.state.rooms;
+    if rooms.watermark_pending.replace(true) {
+        return;
+    }
+    let shard = shard.clone();
+    tessera_net::runtime::spawn(async move {
+        tessera_net::runtime::yield_now().await;
+        let rooms = &shard.state.rooms;
+        rooms.watermark_pending.set(false);
+        let watermark = rooms.stream.durable();
+        let from = shard.id();
+        for k in 0..shard.state.placement.shard_count() {
+            let behind = std::mem::replace(&mut rooms.told.borrow_mut()[k], watermark) < watermark;
+            if behind {
+                shard.tell(k, move |shard| crate::sync::deliver(shard, from, watermark, Vec::new()));
+            }
+        }
+    });
 }
 
 /// Runs `f` on the shard that owns `room_id` with the room (404
