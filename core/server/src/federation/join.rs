@@ -45,6 +45,9 @@ use crate::state::AppShard;
 /// room needs the partial-state join, not built yet.
 const MAX_JOIN_EVENTS: usize = 200_000;
 
+/// Events checked between two yields to the shard's other work.
+const YIELD_EVERY: usize = 64;
+
 /// Joins `user_id` (ours) to `room_id`, which this shard owns and this
 /// server is not in, through the first of `via` that lets us; `content`
 /// is the join's content. Each server is tried in turn; the last one's
@@ -179,7 +182,12 @@ async fn check_all<'a>(
     pdus: impl Iterator<Item = &'a Value>,
 ) -> HashMap<String, (Arc<RoomEvent>, Vec<u8>)> {
     let mut checked = HashMap::new();
-    for pdu in pdus {
+    for (n, pdu) in pdus.enumerate() {
+        // Signature checks are CPU work: a big room's state must not hold
+        // the shard's other requests up.
+        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+            tessera_net::runtime::yield_now().await;
+        }
         let Ok(bytes) = serde_json::to_vec(pdu) else { continue };
         match check(shard, room_id, rules, &bytes, OnHashMismatch::Redact).await {
             Ok(c) => drop(checked.insert(c.event.event_id.clone(), (c.event, c.bytes))),
