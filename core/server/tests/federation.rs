@@ -19,15 +19,19 @@ fn pair() -> (Server, Server) {
     let mut a = Server::federating();
     let mut b = Server::federating();
     let (a_cert, b_cert) = (a.tls_certificate(), b.tls_certificate());
-    for (server, other) in [(&mut a, b_cert), (&mut b, a_cert)] {
-        let trusted = format!("[\"{}\"]", other.display());
-        server.spawn(&[
-            ("TESSERA_REGISTRATION__ENABLE", "true"),
-            ("TESSERA_LISTENERS__CLIENT__SERVE_FEDERATION", "true"),
-            ("TESSERA_FEDERATION__TRUSTED_CA_FILES", &trusted),
-        ]);
-    }
+    start(&mut a, &b_cert);
+    start(&mut b, &a_cert);
     (a, b)
+}
+
+/// Starts (or restarts) `server` trusting the other's certificate.
+fn start(server: &mut Server, other_cert: &std::path::Path) {
+    let trusted = format!("[\"{}\"]", other_cert.display());
+    server.spawn(&[
+        ("TESSERA_REGISTRATION__ENABLE", "true"),
+        ("TESSERA_LISTENERS__CLIENT__SERVE_FEDERATION", "true"),
+        ("TESSERA_FEDERATION__TRUSTED_CA_FILES", &trusted),
+    ]);
 }
 
 fn encode(s: &str) -> String {
@@ -520,4 +524,96 @@ fn an_invite_to_a_room_its_server_has_left_is_still_rejected_here() {
     ok(call(b.client, "POST", &format!("{V3}/rooms/{room}/leave"), Some(&bob), Some(&json!({}))));
     let sync = ok(call(b.client, "GET", &format!("{V3}/sync"), Some(&bob), None));
     assert!(sync["rooms"]["invite"].get(&room).is_none(), "no longer invited: {sync}");
+}
+
+fn send(server: &Server, token: &str, room: &str, txn: &str, body: &str) -> String {
+    let content = json!({ "msgtype": "m.text", "body": body });
+    let path = format!("{V3}/rooms/{room}/send/m.room.message/{txn}");
+    ok(call(server.client, "PUT", &path, Some(token), Some(&content)))["event_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_else() {
+    let (a, b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let (_, bob) = register(b.client, "bob");
+    let room = ok(call(
+        a.client,
+        "POST",
+        &format!("{V3}/createRoom"),
+        Some(&alice),
+        Some(&json!({ "preset": "public_chat" })),
+    ))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(call(
+        b.client,
+        "POST",
+        &format!("{V3}/join/{room}?server_name={}", encode(&a.name())),
+        Some(&bob),
+        Some(&json!({})),
+    ));
+    let ids: Vec<String> = (0..3).map(|i| send(&a, &alice, &room, &format!("m{i}"), &format!("message {i}"))).collect();
+    let b_server = Impersonating::new(&b);
+
+    let got = ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/event/{}", ids[1]), None));
+    assert_eq!(got["pdus"][0]["content"]["body"], "message 1");
+    let state =
+        ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/state_ids/{room}?event_id={}", ids[0]), None));
+    assert!(state["pdu_ids"].as_array().unwrap().len() >= 5, "create, members, power levels, rules: {state}");
+    assert!(!state["auth_chain_ids"].as_array().unwrap().is_empty());
+    let full = ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/state/{room}?event_id={}", ids[0]), None));
+    assert!(full["pdus"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create"));
+    let back =
+        ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/backfill/{room}?v={}&limit=2", ids[2]), None));
+    let bodies: Vec<&Value> = back["pdus"].as_array().unwrap().iter().map(|e| &e["content"]["body"]).collect();
+    assert_eq!(bodies, [&json!("message 1"), &json!("message 2")], "oldest first, from v inclusive");
+    let body = json!({ "earliest_events": [ids[0]], "latest_events": [ids[2]], "limit": 10 });
+    let missing =
+        ok(b_server.call(&a, "POST", &format!("/_matrix/federation/v1/get_missing_events/{room}"), Some(&body)));
+    let bodies: Vec<&Value> = missing["events"].as_array().unwrap().iter().map(|e| &e["content"]["body"]).collect();
+    assert_eq!(bodies, [&json!("message 1")], "between earliest and latest, both excluded");
+
+    // Once B has no user in the room, it reads nothing.
+    ok(call(b.client, "POST", &format!("{V3}/rooms/{room}/leave"), Some(&bob), Some(&json!({}))));
+    let refused = b_server.call(&a, "GET", &format!("/_matrix/federation/v1/event/{}", ids[1]), None);
+    assert_eq!(refused.status, 403);
+}
+
+#[test]
+fn a_message_whose_predecessor_never_arrived_brings_it_along_through_get_missing_events() {
+    let (mut a, mut b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let (_, bob) = register(b.client, "bob");
+    let room = ok(call(
+        a.client,
+        "POST",
+        &format!("{V3}/createRoom"),
+        Some(&alice),
+        Some(&json!({ "preset": "public_chat" })),
+    ))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(call(
+        b.client,
+        "POST",
+        &format!("{V3}/join/{room}?server_name={}", encode(&a.name())),
+        Some(&bob),
+        Some(&json!({})),
+    ));
+
+    // A is down while bob speaks; B restarts, so the queued transaction is
+    // gone (queues are memory only) and A never hears of "lost".
+    let (a_cert, b_cert) = (a.tls_certificate(), b.tls_certificate());
+    a.signal_and_wait("TERM");
+    send(&b, &bob, &room, "t1", "lost");
+    b.signal_and_wait("TERM");
+    start(&mut a, &b_cert);
+    start(&mut b, &a_cert);
+    send(&b, &bob, &room, "t2", "after");
+    let seen = eventually_bodies(&a, &alice, &room, |seen| seen.iter().any(|c| c["body"] == "after"));
+    let texts: Vec<&Value> = seen.iter().map(|c| &c["body"]).collect();
+    assert_eq!(texts, [&json!("lost"), &json!("after")], "the gap was filled in order");
 }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod edus;
+pub mod graph;
 pub mod invite;
 pub mod join;
 pub mod keys;

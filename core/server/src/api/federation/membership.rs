@@ -20,27 +20,22 @@
 //! matching content hash and an ID that matches the path, and only if the
 //! auth rules allow it against the room's current state.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
-use tessera_storage::Store;
 
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
+use crate::federation::graph::{auth_chain_ids, pdus};
 use crate::federation::outbound::send_pdu;
 use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::server_of;
 use crate::request::now_ms;
-use crate::rooms::event::{Draft, RoomEvent};
+use crate::rooms::event::Draft;
 use crate::rooms::{append, on_room};
 use crate::state::AppShard;
-
-/// Most auth chain events one answer carries; a deeper chain is a room
-/// this path is not built for yet (huge rooms join with partial state).
-const MAX_AUTH_CHAIN: usize = 100_000;
 
 /// Registers the endpoints.
 pub fn register(router: &mut Router, shard: &AppShard) {
@@ -158,7 +153,7 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
             return Ok(json!({}));
         }
         let state = pdus(&shard, &state_ids).await?;
-        let auth_chain = auth_chain(&shard, &state_ids).await?;
+        let auth_chain = pdus(&shard, &auth_chain_ids(&shard, &state_ids).await?).await?;
         append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
         send_pdu(&shard, others, Arc::new(pdu));
         let ours: Vec<String> = room.borrow().state.joined().filter(|u| server_of(u) == us).cloned().collect();
@@ -172,46 +167,4 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
     })
     .await?;
     Ok(Response::json(&if v1 { json!([200, answer]) } else { answer }))
-}
-
-/// The stored PDUs of `ids`, as other servers are sent them.
-async fn pdus(shard: &AppShard, ids: &[String]) -> Result<Vec<Value>, ApiError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let record = shard.state.store.event(id).await?;
-        let pdu: Value = record
-            .and_then(|r| serde_json::from_slice(&r.json).ok())
-            .ok_or_else(|| ApiError::internal(format!("event {id} is not stored")))?;
-        out.push(pdu);
-    }
-    Ok(out)
-}
-
-/// Every event in the auth chains of `ids` (their auth events, and theirs,
-/// and so on), excluding `ids` themselves unless one authorises another.
-async fn auth_chain(shard: &AppShard, ids: &[String]) -> Result<Vec<Value>, ApiError> {
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut pending: Vec<String> = Vec::new();
-    for id in ids {
-        if let Some(event) = crate::rooms::stored_event(&shard.state.store, id).await? {
-            pending.extend(event.auth_events.iter().cloned());
-        }
-    }
-    let mut out = Vec::new();
-    while let Some(id) = pending.pop() {
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        if seen.len() > MAX_AUTH_CHAIN {
-            return Err(ApiError::new(503, "M_UNKNOWN", "the room's auth chain is too large to send at once"));
-        }
-        let Some(record) = shard.state.store.event(&id).await? else { continue };
-        if let Some(event) = RoomEvent::from_pdu(&record.json) {
-            pending.extend(event.auth_events.iter().filter(|a| !seen.contains(*a)).cloned());
-        }
-        if let Ok(pdu) = serde_json::from_slice::<Value>(&record.json) {
-            out.push(pdu);
-        }
-    }
-    Ok(out)
 }

@@ -1,5 +1,6 @@
 //! The Server-Server API (`/_matrix/federation`).
 
+pub mod events;
 pub mod invite;
 pub mod membership;
 pub mod public_rooms;
@@ -18,6 +19,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     query::register(router, shard);
     membership::register(router, shard);
     invite::register(router, shard);
+    events::register(router, shard);
     public_rooms::register(router, shard);
     send::register(router, shard);
     user_keys::register(router, shard);

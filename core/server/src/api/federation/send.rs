@@ -9,14 +9,17 @@
 //! Each room's PDUs go to the room's shard, in the order sent, and pass
 //! the checks on receipt there ([`crate::federation::pdu::check`], then
 //! the auth rules against the room's current state). A PDU whose
-//! `prev_events` are not all known is refused for now: fetching the gap
-//! (`get_missing_events`) is not built yet. PDUs of rooms this server is
+//! `prev_events` are not all known has the gap fetched from the origin
+//! (`get_missing_events`, up to 50 events) first; if that does not close
+//! it, the PDU is refused. PDUs of rooms this server is
 //! not in are dropped, as Synapse does. A PDU the auth rules reject is
 //! answered as processed (no error, as Synapse answers) but kept out of the
 //! room. EDUs go to [`crate::federation::edus`] (typing and receipts are
 //! applied; the other kinds are counted against the limit, then ignored).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -27,7 +30,11 @@ use tessera_storage::Store;
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
-use crate::federation::pdu::{check, OnHashMismatch};
+use crate::federation::pdu::{check, Checked, OnHashMismatch};
+use crate::federation::request::request;
+use crate::request::query_encode;
+use crate::rooms::event::RoomEvent;
+use crate::rooms::room::Room;
 use crate::rooms::{append, on_room};
 use crate::state::AppShard;
 
@@ -37,6 +44,9 @@ const MAX_EDUS: usize = 100;
 
 /// Rejected event IDs a room remembers.
 const MAX_REJECTED: usize = 1024;
+
+/// Most events one gap fill fetches.
+const MAX_GAP: usize = 50;
 
 /// Registers the endpoint.
 pub fn register(router: &mut Router, shard: &AppShard) {
@@ -72,9 +82,11 @@ async fn send(shard: AppShard, req: Request) -> ApiResult {
     let mut outcomes = Map::new();
     for (room_id, pdus) in rooms {
         let id = room_id.clone();
-        match on_room(&shard, &id, move |shard, room| async move { Ok(receive(&shard, &room_id, &room, pdus).await) })
-            .await
-        {
+        let origin = key.0.clone();
+        let received = on_room(&shard, &id, move |shard, room| async move {
+            Ok(receive(&shard, &origin, &room_id, &room, pdus).await)
+        });
+        match received.await {
             Ok(results) => outcomes.extend(results),
             Err(e) => tracing::debug!(room = %id, error = %e.message, "transaction PDUs for an unknown room dropped"),
         }
@@ -90,8 +102,9 @@ async fn send(shard: AppShard, req: Request) -> ApiResult {
 /// PDU's outcome by event ID.
 async fn receive(
     shard: &AppShard,
+    origin: &str,
     room_id: &str,
-    room: &std::rc::Rc<std::cell::RefCell<crate::rooms::room::Room>>,
+    room: &Rc<RefCell<Room>>,
     pdus: Vec<Vec<u8>>,
 ) -> HashMap<String, Value> {
     let mut outcomes = HashMap::new();
@@ -105,27 +118,30 @@ async fn receive(
             }
         };
         let event_id = checked.event.event_id.clone();
-        let outcome = accept(shard, room, checked).await;
+        let outcome = accept(shard, room, checked, Some(origin)).await;
         outcomes.insert(event_id, outcome.map_or_else(|e| json!({ "error": e.message }), |()| json!({})));
     }
     outcomes
 }
 
+/// Accepts one checked PDU into the room: known already, or its
+/// `prev_events` known (after asking `fetch_from` for the gap, if given),
+/// then the auth rules decide.
 async fn accept(
     shard: &AppShard,
-    room: &std::rc::Rc<std::cell::RefCell<crate::rooms::room::Room>>,
-    checked: crate::federation::pdu::Checked,
+    room: &Rc<RefCell<Room>>,
+    checked: Checked,
+    fetch_from: Option<&str>,
 ) -> Result<(), ApiError> {
     let store = &shard.state.store;
     if store.event(&checked.event.event_id).await?.is_some() {
         return Ok(());
     }
-    for prev in &checked.event.prev_events {
-        if !room.borrow().rejected.contains(prev) && store.event(prev).await?.is_none() {
-            return Err(ApiError::forbidden(format!(
-                "prev_event {prev} is unknown here (fetching gaps is not built yet)"
-            )));
-        }
+    if let (Some(server), false) = (fetch_from, prevs_known(shard, room, &checked.event).await?) {
+        fill_gap(shard, room, server, &checked.event).await;
+    }
+    if !prevs_known(shard, room, &checked.event).await? {
+        return Err(ApiError::forbidden("its prev_events are unknown here and could not be fetched"));
     }
     // A redaction may only name an event of its own room.
     let target = match &checked.event.redacts {
@@ -150,4 +166,49 @@ async fn accept(
     }
     append(shard, room, Some((checked.event, checked.bytes)), Vec::new(), None, Vec::new()).await?;
     Ok(())
+}
+
+/// Whether every `prev_event` of `event` is stored here (or was rejected).
+async fn prevs_known(shard: &AppShard, room: &Rc<RefCell<Room>>, event: &RoomEvent) -> Result<bool, ApiError> {
+    for prev in &event.prev_events {
+        if !room.borrow().rejected.contains(prev) && shard.state.store.event(prev).await?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Asks `server` for the events between the room's newest ones here and
+/// `event` (server-server API § `get_missing_events`: "retrieves
+/// previous events that the sender is missing") and accepts them oldest
+/// first, each checked like a PDU of a transaction. At most
+/// [`MAX_GAP`] events: a longer gap stays a gap.
+async fn fill_gap(shard: &AppShard, room: &Rc<RefCell<Room>>, server: &str, event: &RoomEvent) {
+    let (room_id, rules, earliest) = {
+        let room = room.borrow();
+        (room.id.clone(), room.version, room.head.forward_extremities.clone())
+    };
+    let body = json!({
+        "earliest_events": earliest, "latest_events": [event.event_id], "limit": MAX_GAP, "min_depth": 0,
+    });
+    let path = format!("/_matrix/federation/v1/get_missing_events/{}", query_encode(&room_id));
+    let answer = match request(shard, server, Method::Post, &path, Some(&body)).await {
+        Ok(answer) => answer,
+        Err(e) => return tracing::info!(room = room_id, server, error = %e, "missing events not fetched"),
+    };
+    let mut events = Vec::new();
+    for pdu in answer.get("events").and_then(Value::as_array).into_iter().flatten().take(MAX_GAP) {
+        let Ok(bytes) = serde_json::to_vec(pdu) else { continue };
+        match check(shard, &room_id, rules, &bytes, OnHashMismatch::Redact).await {
+            Ok(checked) => events.push(checked),
+            Err(e) => tracing::debug!(room = room_id, error = %e.message, "a missing event fails its checks"),
+        }
+    }
+    events.sort_by_key(|c| c.event.depth);
+    for checked in events {
+        let id = checked.event.event_id.clone();
+        if let Err(e) = Box::pin(accept(shard, room, checked, None)).await {
+            tracing::debug!(room = room_id, event = id, error = %e.message, "a missing event was not accepted");
+        }
+    }
 }

@@ -1,0 +1,132 @@
+//! Reading a room's event graph for other servers: stored PDUs as sent,
+//! auth chains, walks back along `prev_events`, and who may read them.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::Value;
+use tessera_storage::Store;
+
+use super::server_of;
+use crate::error::ApiError;
+use crate::rooms::room::Room;
+use crate::rooms::visibility::HistoryVisibility;
+use crate::state::AppShard;
+
+/// Most auth chain events one answer carries; a deeper chain is a room
+/// this path is not built for yet (huge rooms join with partial state).
+const MAX_AUTH_CHAIN: usize = 100_000;
+
+/// Whether `server` may read the room's events: one of its users is in
+/// the room, or the room is world-readable (as Synapse lets servers read
+/// what their users could).
+pub fn server_may_read(room: &Room, server: &str) -> bool {
+    room.state.joined().any(|user| server_of(user) == server)
+        || HistoryVisibility::of(room.state.event("m.room.history_visibility", "").map(|e| &**e))
+            == HistoryVisibility::WorldReadable
+}
+
+/// 403 unless `server` may read the room.
+pub fn require_readable(room: &Room, server: &str) -> Result<(), ApiError> {
+    match server_may_read(room, server) {
+        true => Ok(()),
+        false => Err(ApiError::forbidden(format!("{server} is not in the room"))),
+    }
+}
+
+/// The stored PDUs of `ids`, as other servers are sent them.
+pub async fn pdus(shard: &AppShard, ids: &[String]) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let record = shard.state.store.event(id).await?;
+        let pdu: Value = record
+            .and_then(|r| serde_json::from_slice(&r.json).ok())
+            .ok_or_else(|| ApiError::internal(format!("event {id} is not stored")))?;
+        out.push(pdu);
+    }
+    Ok(out)
+}
+
+/// The IDs of every event in the auth chains of `ids` (their auth events,
+/// and theirs, and so on), excluding `ids` themselves unless one
+/// authorises another.
+pub async fn auth_chain_ids(shard: &AppShard, ids: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut pending: Vec<String> = Vec::new();
+    for id in ids {
+        if let Some(event) = crate::rooms::stored_event(&shard.state.store, id).await? {
+            pending.extend(event.auth_events.iter().cloned());
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(id) = pending.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if seen.len() > MAX_AUTH_CHAIN {
+            return Err(ApiError::new(503, "M_UNKNOWN", "the room's auth chain is too large to send at once"));
+        }
+        let Some(event) = crate::rooms::stored_event(&shard.state.store, &id).await? else { continue };
+        pending.extend(event.auth_events.iter().filter(|a| !seen.contains(*a)).cloned());
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// Walks back from `from` along `prev_events`, deepest first, collecting
+/// up to `limit` events of `room_id` (those of `from` included when
+/// `inclusive`), never going past `stop` or below `min_depth`: what
+/// `/backfill` and `/get_missing_events` answer. Oldest first.
+pub async fn walk_back(
+    shard: &AppShard,
+    room_id: &str,
+    from: &[String],
+    inclusive: bool,
+    stop: &HashSet<String>,
+    limit: usize,
+    min_depth: u64,
+) -> Result<Vec<(u64, String)>, ApiError> {
+    let store = &shard.state.store;
+    // Candidates by (depth, ID), the deepest taken first.
+    let mut frontier: BTreeSet<(u64, String)> = BTreeSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut found = Vec::new();
+    for id in from {
+        let Some(event) = crate::rooms::stored_event(store, id).await? else { continue };
+        if event.room_id != room_id || !seen.insert(id.clone()) {
+            continue;
+        }
+        if inclusive {
+            frontier.insert((event.depth, event.event_id.clone()));
+        } else {
+            for prev in &event.prev_events {
+                if let Some(prev) = crate::rooms::stored_event(store, prev).await? {
+                    if seen.insert(prev.event_id.clone()) {
+                        frontier.insert((prev.depth, prev.event_id.clone()));
+                    }
+                }
+            }
+        }
+    }
+    while let Some((depth, id)) = frontier.pop_last() {
+        if found.len() >= limit {
+            break;
+        }
+        if stop.contains(&id) || depth < min_depth {
+            continue;
+        }
+        let Some(event) = crate::rooms::stored_event(store, &id).await? else { continue };
+        if event.room_id != room_id {
+            continue;
+        }
+        for prev in &event.prev_events {
+            if seen.insert(prev.clone()) {
+                if let Some(prev) = crate::rooms::stored_event(store, prev).await? {
+                    frontier.insert((prev.depth, prev.event_id.clone()));
+                }
+            }
+        }
+        found.push((depth, id));
+    }
+    found.reverse();
+    Ok(found)
+}
