@@ -2,6 +2,8 @@
 //! "Standard error response"): a status code, an `errcode` and a message,
 //! sometimes with extra fields.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use tessera_net::http::Response;
 use tessera_storage::StorageError;
@@ -11,8 +13,9 @@ use tessera_storage::StorageError;
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
-    /// The spec's `errcode`, e.g. `M_FORBIDDEN`.
-    pub errcode: &'static str,
+    /// The spec's `errcode`, e.g. `M_FORBIDDEN` (owned only when passed on
+    /// from another server's answer).
+    pub errcode: Cow<'static, str>,
     /// Human-readable message.
     pub message: String,
     /// Fields beside `errcode` and `error` (e.g. `soft_logout`).
@@ -24,8 +27,8 @@ pub type ApiResult = Result<Response, ApiError>;
 
 impl ApiError {
     /// An error with any status and code.
-    pub fn new(status: u16, errcode: &'static str, message: impl Into<String>) -> Self {
-        Self { status, errcode, message: message.into(), extra: Map::new() }
+    pub fn new(status: u16, errcode: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { status, errcode: errcode.into(), message: message.into(), extra: Map::new() }
     }
 
     /// Adds a field beside `errcode` and `error`.
@@ -91,7 +94,7 @@ impl From<tessera_net::mesh::ShardGone> for ApiError {
 impl From<ApiError> for Response {
     fn from(e: ApiError) -> Self {
         let mut body = e.extra;
-        body.insert("errcode".into(), e.errcode.into());
+        body.insert("errcode".into(), e.errcode.into_owned().into());
         body.insert("error".into(), e.message.into());
         Response::with_status(e.status, "application/json", Value::Object(body).to_string())
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tessera_storage::records::ReceiptRecord;
 
-use super::server_of;
+use super::{acl, server_of};
 use crate::request::now_ms;
 use crate::rooms::ephemeral::{put_receipt, set_typing};
 use crate::rooms::on_room;
@@ -47,8 +47,10 @@ async fn typing(shard: &AppShard, origin: &str, content: Value) {
         return;
     }
     let typing = content.get("typing").and_then(Value::as_bool).unwrap_or(false);
+    let origin = origin.to_owned();
     let applied = on_room(shard, &room_id, move |shard, room| async move {
-        if room.borrow().state.joined_at(&user_id).is_some() {
+        let allowed = acl::allows(&room.borrow(), &origin);
+        if allowed && room.borrow().state.joined_at(&user_id).is_some() {
             set_typing(&shard, &room, &user_id, typing.then_some(REMOTE_TYPING));
         }
         Ok(())
@@ -81,7 +83,11 @@ async fn receipts(shard: &AppShard, origin: &str, content: Value) {
                 });
             }
         }
+        let origin = origin.to_owned();
         let applied = on_room(shard, &room_id, move |shard, room| async move {
+            if !acl::allows(&room.borrow(), &origin) {
+                return Ok(());
+            }
             for receipt in receipts {
                 if room.borrow().state.joined_at(&receipt.user_id).is_some() {
                     put_receipt(&shard, &room, receipt).await?;

@@ -16,20 +16,21 @@ use crate::state::AppShard;
 /// this path is not built for yet (huge rooms join with partial state).
 const MAX_AUTH_CHAIN: usize = 100_000;
 
-/// Whether `server` may read the room's events: one of its users is in
-/// the room, or the room is world-readable (as Synapse lets servers read
-/// what their users could).
+/// Whether `server` may read the room's events: the room's ACL allows it,
+/// and one of its users is in the room or the room is world-readable (as
+/// Synapse lets servers read what their users could).
 pub fn server_may_read(room: &Room, server: &str) -> bool {
-    room.state.joined().any(|user| server_of(user) == server)
-        || HistoryVisibility::of(room.state.event("m.room.history_visibility", "").map(|e| &**e))
-            == HistoryVisibility::WorldReadable
+    super::acl::allows(room, server)
+        && (room.state.joined().any(|user| server_of(user) == server)
+            || HistoryVisibility::of(room.state.event("m.room.history_visibility", "").map(|e| &**e))
+                == HistoryVisibility::WorldReadable)
 }
 
 /// 403 unless `server` may read the room.
 pub fn require_readable(room: &Room, server: &str) -> Result<(), ApiError> {
     match server_may_read(room, server) {
         true => Ok(()),
-        false => Err(ApiError::forbidden(format!("{server} is not in the room"))),
+        false => Err(ApiError::forbidden(format!("{server} may not read the room"))),
     }
 }
 

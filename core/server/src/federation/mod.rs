@@ -7,6 +7,7 @@
 //! shared between cores; a cache miss on one shard costs one lookup there,
 //! and fetched keys are also stored, so other shards and restarts find them.
 
+pub mod acl;
 pub mod auth;
 pub mod edus;
 pub mod graph;
@@ -77,15 +78,19 @@ pub enum FedError {
 
 impl From<FedError> for ApiError {
     /// What a client sees when a request it caused to another server
-    /// failed: the remote's own 404 stays a 404 (an unknown user or alias)
-    /// and its 403 a 403 (a join the room's rules refuse), anything else is
-    /// a bad gateway, as Synapse answers.
+    /// failed: the remote's own 400, 403 and 404 are passed on with their
+    /// error code (an unknown user or alias, a join the room's rules
+    /// refuse, a room version we lack), as Synapse passes them; anything
+    /// else (our request refused as unsigned, the remote down) is a bad
+    /// gateway.
     fn from(e: FedError) -> Self {
-        match &e {
-            FedError::Status { status: 404, message, .. } => ApiError::not_found(message.clone()),
-            FedError::Status { status: 403, message, .. } => ApiError::forbidden(message.clone()),
-            FedError::Storage(_) => ApiError::internal(e.to_string()),
-            _ => ApiError::new(502, "M_UNKNOWN", e.to_string()),
+        match e {
+            FedError::Status { status: status @ (400 | 403 | 404), errcode, message, .. } => {
+                let errcode = if errcode.is_empty() { "M_UNKNOWN".to_owned() } else { errcode };
+                ApiError::new(status, errcode, message)
+            }
+            e @ FedError::Storage(_) => ApiError::internal(e.to_string()),
+            e => ApiError::new(502, "M_UNKNOWN", e.to_string()),
         }
     }
 }

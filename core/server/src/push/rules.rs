@@ -391,16 +391,28 @@ mod tests {
         let mut set = ruleset(ME, None);
         let ok = body(json!({ "actions": ["notify"] }));
         let put_ = |set: &mut Ruleset, kind, id, body: &Map<String, Value>| {
-            put(set, NewRule { kind, rule_id: id, body, before: None, after: None }).map_err(|e| e.errcode)
+            put(set, NewRule { kind, rule_id: id, body, before: None, after: None }).map_err(|e| e.errcode.into_owned())
         };
-        assert_eq!(put_(&mut set, Kind::Override, ".mine", &ok), Err("M_INVALID_PARAM"));
-        assert_eq!(put_(&mut set, Kind::Override, "a/b", &ok), Err("M_INVALID_PARAM"));
-        assert_eq!(put_(&mut set, Kind::Content, "nopattern", &ok), Err("M_BAD_JSON"));
-        assert_eq!(put_(&mut set, Kind::Room, "!r:x", &body(json!({ "actions": ["explode"] }))), Err("M_BAD_JSON"));
-        assert_eq!(delete(&mut set, Kind::Override, ".m.rule.master").map_err(|e| e.errcode), Err("M_INVALID_PARAM"));
-        assert_eq!(delete(&mut set, Kind::Room, "!nope:x").map_err(|e| e.errcode), Err("M_NOT_FOUND"));
+        assert_eq!(put_(&mut set, Kind::Override, ".mine", &ok), Err("M_INVALID_PARAM".to_owned()));
+        assert_eq!(put_(&mut set, Kind::Override, "a/b", &ok), Err("M_INVALID_PARAM".to_owned()));
+        assert_eq!(put_(&mut set, Kind::Content, "nopattern", &ok), Err("M_BAD_JSON".to_owned()));
+        assert_eq!(
+            put_(&mut set, Kind::Room, "!r:x", &body(json!({ "actions": ["explode"] }))),
+            Err("M_BAD_JSON".to_owned())
+        );
+        assert_eq!(
+            delete(&mut set, Kind::Override, ".m.rule.master").map_err(|e| e.errcode.into_owned()),
+            Err("M_INVALID_PARAM".to_owned())
+        );
+        assert_eq!(
+            delete(&mut set, Kind::Room, "!nope:x").map_err(|e| e.errcode.into_owned()),
+            Err("M_NOT_FOUND".to_owned())
+        );
         let before_default =
             NewRule { kind: Kind::Override, rule_id: "x", body: &ok, before: Some(".m.rule.master"), after: None };
-        assert_eq!(put(&mut set, before_default).map_err(|e| e.errcode), Err("M_INVALID_PARAM"));
+        assert_eq!(
+            put(&mut set, before_default).map_err(|e| e.errcode.into_owned()),
+            Err("M_INVALID_PARAM".to_owned())
+        );
     }
 }

@@ -75,7 +75,13 @@ async fn state(shard: AppShard, req: Request, ids_only: bool) -> ApiResult {
     let room_id = req.params[0].clone();
     let answer = on_room(&shard, &room_id, move |shard, room| async move {
         require_readable(&room.borrow(), &origin)?;
-        let pos = position(&shard, &room, &event_id).await?;
+        // An event of this room's timeline: not another room's, not an
+        // outlier (whose state this server does not know).
+        let stored = stored_event(&shard.state.store, &event_id).await?;
+        let pos = match stored {
+            Some(event) if event.room_id == room.borrow().id => position(&shard, &room, &event_id).await?,
+            _ => None,
+        };
         let pos = pos.ok_or_else(|| ApiError::not_found("no such event in the room's timeline"))?;
         // The state before the event: after everything before its position.
         let state: Vec<String> = state_at(&shard, &room, pos.saturating_sub(1), |_, _| true)

@@ -25,6 +25,7 @@ use tessera_storage::Store;
 
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
+use crate::federation::acl;
 use crate::federation::auth::authenticate;
 use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::server_of;
@@ -92,7 +93,7 @@ async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
     shard
         .ask_async(owner, move |shard| {
             let shard = shard.clone();
-            async move { remember(&shard, &room_id, rules, event_id, kept).await }
+            async move { remember(&shard, &room_id, rules, event_id, kept, &origin).await }
         })
         .await??;
     Ok(Response::json(&if v1 { json!([200, { "event": answer }]) } else { json!({ "event": answer }) }))
@@ -106,13 +107,18 @@ async fn remember(
     rules: &'static RoomVersionRules,
     event_id: String,
     kept: Vec<u8>,
+    origin: &str,
 ) -> Result<(), ApiError> {
     let mut event =
         RoomEvent::from_pdu(&kept).ok_or_else(|| ApiError::internal("an invite we signed is unreadable"))?;
     event.event_id = event_id;
     event.room_id = room_id.to_owned();
     let us = shard.state.config.server_name.clone();
-    let (room, ops) = match get(shard, room_id).await? {
+    let known = get(shard, room_id).await?;
+    if let Some(room) = &known {
+        acl::require_allowed(&room.borrow(), origin)?;
+    }
+    let (room, ops) = match known {
         Some(room) if room.borrow().state.joined().any(|user| server_of(user) == us) => return Ok(()),
         Some(room) => (room, Vec::new()),
         None => {

@@ -27,6 +27,7 @@ use tessera_net::http::{Method, Request, Response, Router};
 
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
+use crate::federation::acl::require_allowed;
 use crate::federation::auth::authenticate;
 use crate::federation::graph::{auth_chain_ids, pdus};
 use crate::federation::outbound::send_pdu;
@@ -93,6 +94,7 @@ async fn make(shard: AppShard, req: Request, kind: Kind) -> ApiResult {
     on_room(&shard, &room_id, move |shard, room| async move {
         let room = room.borrow();
         require_resident(&room, &shard.state.config.server_name)?;
+        require_allowed(&room, &origin)?;
         let version = room.version.id;
         if kind == Kind::Join && !supported.iter().any(|v| v == version) {
             return Err(ApiError::new(
@@ -140,6 +142,7 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
         let (state_ids, others) = {
             let mut room = room.borrow_mut();
             require_resident(&room, us)?;
+            require_allowed(&room, &origin)?;
             room.check_remote(&event)?;
             let others: Vec<String> = room.remote_servers(us).iter().filter(|s| **s != origin).cloned().collect();
             (room.state.events().map(|e| e.event_id.clone()).collect::<Vec<String>>(), others)

@@ -29,6 +29,7 @@ use tessera_storage::Store;
 
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
+use crate::federation::acl;
 use crate::federation::auth::authenticate;
 use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::request::request;
@@ -118,6 +119,12 @@ async fn receive(
             }
         };
         let event_id = checked.event.event_id.clone();
+        // Spec: a PDU of a server the room's ACL denies "MUST be ignored
+        // with an appropriate error".
+        if !acl::allows(&room.borrow(), origin) {
+            outcomes.insert(event_id, json!({ "error": "the room's server ACL denies the sending server" }));
+            continue;
+        }
         let outcome = accept(shard, room, checked, Some(origin)).await;
         outcomes.insert(event_id, outcome.map_or_else(|e| json!({ "error": e.message }), |()| json!({})));
     }
