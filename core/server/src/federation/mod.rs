@@ -69,7 +69,15 @@ pub enum FedError {
     #[error("request to {server} failed: {source}")]
     Http { server: String, source: ClientError },
     #[error("{server} answered {status}: {errcode} {message}")]
-    Status { server: String, status: u16, errcode: String, message: String },
+    Status {
+        server: String,
+        status: u16,
+        errcode: String,
+        message: String,
+        /// The answer's other fields (e.g. `room_version` beside
+        /// `M_INCOMPATIBLE_ROOM_VERSION`).
+        extra: serde_json::Map<String, serde_json::Value>,
+    },
     #[error("{server} sent an unusable answer: {reason}")]
     Invalid { server: String, reason: String },
     #[error("storage: {0}")]
@@ -85,9 +93,11 @@ impl From<FedError> for ApiError {
     /// gateway.
     fn from(e: FedError) -> Self {
         match e {
-            FedError::Status { status: status @ (400 | 403 | 404), errcode, message, .. } => {
+            FedError::Status { status: status @ (400 | 403 | 404), errcode, message, extra, .. } => {
                 let errcode = if errcode.is_empty() { "M_UNKNOWN".to_owned() } else { errcode };
-                ApiError::new(status, errcode, message)
+                let mut error = ApiError::new(status, errcode, message);
+                error.extra = extra;
+                error
             }
             e @ FedError::Storage(_) => ApiError::internal(e.to_string()),
             e => ApiError::new(502, "M_UNKNOWN", e.to_string()),

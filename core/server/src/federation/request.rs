@@ -46,11 +46,14 @@ fn answer(server: &str, response: OutResponse) -> Result<serde_json::Value, FedE
         return body
             .ok_or_else(|| FedError::Invalid { server: server.to_owned(), reason: "answer is not JSON".into() });
     }
-    let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(|v| v.as_str()).unwrap_or_default();
-    Err(FedError::Status {
-        server: server.to_owned(),
-        status: response.status,
-        errcode: field("errcode").to_owned(),
-        message: field("error").to_owned(),
-    })
+    let mut fields = match body {
+        Some(serde_json::Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    };
+    let mut take = |name: &str| match fields.remove(name) {
+        Some(serde_json::Value::String(value)) => value,
+        _ => String::new(),
+    };
+    let (errcode, message) = (take("errcode"), take("error"));
+    Err(FedError::Status { server: server.to_owned(), status: response.status, errcode, message, extra: fields })
 }

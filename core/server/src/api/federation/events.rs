@@ -122,6 +122,7 @@ async fn backfill(shard: AppShard, req: Request) -> ApiResult {
 struct MissingBody {
     #[serde(default)]
     earliest_events: Vec<String>,
+    #[serde(default)]
     latest_events: Vec<String>,
     limit: Option<usize>,
     #[serde(default)]
@@ -130,10 +131,11 @@ struct MissingBody {
 
 async fn missing(shard: AppShard, req: Request) -> ApiResult {
     let origin = authenticate(&shard, &req).await?;
-    let body: MissingBody = json_body(&req)?;
     let room_id = req.params[0].clone();
     let events = on_room(&shard, &room_id.clone(), move |shard, room| async move {
+        // The ACL before the body: a denied server learns nothing more.
         require_readable(&room.borrow(), &origin)?;
+        let body: MissingBody = json_body(&req)?;
         let stop: HashSet<String> = body.earliest_events.into_iter().collect();
         let limit = body.limit.unwrap_or(10).min(MAX_EVENTS);
         let found = walk_back(&shard, &room_id, &body.latest_events, false, &stop, limit, body.min_depth).await?;

@@ -44,6 +44,20 @@ pub fn register(router: &mut Router, shard: &AppShard) {
 async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
     let origin = authenticate(&shard, &req).await?;
     let (room_id, claimed_id) = (req.params[0].clone(), req.params[1].clone());
+    // A room we know: its ACL first.
+    let (room, server) = (room_id.clone(), origin.clone());
+    let owner = shard.state.placement.shard(&room_id);
+    shard
+        .ask_async(owner, move |shard| {
+            let shard = shard.clone();
+            async move {
+                match get(&shard, &room).await? {
+                    Some(room) => acl::require_allowed(&room.borrow(), &server),
+                    None => Ok(()),
+                }
+            }
+        })
+        .await??;
     let body: Value = serde_json::from_slice(&req.body).map_err(|e| ApiError::not_json(e.to_string()))?;
     let (version, event, stripped) = match v1 {
         true => ("1", &body, body.pointer("/unsigned/invite_room_state")),
@@ -93,7 +107,7 @@ async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
     shard
         .ask_async(owner, move |shard| {
             let shard = shard.clone();
-            async move { remember(&shard, &room_id, rules, event_id, kept, &origin).await }
+            async move { remember(&shard, &room_id, rules, event_id, kept).await }
         })
         .await??;
     Ok(Response::json(&if v1 { json!([200, { "event": answer }]) } else { json!({ "event": answer }) }))
@@ -107,18 +121,13 @@ async fn remember(
     rules: &'static RoomVersionRules,
     event_id: String,
     kept: Vec<u8>,
-    origin: &str,
 ) -> Result<(), ApiError> {
     let mut event =
         RoomEvent::from_pdu(&kept).ok_or_else(|| ApiError::internal("an invite we signed is unreadable"))?;
     event.event_id = event_id;
     event.room_id = room_id.to_owned();
     let us = shard.state.config.server_name.clone();
-    let known = get(shard, room_id).await?;
-    if let Some(room) = &known {
-        acl::require_allowed(&room.borrow(), origin)?;
-    }
-    let (room, ops) = match known {
+    let (room, ops) = match get(shard, room_id).await? {
         Some(room) if room.borrow().state.joined().any(|user| server_of(user) == us) => return Ok(()),
         Some(room) => (room, Vec::new()),
         None => {
