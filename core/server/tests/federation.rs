@@ -565,6 +565,17 @@ fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_
     assert!(!state["auth_chain_ids"].as_array().unwrap().is_empty());
     let full = ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/state/{room}?event_id={}", ids[0]), None));
     assert!(full["pdus"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create"));
+    // Each PDU's ID, computed from it as another server would, is the one
+    // /state_ids names.
+    let rules = RoomVersionRules::get("12").unwrap();
+    for pdu in full["pdus"].as_array().unwrap() {
+        let CanonicalValue::Object(object) = CanonicalValue::try_from(pdu.clone()).unwrap() else { panic!() };
+        let id = event_id(&object, rules).unwrap().to_string();
+        assert!(state["pdu_ids"].as_array().unwrap().contains(&json!(id)), "{id} of {pdu}");
+    }
+    let auth = ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/event_auth/{room}/{}", ids[0]), None));
+    let types: Vec<&Value> = auth["auth_chain"].as_array().unwrap().iter().map(|e| &e["type"]).collect();
+    assert!(types.contains(&&json!("m.room.power_levels")) && types.contains(&&json!("m.room.member")), "{auth}");
     let back =
         ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/backfill/{room}?v={}&limit=2", ids[2]), None));
     let bodies: Vec<&Value> = back["pdus"].as_array().unwrap().iter().map(|e| &e["content"]["body"]).collect();

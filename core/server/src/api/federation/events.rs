@@ -2,7 +2,8 @@
 //! `GET /_matrix/federation/v1/event/{eventId}`,
 //! `GET /_matrix/federation/v1/state/{roomId}`,
 //! `GET /_matrix/federation/v1/state_ids/{roomId}`,
-//! `GET /_matrix/federation/v1/backfill/{roomId}` and
+//! `GET /_matrix/federation/v1/backfill/{roomId}`,
+//! `GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}` and
 //! `POST /_matrix/federation/v1/get_missing_events/{roomId}`.
 //!
 //! Spec (server-server API): `/event` "retrieves a single event";
@@ -12,7 +13,8 @@
 //! that occurred in the given room", starting from the `v` events
 //! inclusive; `/get_missing_events` retrieves "previous events that the
 //! sender is missing", walking back from `latest_events` and stopping at
-//! `earliest_events`.
+//! `earliest_events`; `/event_auth` "retrieves the complete auth chain for
+//! a given event".
 //!
 //! Only a server with a user in the room, or any server for a
 //! world-readable room, may read it (403 otherwise), on the room's shard.
@@ -42,6 +44,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     endpoint(router, shard, Method::Get, "/_matrix/federation/v1/state_ids/{roomId}", |s, r| state(s, r, true));
     endpoint(router, shard, Method::Get, "/_matrix/federation/v1/backfill/{roomId}", backfill);
     endpoint(router, shard, Method::Post, "/_matrix/federation/v1/get_missing_events/{roomId}", missing);
+    endpoint(router, shard, Method::Get, "/_matrix/federation/v1/event_auth/{roomId}/{eventId}", event_auth);
 }
 
 /// A transaction-shaped answer of PDUs (`/event`, `/backfill`).
@@ -144,4 +147,19 @@ async fn missing(shard: AppShard, req: Request) -> ApiResult {
     })
     .await?;
     Ok(Response::json(&json!({ "events": events })))
+}
+
+async fn event_auth(shard: AppShard, req: Request) -> ApiResult {
+    let origin = authenticate(&shard, &req).await?;
+    let (room_id, event_id) = (req.params[0].clone(), req.params[1].clone());
+    let chain = on_room(&shard, &room_id, move |shard, room| async move {
+        require_readable(&room.borrow(), &origin)?;
+        let stored = stored_event(&shard.state.store, &event_id).await?;
+        if stored.is_none_or(|e| e.room_id != room.borrow().id) {
+            return Err(ApiError::not_found("no such event in the room"));
+        }
+        pdus(&shard, &auth_chain_ids(&shard, &[event_id]).await?).await
+    })
+    .await?;
+    Ok(Response::json(&json!({ "auth_chain": chain })))
 }
