@@ -7,11 +7,10 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tessera_net::http::Method;
 
 use super::outbound::send_pdu;
 use super::pdu::{check, OnHashMismatch};
-use super::request::request;
+use super::request::put_v2_or_v1;
 use super::server_of;
 use crate::error::ApiError;
 use crate::request::{now_ms, query_encode};
@@ -30,10 +29,14 @@ pub async fn invite_remote(shard: &AppShard, room_id: &str, draft: Draft) -> Res
             (event, pdu, invite_state(&room), room.version)
         };
         let pdu: Value = serde_json::from_slice(&pdu).map_err(|e| ApiError::internal(e.to_string()))?;
+        // v1 (rooms v1 and v2 only) sends the event alone, the stripped
+        // state in its `unsigned`.
+        let mut body_v1 = pdu.clone();
+        body_v1["unsigned"] = json!({ "invite_room_state": stripped });
         let body = json!({ "room_version": rules.id, "event": pdu, "invite_room_state": stripped });
         let path =
             format!("/_matrix/federation/v2/invite/{}/{}", query_encode(&event.room_id), query_encode(&event.event_id));
-        let answer = request(&shard, &invitee_server, Method::Put, &path, Some(&body)).await?;
+        let answer = put_v2_or_v1(&shard, &invitee_server, &path, &body, &body_v1).await?;
         let signed = answer.get("event").ok_or_else(|| bad_answer(&invitee_server, "no event"))?;
         let bytes = serde_json::to_vec(signed).map_err(|e| ApiError::internal(e.to_string()))?;
         let checked = check(&shard, &event.room_id, rules, &bytes, OnHashMismatch::Reject).await?;

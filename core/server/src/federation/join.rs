@@ -31,7 +31,7 @@ use tessera_storage::records::EventRecord;
 use tessera_storage::Op;
 
 use super::pdu::{check, OnHashMismatch};
-use super::request::request;
+use super::request::{put_v2_or_v1, request};
 use super::server_of;
 use crate::error::ApiError;
 use crate::request::{now_ms, query_encode};
@@ -87,7 +87,7 @@ async fn join_via(
     let (rules, event, bytes) = make_membership(shard, server, room_id, user_id, "join", content).await?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let path = format!("/_matrix/federation/v2/send_join/{}/{}", query_encode(room_id), query_encode(&event.event_id));
-    let answer = request(shard, server, Method::Put, &path, Some(&body)).await?;
+    let answer = put_v2_or_v1(shard, server, &path, &body, &body).await?;
     let list = |name: &str| answer.get(name).and_then(Value::as_array).cloned().unwrap_or_default();
     let (state, auth_chain) = (list("state"), list("auth_chain"));
     if state.len() + auth_chain.len() > MAX_JOIN_EVENTS {

@@ -14,10 +14,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tessera_net::http::Method;
 
 use super::join::make_membership;
-use super::request::request;
+use super::request::put_v2_or_v1;
 use super::server_of;
 use crate::error::ApiError;
 use crate::request::{now_ms, query_encode};
@@ -95,7 +94,7 @@ async fn leave_via(
     let (_, event, bytes) = make_membership(shard, server, room_id, user_id, "leave", content).await?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let path = format!("/_matrix/federation/v2/send_leave/{}/{}", query_encode(room_id), query_encode(&event.event_id));
-    request(shard, server, Method::Put, &path, Some(&body)).await?;
+    put_v2_or_v1(shard, server, &path, &body, &body).await?;
     Ok((event, bytes))
 }
 

@@ -57,3 +57,30 @@ fn answer(server: &str, response: OutResponse) -> Result<serde_json::Value, FedE
     let (errcode, message) = (take("errcode"), take("error"));
     Err(FedError::Status { server: server.to_owned(), status: response.status, errcode, message, extra: fields })
 }
+
+/// A `PUT` to a v2 endpoint (`path` with `/v2/`), falling back to its v1
+/// form (`v1_body`, answer wrapped as `[200, {...}]`) when the server does
+/// not know v2 (404 or 400 `M_UNRECOGNIZED`), as Synapse falls back for
+/// `send_join`, `send_leave` and `invite`.
+pub async fn put_v2_or_v1(
+    shard: &AppShard,
+    destination: &str,
+    path_v2: &str,
+    body_v2: &serde_json::Value,
+    body_v1: &serde_json::Value,
+) -> Result<serde_json::Value, FedError> {
+    match request(shard, destination, Method::Put, path_v2, Some(body_v2)).await {
+        Err(FedError::Status { status, errcode, .. }) if status == 404 || errcode == "M_UNRECOGNIZED" => {
+            let path_v1 = path_v2.replacen("/v2/", "/v1/", 1);
+            let answer = request(shard, destination, Method::Put, &path_v1, Some(body_v1)).await?;
+            match answer {
+                serde_json::Value::Array(mut pair) if pair.len() == 2 => Ok(pair.swap_remove(1)),
+                _ => Err(FedError::Invalid {
+                    server: destination.to_owned(),
+                    reason: "a v1 answer is not [200, {...}]".into(),
+                }),
+            }
+        }
+        other => other,
+    }
+}
