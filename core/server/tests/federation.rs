@@ -579,7 +579,7 @@ fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_
     let back =
         ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/backfill/{room}?v={}&limit=2", ids[2]), None));
     let bodies: Vec<&Value> = back["pdus"].as_array().unwrap().iter().map(|e| &e["content"]["body"]).collect();
-    assert_eq!(bodies, [&json!("message 1"), &json!("message 2")], "oldest first, from v inclusive");
+    assert_eq!(bodies, [&json!("message 2"), &json!("message 1")], "newest first, from v inclusive");
     let body = json!({ "earliest_events": [ids[0]], "latest_events": [ids[2]], "limit": 10 });
     let missing =
         ok(b_server.call(&a, "POST", &format!("/_matrix/federation/v1/get_missing_events/{room}"), Some(&body)));

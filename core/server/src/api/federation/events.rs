@@ -11,7 +11,7 @@
 //! (the state before it, with the auth chain), `/state_ids` the same as
 //! IDs; `/backfill` "retrieves a sliding-window history of previous PDUs
 //! that occurred in the given room", starting from the `v` events
-//! inclusive; `/get_missing_events` retrieves "previous events that the
+//! inclusive (newest first); `/get_missing_events` retrieves "previous events that the
 //! sender is missing", walking back from `latest_events` and stopping at
 //! `earliest_events`; `/event_auth` "retrieves the complete auth chain for
 //! a given event".
@@ -114,7 +114,8 @@ async fn backfill(shard: AppShard, req: Request) -> ApiResult {
     let pdus = on_room(&shard, &room_id.clone(), move |shard, room| async move {
         require_readable(&room.borrow(), &origin)?;
         let found = walk_back(&shard, &room_id, &from, true, &HashSet::new(), limit.min(MAX_EVENTS), 0).await?;
-        let ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
+        // Newest first, the `v` events leading, as Synapse answers.
+        let ids: Vec<String> = found.into_iter().rev().map(|(_, id)| id).collect();
         pdus(&shard, &ids).await
     })
     .await?;
