@@ -87,12 +87,17 @@ pub async fn tell_room_mates(
     for room in rooms {
         per_shard[placement.shard(&room.room_id)].push(room.room_id);
     }
-    for (k, rooms) in per_shard.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+    // Awaited, so that once the change is answered its news is on its way
+    // to every member's shard: a sync after the answer sees it.
+    let asks = per_shard.into_iter().enumerate().filter(|(_, r)| !r.is_empty()).map(|(k, rooms)| {
         let (user_id, tiding, edu) = (user_id.to_owned(), tiding.clone(), edu.clone());
-        shard.tell(k, move |shard| {
+        shard.ask_async(k, move |shard| {
             let shard = shard.clone();
-            tessera_net::runtime::spawn(async move { fan_out(&shard, &rooms, &user_id, tiding, edu).await });
-        });
+            async move { fan_out(&shard, &rooms, &user_id, tiding, edu).await }
+        })
+    });
+    for asked in futures_util::future::join_all(asks).await {
+        asked?;
     }
     Ok(())
 }
