@@ -526,6 +526,21 @@ fn an_invite_to_a_room_its_server_has_left_is_still_rejected_here() {
     assert!(sync["rooms"]["invite"].get(&room).is_none(), "no longer invited: {sync}");
 }
 
+/// A public room of alice on `a` that bob of `b` joined through `a`: the
+/// room and both access tokens.
+fn shared_room(a: &Server, b: &Server) -> (String, String, String) {
+    let (_, alice) = register(a.client, "alice");
+    let (_, bob) = register(b.client, "bob");
+    let body = json!({ "preset": "public_chat" });
+    let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{V3}/join/{room}?server_name={}", encode(&a.name()));
+    ok(call(b.client, "POST", &path, Some(&bob), Some(&json!({}))));
+    (room, alice, bob)
+}
+
 fn send(server: &Server, token: &str, room: &str, txn: &str, body: &str) -> String {
     let content = json!({ "msgtype": "m.text", "body": body });
     let path = format!("{V3}/rooms/{room}/send/m.room.message/{txn}");
@@ -535,25 +550,7 @@ fn send(server: &Server, token: &str, room: &str, txn: &str, body: &str) -> Stri
 #[test]
 fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_else() {
     let (a, b) = pair();
-    let (_, alice) = register(a.client, "alice");
-    let (_, bob) = register(b.client, "bob");
-    let room = ok(call(
-        a.client,
-        "POST",
-        &format!("{V3}/createRoom"),
-        Some(&alice),
-        Some(&json!({ "preset": "public_chat" })),
-    ))["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(call(
-        b.client,
-        "POST",
-        &format!("{V3}/join/{room}?server_name={}", encode(&a.name())),
-        Some(&bob),
-        Some(&json!({})),
-    ));
+    let (room, alice, bob) = shared_room(&a, &b);
     let ids: Vec<String> = (0..3).map(|i| send(&a, &alice, &room, &format!("m{i}"), &format!("message {i}"))).collect();
     let b_server = Impersonating::new(&b);
 
@@ -603,25 +600,7 @@ fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_
 #[test]
 fn a_message_whose_predecessor_never_arrived_brings_it_along_through_get_missing_events() {
     let (mut a, mut b) = pair();
-    let (_, alice) = register(a.client, "alice");
-    let (_, bob) = register(b.client, "bob");
-    let room = ok(call(
-        a.client,
-        "POST",
-        &format!("{V3}/createRoom"),
-        Some(&alice),
-        Some(&json!({ "preset": "public_chat" })),
-    ))["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(call(
-        b.client,
-        "POST",
-        &format!("{V3}/join/{room}?server_name={}", encode(&a.name())),
-        Some(&bob),
-        Some(&json!({})),
-    ));
+    let (room, alice, bob) = shared_room(&a, &b);
 
     // A is down while bob speaks; B restarts, so the queued transaction is
     // gone (queues are memory only) and A never hears of "lost".

@@ -61,43 +61,11 @@ struct QueryBody {
 async fn query(shard: AppShard, req: Request) -> ApiResult {
     authenticate(&shard, &req).await?;
     let body: QueryBody = json_body(&req)?;
-    Ok(Response::json(&query_keys(&shard, body.device_keys).await?))
-}
-
-/// `device_keys` of `wanted` (user → devices, all when empty): ours read
-/// here, others' asked of their servers.
-async fn query_keys(shard: &AppShard, wanted: HashMap<String, Vec<String>>) -> Result<Value, ApiError> {
-    let us = shard.state.config.server_name.clone();
-    let mut found = Map::new();
-    let mut remote: HashMap<String, Map<String, Value>> = HashMap::new();
-    for (user_id, devices) in wanted {
-        let server = server_of(&user_id).to_owned();
-        if server.is_empty() {
-            continue;
-        }
-        if server == us {
-            found.insert(user_id.clone(), Value::Object(keys::device_keys(shard, &user_id, &devices).await?));
-        } else {
-            remote.entry(server).or_default().insert(user_id, devices.into());
-        }
-    }
-    let asks = remote.into_iter().map(|(server, users)| async move {
-        let body = json!({ "device_keys": users });
-        let path = "/_matrix/federation/v1/user/keys/query";
-        (server.clone(), crate::federation::request::request(shard, &server, Method::Post, path, Some(&body)).await)
-    });
-    let mut failures = Map::new();
-    for (server, answer) in join_all(asks).await {
-        match answer {
-            Ok(answer) => {
-                // Only what that server may speak for: its own users.
-                let users = answer.get("device_keys").and_then(Value::as_object).cloned().unwrap_or_default();
-                found.extend(users.into_iter().filter(|(user, _)| server_of(user) == server));
-            }
-            Err(e) => drop(failures.insert(server, json!({ "error": e.to_string() }))),
-        }
-    }
-    Ok(json!({ "device_keys": found, "failures": failures }))
+    let (ours, remote) = split_by_server(&shard, body.device_keys);
+    let mut found = query_local(&shard, ours).await?;
+    let (theirs, failures) = ask_servers(&shard, "query", "device_keys", remote).await;
+    found.extend(theirs);
+    Ok(Response::json(&json!({ "device_keys": found, "failures": failures })))
 }
 
 #[derive(Deserialize)]
@@ -108,54 +76,94 @@ struct ClaimBody {
 async fn claim(shard: AppShard, req: Request) -> ApiResult {
     authenticate(&shard, &req).await?;
     let body: ClaimBody = json_body(&req)?;
-    let us = shard.state.config.server_name.clone();
-    let mut claimed = Map::new();
-    let mut remote: HashMap<String, Map<String, Value>> = HashMap::new();
-    for (user_id, devices) in body.one_time_keys {
-        let server = server_of(&user_id).to_owned();
-        if server == us {
-            let keys = claim_local(&shard, &user_id, devices).await?;
-            if !keys.is_empty() {
-                claimed.insert(user_id, Value::Object(keys));
-            }
-        } else if !server.is_empty() {
-            remote.entry(server).or_default().insert(user_id, json!(devices));
+    let (ours, remote) = split_by_server(&shard, body.one_time_keys);
+    let mut claimed = claim_local(&shard, ours).await?;
+    let (theirs, failures) = ask_servers(&shard, "claim", "one_time_keys", remote).await;
+    claimed.extend(theirs);
+    Ok(Response::json(&json!({ "one_time_keys": claimed, "failures": failures })))
+}
+
+/// Other servers' users' entries, by server.
+type ByServer = HashMap<String, Map<String, Value>>;
+
+/// Our users' entries, and the others' by server (users with no server
+/// part dropped).
+fn split_by_server<T: serde::Serialize>(shard: &AppShard, by_user: HashMap<String, T>) -> (Vec<(String, T)>, ByServer) {
+    let us = &shard.state.config.server_name;
+    let mut ours = Vec::new();
+    let mut remote = ByServer::new();
+    for (user_id, entry) in by_user {
+        match server_of(&user_id) {
+            "" => {}
+            server if server == us => ours.push((user_id, entry)),
+            server => drop(remote.entry(server.to_owned()).or_default().insert(user_id, json!(entry))),
         }
     }
-    let shard = &shard;
-    let asks = remote.into_iter().map(|(server, users)| async move {
-        let body = json!({ "one_time_keys": users });
-        let path = "/_matrix/federation/v1/user/keys/claim";
-        (server.clone(), crate::federation::request::request(shard, &server, Method::Post, path, Some(&body)).await)
+    (ours, remote)
+}
+
+/// Asks each server for its users' part (`/user/keys/{what}`, the users
+/// under `field`), at once: what they answered for their own users, and
+/// the failures by server.
+async fn ask_servers(
+    shard: &AppShard,
+    what: &str,
+    field: &str,
+    remote: ByServer,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let path = format!("/_matrix/federation/v1/user/keys/{what}");
+    let asks = remote.into_iter().map(|(server, users)| {
+        let body = json!({ field: users });
+        let path = path.clone();
+        async move {
+            let answer = crate::federation::request::request(shard, &server, Method::Post, &path, Some(&body)).await;
+            (server, answer)
+        }
     });
-    let mut failures = Map::new();
+    let (mut found, mut failures) = (Map::new(), Map::new());
     for (server, answer) in join_all(asks).await {
         match answer {
             Ok(answer) => {
-                let users = answer.get("one_time_keys").and_then(Value::as_object).cloned().unwrap_or_default();
-                claimed.extend(users.into_iter().filter(|(user, _)| server_of(user) == server));
+                // Only what that server may speak for: its own users.
+                let users = answer.get(field).and_then(Value::as_object).cloned().unwrap_or_default();
+                found.extend(users.into_iter().filter(|(user, _)| server_of(user) == server));
             }
             Err(e) => drop(failures.insert(server, json!({ "error": e.to_string() }))),
         }
     }
-    Ok(Response::json(&json!({ "one_time_keys": claimed, "failures": failures })))
+    (found, failures)
 }
 
-/// Claims a key of the named algorithm from each named device of one of
-/// our users: device → `{"algorithm:key_id": key}`, devices with none left
-/// absent.
+/// The device keys of our users (user → devices, all when empty).
+pub async fn query_local(shard: &AppShard, users: Vec<(String, Vec<String>)>) -> Result<Map<String, Value>, ApiError> {
+    let mut found = Map::new();
+    for (user_id, devices) in users {
+        let keys = keys::device_keys(shard, &user_id, &devices).await?;
+        found.insert(user_id, Value::Object(keys));
+    }
+    Ok(found)
+}
+
+/// Claims a key of the named algorithm from each named device of our
+/// users: user → device → `{"algorithm:key_id": key}`; devices with none
+/// left, and users with none at all, absent.
 pub async fn claim_local(
     shard: &AppShard,
-    user_id: &str,
-    devices: HashMap<String, String>,
+    users: Vec<(String, HashMap<String, String>)>,
 ) -> Result<Map<String, Value>, ApiError> {
-    let mut out = Map::new();
-    for (device_id, algorithm) in devices {
-        if let Some((id, key)) = keys::claim(shard, user_id, &device_id, &algorithm).await? {
-            out.insert(device_id, json!({ id: key }));
+    let mut claimed = Map::new();
+    for (user_id, devices) in users {
+        let mut keys = Map::new();
+        for (device_id, algorithm) in devices {
+            if let Some((id, key)) = keys::claim(shard, &user_id, &device_id, &algorithm).await? {
+                keys.insert(device_id, json!({ id: key }));
+            }
+        }
+        if !keys.is_empty() {
+            claimed.insert(user_id, Value::Object(keys));
         }
     }
-    Ok(out)
+    Ok(claimed)
 }
 
 async fn changes(shard: AppShard, req: Request) -> ApiResult {

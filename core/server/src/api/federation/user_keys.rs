@@ -12,12 +12,12 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::Store;
 
 use crate::accounts::keys::device_keys;
-use crate::api::client::keys::claim_local;
+use crate::api::client::keys::{claim_local, query_local};
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
@@ -40,11 +40,7 @@ struct QueryBody {
 async fn query(shard: AppShard, req: Request) -> ApiResult {
     authenticate(&shard, &req).await?;
     let body: QueryBody = json_body(&req)?;
-    let us = &shard.state.config.server_name;
-    let mut found = Map::new();
-    for (user_id, devices) in body.device_keys.into_iter().filter(|(u, _)| server_of(u) == us) {
-        found.insert(user_id.clone(), Value::Object(device_keys(&shard, &user_id, &devices).await?));
-    }
+    let found = query_local(&shard, ours(&shard, body.device_keys)).await?;
     Ok(Response::json(&json!({ "device_keys": found })))
 }
 
@@ -56,15 +52,14 @@ struct ClaimBody {
 async fn claim(shard: AppShard, req: Request) -> ApiResult {
     authenticate(&shard, &req).await?;
     let body: ClaimBody = json_body(&req)?;
-    let us = shard.state.config.server_name.clone();
-    let mut claimed = Map::new();
-    for (user_id, devices) in body.one_time_keys.into_iter().filter(|(u, _)| server_of(u) == us) {
-        let keys = claim_local(&shard, &user_id, devices).await?;
-        if !keys.is_empty() {
-            claimed.insert(user_id, Value::Object(keys));
-        }
-    }
+    let claimed = claim_local(&shard, ours(&shard, body.one_time_keys)).await?;
     Ok(Response::json(&json!({ "one_time_keys": claimed })))
+}
+
+/// The entries of users of this server; the others are not ours to answer.
+fn ours<T>(shard: &AppShard, by_user: HashMap<String, T>) -> Vec<(String, T)> {
+    let us = &shard.state.config.server_name;
+    by_user.into_iter().filter(|(user, _)| server_of(user) == us).collect()
 }
 
 async fn devices(shard: AppShard, req: Request) -> ApiResult {
