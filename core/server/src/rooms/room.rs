@@ -343,15 +343,25 @@ impl Room {
         ops: &mut Vec<Op>,
     ) {
         let (key_nid, event_nid) = self.set_state(event, state_key, pos, placement, ops);
-        let group = self.head.next_state_group;
-        self.head.next_state_group += 1;
         let state = if self.head.state_group == 0 || self.head.chain_len >= SNAPSHOT_EVERY {
-            self.head.chain_len = 0;
-            StateGroupRecord { parent: None, entries: self.current.iter().map(|(&k, &e)| (k, e)).collect() }
+            self.snapshot()
         } else {
             self.head.chain_len += 1;
             StateGroupRecord { parent: Some(self.head.state_group), entries: vec![(key_nid, event_nid)] }
         };
+        self.push_group(state, ops);
+    }
+
+    /// The current state as a full snapshot, which starts a new chain.
+    fn snapshot(&mut self) -> StateGroupRecord {
+        self.head.chain_len = 0;
+        StateGroupRecord { parent: None, entries: self.current.iter().map(|(&k, &e)| (k, e)).collect() }
+    }
+
+    /// Stores `state` as the room's next state group, now its current one.
+    fn push_group(&mut self, state: StateGroupRecord, ops: &mut Vec<Op>) {
+        let group = self.head.next_state_group;
+        self.head.next_state_group += 1;
         ops.push(Op::PutStateGroup { room: self.nid, group, state });
         self.head.state_group = group;
     }
@@ -374,12 +384,8 @@ impl Room {
             self.head.depth = self.head.depth.max(event.depth);
             self.set_state(&event, &state_key, 0, placement, ops);
         }
-        let group = self.head.next_state_group;
-        self.head.next_state_group += 1;
-        self.head.chain_len = 0;
-        let entries = self.current.iter().map(|(&k, &e)| (k, e)).collect();
-        ops.push(Op::PutStateGroup { room: self.nid, group, state: StateGroupRecord { parent: None, entries } });
-        self.head.state_group = group;
+        let snapshot = self.snapshot();
+        self.push_group(snapshot, ops);
     }
 
     /// Makes `event` current at `(type, state_key)`, numbering its key and

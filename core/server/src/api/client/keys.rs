@@ -53,9 +53,11 @@ async fn upload(shard: AppShard, req: Request) -> ApiResult {
     Ok(Response::json(&json!({ "one_time_key_counts": counts.one_time })))
 }
 
+/// `POST /keys/query` and `/user/keys/query`: user → devices (all when
+/// empty).
 #[derive(Deserialize)]
-struct QueryBody {
-    device_keys: HashMap<String, Vec<String>>,
+pub struct QueryBody {
+    pub device_keys: HashMap<String, Vec<String>>,
 }
 
 async fn query(shard: AppShard, req: Request) -> ApiResult {
@@ -68,9 +70,10 @@ async fn query(shard: AppShard, req: Request) -> ApiResult {
     Ok(Response::json(&json!({ "device_keys": found, "failures": failures })))
 }
 
+/// `POST /keys/claim` and `/user/keys/claim`: user → device → algorithm.
 #[derive(Deserialize)]
-struct ClaimBody {
-    one_time_keys: HashMap<String, HashMap<String, String>>,
+pub struct ClaimBody {
+    pub one_time_keys: HashMap<String, HashMap<String, String>>,
 }
 
 async fn claim(shard: AppShard, req: Request) -> ApiResult {

@@ -11,13 +11,12 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::Store;
 
 use crate::accounts::keys::device_keys;
-use crate::api::client::keys::{claim_local, query_local};
+use crate::api::client::keys::{claim_local, query_local, ClaimBody, QueryBody};
 use crate::api::endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::auth::authenticate;
@@ -32,21 +31,11 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     endpoint(router, shard, Method::Get, "/_matrix/federation/v1/user/devices/{userId}", devices);
 }
 
-#[derive(Deserialize)]
-struct QueryBody {
-    device_keys: HashMap<String, Vec<String>>,
-}
-
 async fn query(shard: AppShard, req: Request) -> ApiResult {
     authenticate(&shard, &req).await?;
     let body: QueryBody = json_body(&req)?;
     let found = query_local(&shard, ours(&shard, body.device_keys)).await?;
     Ok(Response::json(&json!({ "device_keys": found })))
-}
-
-#[derive(Deserialize)]
-struct ClaimBody {
-    one_time_keys: HashMap<String, HashMap<String, String>>,
 }
 
 async fn claim(shard: AppShard, req: Request) -> ApiResult {
