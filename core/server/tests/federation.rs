@@ -526,12 +526,13 @@ fn an_invite_to_a_room_its_server_has_left_is_still_rejected_here() {
     assert!(sync["rooms"]["invite"].get(&room).is_none(), "no longer invited: {sync}");
 }
 
-/// A public room of alice on `a` that bob of `b` joined through `a`: the
-/// room and both access tokens.
+/// A public room (version 11: its create event among the auth events) of
+/// alice on `a` that bob of `b` joined through `a`: the room and both
+/// access tokens.
 fn shared_room(a: &Server, b: &Server) -> (String, String, String) {
     let (_, alice) = register(a.client, "alice");
     let (_, bob) = register(b.client, "bob");
-    let body = json!({ "preset": "public_chat" });
+    let body = json!({ "preset": "public_chat", "room_version": "11" });
     let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&body)))["room_id"]
         .as_str()
         .unwrap()
@@ -553,6 +554,22 @@ fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_
     let (room, alice, bob) = shared_room(&a, &b);
     let ids: Vec<String> = (0..3).map(|i| send(&a, &alice, &room, &format!("m{i}"), &format!("message {i}"))).collect();
     let b_server = Impersonating::new(&b);
+    // The state before bob's join (an event A accepted from B) names the
+    // room's create event.
+    let members = ok(call(a.client, "GET", &format!("{V3}/rooms/{room}/state"), Some(&alice), None));
+    let create = members.as_array().unwrap().iter().find(|e| e["type"] == "m.room.create").unwrap()["event_id"].clone();
+    let bob_join = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"].as_str().unwrap().ends_with(&b.name()))
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before_join =
+        ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/state_ids/{room}?event_id={bob_join}"), None));
+    assert!(before_join["pdu_ids"].as_array().unwrap().contains(&create), "{before_join}");
 
     let got = ok(b_server.call(&a, "GET", &format!("/_matrix/federation/v1/event/{}", ids[1]), None));
     assert_eq!(got["pdus"][0]["content"]["body"], "message 1");
@@ -564,7 +581,7 @@ fn other_servers_read_events_state_and_history_of_rooms_they_are_in_and_nothing_
     assert!(full["pdus"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create"));
     // Each PDU's ID, computed from it as another server would, is the one
     // /state_ids names.
-    let rules = RoomVersionRules::get("12").unwrap();
+    let rules = RoomVersionRules::get("11").unwrap();
     for pdu in full["pdus"].as_array().unwrap() {
         let CanonicalValue::Object(object) = CanonicalValue::try_from(pdu.clone()).unwrap() else { panic!() };
         let id = event_id(&object, rules).unwrap().to_string();
