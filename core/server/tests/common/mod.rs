@@ -24,9 +24,21 @@ pub struct Server {
     child: Option<Child>,
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and not handed out before in this
+/// test process: servers bind with SO_REUSEPORT, so two parallel tests
+/// given the same port would share it, each server answering some of the
+/// other's connections (a likely cause of a CI failure seen once: a
+/// request on a fresh connection closed unanswered).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Writes a config with `tessera generate-config` into a new temp dir.
