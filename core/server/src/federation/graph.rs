@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::Value;
 use tessera_storage::Store;
 
-use super::server_of;
 use crate::error::ApiError;
 use crate::rooms::room::Room;
 use crate::rooms::visibility::HistoryVisibility;
@@ -21,7 +20,7 @@ const MAX_AUTH_CHAIN: usize = 100_000;
 /// Synapse lets servers read what their users could).
 pub fn server_may_read(room: &Room, server: &str) -> bool {
     super::acl::allows(room, server)
-        && (room.state.joined().any(|user| server_of(user) == server)
+        && (room.has_member_of(server)
             || HistoryVisibility::of(room.state.event("m.room.history_visibility", "").map(|e| &**e))
                 == HistoryVisibility::WorldReadable)
 }

@@ -38,7 +38,7 @@ use crate::request::{now_ms, query_encode};
 use crate::rooms::event::{Draft, RoomEvent};
 use crate::rooms::room::Room;
 use crate::rooms::upgrade::carry_user_data;
-use crate::rooms::{append, get, insert_open, new_room, send};
+use crate::rooms::{append, get, insert_open, new_room, on_room_shard, send};
 use crate::state::AppShard;
 
 /// Most events (state and auth chain) a join answer may hold: a bigger
@@ -320,24 +320,15 @@ async fn create_room(
 /// is in the room (or no other server is named to join through), else
 /// through the first of `via` that lets us in.
 pub async fn join(shard: &AppShard, room_id: &str, draft: Draft, via: Vec<String>) -> Result<(), ApiError> {
-    let owner = shard.state.placement.shard(room_id);
     let user_id = draft.sender.clone();
-    let predecessor = shard
-        .ask_async(owner, {
-            let room_id = room_id.to_owned();
-            move |shard| {
-                let shard = shard.clone();
-                async move {
-                    join_on_room_shard(&shard, room_id.clone(), draft, via).await?;
-                    let room = get(&shard, &room_id).await?;
-                    let create = room.and_then(|r| r.borrow().state.event("m.room.create", "").cloned());
-                    Ok::<_, ApiError>(create.and_then(|c| {
-                        c.content.pointer("/predecessor/room_id").and_then(Value::as_str).map(str::to_owned)
-                    }))
-                }
-            }
-        })
-        .await??;
+    let id = room_id.to_owned();
+    let predecessor = on_room_shard(shard, room_id, move |shard, room| async move {
+        join_on_room_shard(&shard, id.clone(), room, draft, via).await?;
+        let room = get(&shard, &id).await?;
+        let create = room.and_then(|r| r.borrow().state.event("m.room.create", "").cloned());
+        Ok(create.and_then(|c| c.content.pointer("/predecessor/room_id").and_then(Value::as_str).map(str::to_owned)))
+    })
+    .await?;
     // A room that succeeds another: the user's tags and direct chats of the
     // old one carry over, as on an upgrade.
     if let Some(old) = predecessor {
@@ -352,11 +343,12 @@ pub async fn join(shard: &AppShard, room_id: &str, draft: Draft, via: Vec<String
 async fn join_on_room_shard(
     shard: &AppShard,
     room_id: String,
+    room: Option<Rc<RefCell<Room>>>,
     draft: Draft,
     mut via: Vec<String>,
 ) -> Result<(), ApiError> {
     let us = shard.state.config.server_name.clone();
-    let resident = match get(shard, &room_id).await? {
+    let resident = match room {
         Some(room) => {
             let room = room.borrow();
             // Invited (or knocked, or left): the server whose user made
@@ -364,8 +356,7 @@ async fn join_on_room_shard(
             if let Some(member) = room.state.event("m.room.member", &draft.sender) {
                 via.insert(0, server_of(&member.sender).to_owned());
             }
-            let resident = room.state.joined().any(|user| server_of(user) == us);
-            resident
+            room.has_member_of(&us)
         }
         None => false,
     };

@@ -22,35 +22,27 @@ use crate::error::ApiError;
 use crate::request::{now_ms, query_encode};
 use crate::rooms::event::{Draft, Placement, RoomEvent};
 use crate::rooms::room::Room;
-use crate::rooms::{append, get, send};
+use crate::rooms::{append, on_room_shard, send};
 use crate::state::AppShard;
 
 /// `draft.sender` (ours) leaves `room_id`: locally when a user of ours is
 /// in the room, else through the room's servers as above.
 pub async fn leave(shard: &AppShard, room_id: &str, draft: Draft) -> Result<(), ApiError> {
-    let owner = shard.state.placement.shard(room_id);
     let room_id = room_id.to_owned();
-    shard
-        .ask_async(owner, move |shard| {
-            let shard = shard.clone();
-            async move {
-                let us = shard.state.config.server_name.clone();
-                let room = get(&shard, &room_id).await?;
-                let invite = room.as_ref().and_then(|room| {
-                    let room = room.borrow();
-                    let resident = room.state.joined().any(|user| server_of(user) == us);
-                    let member = room.state.event("m.room.member", &draft.sender)?;
-                    let pending =
-                        matches!(member.content.get("membership").and_then(Value::as_str), Some("invite" | "knock"));
-                    (pending && !resident).then(|| member.clone())
-                });
-                match (room, invite) {
-                    (Some(room), Some(invite)) => leave_remote(&shard, &room, invite, draft).await,
-                    _ => send(&shard, &room_id, draft, None).await.map(drop),
-                }
-            }
-        })
-        .await?
+    on_room_shard(shard, &room_id.clone(), move |shard, room| async move {
+        let us = shard.state.config.server_name.clone();
+        let invite = room.as_ref().and_then(|room| {
+            let room = room.borrow();
+            let member = room.state.event("m.room.member", &draft.sender)?;
+            let pending = matches!(member.content.get("membership").and_then(Value::as_str), Some("invite" | "knock"));
+            (pending && !room.has_member_of(&us)).then(|| member.clone())
+        });
+        match (room, invite) {
+            (Some(room), Some(invite)) => leave_remote(&shard, &room, invite, draft).await,
+            _ => send(&shard, &room_id, draft, None).await.map(drop),
+        }
+    })
+    .await
 }
 
 /// Leaves through the inviting server (then the room ID's), or out of band.

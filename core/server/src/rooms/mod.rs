@@ -444,13 +444,29 @@ where
     F: FnOnce(AppShard, Rc<RefCell<Room>>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<R, ApiError>> + 'static,
 {
+    on_room_shard(shard, room_id, |shard, room| async move {
+        let room = room.ok_or_else(|| ApiError::not_found("unknown room"))?;
+        f(shard, room).await
+    })
+    .await
+}
+
+/// Runs `f` on the shard that owns `room_id`, with the room if this server
+/// knows it (what joins, leaves and invites through other servers start
+/// from).
+pub async fn on_room_shard<R, F, Fut>(shard: &AppShard, room_id: &str, f: F) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: FnOnce(AppShard, Option<Rc<RefCell<Room>>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<R, ApiError>> + 'static,
+{
     let owner = shard.state.placement.shard(room_id);
     let room_id = room_id.to_owned();
     shard
         .ask_async(owner, move |shard| {
             let shard = shard.clone();
             async move {
-                let room = get(&shard, &room_id).await?.ok_or_else(|| ApiError::not_found("unknown room"))?;
+                let room = get(&shard, &room_id).await?;
                 f(shard, room).await
             }
         })

@@ -482,6 +482,12 @@ impl Room {
         Op::PutRoomHead { vshard: self.vshard, room_id: self.id.clone(), head: self.head.clone() }
     }
 
+    /// Whether a user of `server` is joined to the room (for `us`: whether
+    /// this server is resident and may speak for the room).
+    pub fn has_member_of(&self, server: &str) -> bool {
+        self.state.joined().any(|user| crate::federation::server_of(user) == server)
+    }
+
     /// The servers other than `us` with members joined to the room.
     pub fn remote_servers(&mut self, us: &str) -> Rc<Vec<String>> {
         let state = &self.state;

@@ -16,6 +16,9 @@
 //! invite, created here if new) with the stripped state kept in the
 //! stored event's `unsigned`, which is what the invitee's `/sync` shows.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_proto::canonical_json::{parse_object_with, to_bytes, Numbers, Value as CanonicalValue};
@@ -30,7 +33,8 @@ use crate::federation::auth::authenticate;
 use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::server_of;
 use crate::rooms::event::RoomEvent;
-use crate::rooms::{append, get, insert_open, new_room};
+use crate::rooms::room::Room;
+use crate::rooms::{append, insert_open, new_room, on_room_shard};
 use crate::state::AppShard;
 
 /// Registers the endpoints.
@@ -45,19 +49,11 @@ async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
     let origin = authenticate(&shard, &req).await?;
     let (room_id, claimed_id) = (req.params[0].clone(), req.params[1].clone());
     // A room we know: its ACL first.
-    let (room, server) = (room_id.clone(), origin.clone());
-    let owner = shard.state.placement.shard(&room_id);
-    shard
-        .ask_async(owner, move |shard| {
-            let shard = shard.clone();
-            async move {
-                match get(&shard, &room).await? {
-                    Some(room) => acl::require_allowed(&room.borrow(), &server),
-                    None => Ok(()),
-                }
-            }
-        })
-        .await??;
+    let server = origin.clone();
+    on_room_shard(&shard, &room_id, move |_, room| async move {
+        room.map_or(Ok(()), |room| acl::require_allowed(&room.borrow(), &server))
+    })
+    .await?;
     let body: Value = serde_json::from_slice(&req.body).map_err(|e| ApiError::not_json(e.to_string()))?;
     let (version, event, stripped) = match v1 {
         true => ("1", &body, body.pointer("/unsigned/invite_room_state")),
@@ -102,14 +98,12 @@ async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
         kept["unsigned"] = json!({ "invite_room_state": stripped });
     }
     let kept = serde_json::to_vec(&kept).map_err(|e| ApiError::internal(e.to_string()))?;
-    let owner = shard.state.placement.shard(&room_id);
     let event_id = event.event_id.clone();
-    shard
-        .ask_async(owner, move |shard| {
-            let shard = shard.clone();
-            async move { remember(&shard, &room_id, rules, event_id, kept).await }
-        })
-        .await??;
+    let id = room_id.clone();
+    on_room_shard(&shard, &room_id, move |shard, room| async move {
+        remember(&shard, &id, room, rules, event_id, kept).await
+    })
+    .await?;
     Ok(Response::json(&if v1 { json!([200, { "event": answer }]) } else { json!({ "event": answer }) }))
 }
 
@@ -118,6 +112,7 @@ async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
 async fn remember(
     shard: &AppShard,
     room_id: &str,
+    known: Option<Rc<RefCell<Room>>>,
     rules: &'static RoomVersionRules,
     event_id: String,
     kept: Vec<u8>,
@@ -127,8 +122,8 @@ async fn remember(
     event.event_id = event_id;
     event.room_id = room_id.to_owned();
     let us = shard.state.config.server_name.clone();
-    let (room, ops) = match get(shard, room_id).await? {
-        Some(room) if room.borrow().state.joined().any(|user| server_of(user) == us) => return Ok(()),
+    let (room, ops) = match known {
+        Some(room) if room.borrow().has_member_of(&us) => return Ok(()),
         Some(room) => (room, Vec::new()),
         None => {
             let (room, ops) = new_room(shard, room_id, rules).await?;

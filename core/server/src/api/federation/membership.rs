@@ -74,7 +74,7 @@ impl Kind {
 
 /// 404 unless a user of this server is still joined to `room`.
 fn require_resident(room: &crate::rooms::room::Room, us: &str) -> Result<(), ApiError> {
-    match room.state.joined().any(|user| server_of(user) == us) {
+    match room.has_member_of(us) {
         true => Ok(()),
         false => Err(ApiError::not_found("this server has no joined users in the room")),
     }
