@@ -16,6 +16,7 @@ pub mod push;
 pub mod request;
 pub mod rooms;
 pub mod serve;
+pub mod sso;
 pub mod state;
 pub mod store;
 pub mod sync;

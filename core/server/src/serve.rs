@@ -145,6 +145,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                 placement: Placement::new(config.server.vshards, shards),
                 tokens: Default::default(),
                 registered_sessions: Default::default(),
+                handoffs: Default::default(),
                 rooms,
                 sync,
                 federation: Federation::new(outbound_tls.clone()),

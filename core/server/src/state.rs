@@ -44,6 +44,8 @@ pub struct ShardState {
     /// account they created (memory only: a repeat after a restart is
     /// refused as a taken name).
     pub registered_sessions: RefCell<HashMap<String, String>>,
+    /// Login tokens and single sign-on stages whose keys hash to this shard.
+    pub handoffs: crate::accounts::handoff::Handoffs,
     /// The rooms this shard owns, and its event stream.
     pub rooms: Rooms,
     /// Sync state of this shard's users.

@@ -1,6 +1,7 @@
 //! Accounts and their sessions (devices and access tokens), written only by
 //! the user's shard so two requests for the same user ID cannot race.
 
+pub mod handoff;
 pub mod keys;
 pub mod password;
 pub mod user_writes;

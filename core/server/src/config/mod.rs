@@ -58,6 +58,9 @@ pub struct Config {
     /// Requests to other servers.
     #[serde(default)]
     pub federation: FederationSection,
+    /// Single sign-on through a CAS server.
+    #[serde(default)]
+    pub cas: CasSection,
 }
 
 /// `[[old_verify_keys]]`: a retired signing key (key rotation).
@@ -286,6 +289,26 @@ pub struct FederationSection {
     pub trusted_ca_files: Vec<PathBuf>,
 }
 
+/// `[cas]`: single sign-on through a CAS server (Central Authentication
+/// Service, protocol 2.0/3.0), as Synapse's `cas_config` offers it. Off
+/// unless `server_url` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasSection {
+    /// The CAS server's base URL, e.g. `https://cas.example.com/cas`: users
+    /// are sent to `<server_url>/login`, tickets checked at
+    /// `<server_url>/proxyValidate`.
+    pub server_url: Option<String>,
+    /// The base URL clients reach this server at, which CAS sends users
+    /// back to; `[well_known] client` when unset.
+    pub service_url: Option<String>,
+    /// The CAS attribute that gives a new account its display name (the
+    /// CAS user name otherwise).
+    pub displayname_attribute: Option<String>,
+    /// Attributes a CAS user must have, with these values, to sign in.
+    pub required_attributes: std::collections::BTreeMap<String, String>,
+}
+
 /// A configuration error, naming the key (or file) at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -421,7 +444,27 @@ impl Config {
                 return Err(ConfigError::key("well_known.client", "must be an http(s) URL"));
             }
         }
+        if let Some(url) = &self.cas.server_url {
+            crate::sso::cas::CasServer::parse(url).map_err(|e| ConfigError::key("cas.server_url", e))?;
+            match self.cas_service_base() {
+                Some(base) if base.starts_with("https://") || base.starts_with("http://") => {}
+                Some(_) => return Err(ConfigError::key("cas.service_url", "must be an http(s) URL")),
+                None => {
+                    return Err(ConfigError::key(
+                        "cas.service_url",
+                        "required with cas.server_url (or set well_known.client)",
+                    ))
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The base URL single sign-on sends browsers back to (no trailing
+    /// `/`): `[cas] service_url`, else `[well_known] client`.
+    pub fn cas_service_base(&self) -> Option<&str> {
+        let base = self.cas.service_url.as_deref().or(self.well_known.client.as_deref())?;
+        Some(base.trim_end_matches('/'))
     }
 
     /// Shards to run: `server.cores`, or every core this process may use.

@@ -141,6 +141,19 @@ client = {client_url}
 # Served at /.well-known/matrix/server: where other servers reach us.
 server = {delegated}
 
+# Single sign-on through a CAS server (off unless server_url is set). Users
+# sign in at <server_url>/login; tickets are checked at
+# <server_url>/proxyValidate. A CAS user name maps to the localpart of the
+# same name (an existing account of that name is taken to be the same person).
+# [cas]
+# server_url = "https://cas.example.com/cas"
+# The base URL clients reach this server at ([well_known] client if unset).
+# service_url = "https://matrix.example.com"
+# The CAS attribute that names new accounts (the CAS user name otherwise).
+# displayname_attribute = "displayName"
+# Attributes a CAS user must have, with these values, to sign in.
+# required_attributes = {{ department = "engineering" }}
+
 [logging]
 # "pretty" or "json".
 format = "pretty"

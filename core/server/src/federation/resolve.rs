@@ -56,7 +56,7 @@ fn split(name: &str) -> Option<(&str, Option<u16>)> {
 }
 
 /// Looks up `host`'s addresses off the reactor; the first one is used.
-async fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub(crate) async fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }

@@ -25,7 +25,7 @@ use serde_json::json;
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::{Op, Store};
 
-use super::uia::{require_password, AuthDict};
+use super::uia::{require_auth, AuthDict};
 use crate::accounts::user_writes::on_user_shard;
 use crate::accounts::{self, password, Devices};
 use crate::api::client_endpoint;
@@ -63,7 +63,7 @@ async fn change_password(shard: AppShard, req: Request) -> ApiResult {
     let body: PasswordBody = json_body(&req)?;
     // Authentication first, as Synapse does: a client's first request may
     // only fetch the flows.
-    if let Err(answer) = require_password(&shard, &me, &req, body.auth).await {
+    if let Err(answer) = require_auth(&shard, &me, &req, body.auth).await {
         return Ok(answer);
     }
     let new_password = body.new_password.ok_or_else(|| ApiError::missing_param("`new_password` is required"))?;
@@ -102,7 +102,7 @@ struct DeactivateBody {
 async fn deactivate(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: DeactivateBody = json_body(&req)?;
-    if let Err(answer) = require_password(&shard, &me, &req, body.auth).await {
+    if let Err(answer) = require_auth(&shard, &me, &req, body.auth).await {
         return Ok(answer);
     }
     let (user_id, erase) = (me.user_id.clone(), body.erase);

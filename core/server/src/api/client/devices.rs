@@ -17,7 +17,7 @@ use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::records::DeviceRecord;
 use tessera_storage::{Op, Store};
 
-use super::uia::{require_password, AuthDict};
+use super::uia::{require_auth, AuthDict};
 use crate::accounts::keys::device_list_changed;
 use crate::accounts::user_writes::on_user_shard;
 use crate::accounts::{self, Devices};
@@ -116,7 +116,7 @@ struct DeleteBody {
 async fn delete(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: DeleteBody = json_body(&req)?;
-    if let Err(answer) = require_password(&shard, &me, &req, body.auth).await {
+    if let Err(answer) = require_auth(&shard, &me, &req, body.auth).await {
         return Ok(answer);
     }
     accounts::delete_some_devices(&shard, &me.user_id, Devices::Listed(vec![req.params[0].clone()])).await?;
@@ -133,7 +133,7 @@ async fn delete_many(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let body: DeleteManyBody = json_body(&req)?;
     let devices = body.devices.ok_or_else(|| ApiError::missing_param("`devices` is required"))?;
-    if let Err(answer) = require_password(&shard, &me, &req, body.auth).await {
+    if let Err(answer) = require_auth(&shard, &me, &req, body.auth).await {
         return Ok(answer);
     }
     accounts::delete_some_devices(&shard, &me.user_id, Devices::Listed(devices)).await?;

@@ -3,25 +3,43 @@
 //! Spec (client-server API, "Login"): `m.login.password` with a user
 //! identifier (`m.id.user`, or the deprecated top-level `user`), creating a
 //! device and an access token. A wrong password and an unknown user get the
-//! same 403, so logins cannot probe for accounts.
+//! same 403, so logins cannot probe for accounts. With single sign-on on
+//! (`[cas]`), also `m.login.token` with a token from the sign-in's last page
+//! ("Token-based login"), and the `m.login.sso` flow naming the provider.
 
 use serde::Deserialize;
 use serde_json::json;
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::Store;
 
-use crate::accounts::{self, password};
+use super::sso::CAS_IDP_ID;
+use crate::accounts::{self, handoff, password};
 use crate::api::client_endpoint;
 use crate::error::{ApiError, ApiResult};
 use crate::request::json_body;
+use crate::sso;
 use crate::state::AppShard;
 
 /// Registers the endpoints.
 pub fn register(router: &mut Router, shard: &AppShard) {
-    client_endpoint(router, shard, Method::Get, "/login", |_, _| async {
-        Ok(Response::json(&json!({ "flows": [{ "type": "m.login.password" }] })))
+    client_endpoint(router, shard, Method::Get, "/login", |shard: AppShard, _| async move {
+        Ok(Response::json(&json!({ "flows": flows(&shard) })))
     });
     client_endpoint(router, shard, Method::Post, "/login", post);
+}
+
+/// The login types offered. `m.login.cas` is the pre-spec name of the SSO
+/// flow, still listed (as Synapse does) for clients that look for it.
+fn flows(shard: &AppShard) -> serde_json::Value {
+    if sso::cas_server(&shard.state.config).is_none() {
+        return json!([{ "type": "m.login.password" }]);
+    }
+    json!([
+        { "type": "m.login.password" },
+        { "type": "m.login.sso", "identity_providers": [{ "id": CAS_IDP_ID, "name": "CAS" }] },
+        { "type": "m.login.cas" },
+        { "type": "m.login.token" },
+    ])
 }
 
 #[derive(Deserialize)]
@@ -32,6 +50,8 @@ struct Body {
     /// Deprecated since r0.4, still sent by older clients.
     user: Option<String>,
     password: Option<String>,
+    /// `m.login.token`.
+    token: Option<String>,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
 }
@@ -58,9 +78,34 @@ fn user_id_of(name: &str, server_name: &str) -> Result<String, ApiError> {
 
 async fn post(shard: AppShard, req: Request) -> ApiResult {
     let body: Body = json_body(&req)?;
-    if body.kind != "m.login.password" {
-        return Err(ApiError::new(400, "M_UNKNOWN", format!("login type {} is not supported", body.kind)));
-    }
+    let user_id = match body.kind.as_str() {
+        "m.login.password" => password_login(&shard, &body).await?,
+        "m.login.token" if sso::cas_server(&shard.state.config).is_some() => {
+            let token = body.token.as_deref().ok_or_else(|| ApiError::missing_param("`token` is required"))?;
+            let user_id = handoff::redeem_login_token(&shard, token)
+                .await?
+                .ok_or_else(|| ApiError::forbidden("invalid or expired login token"))?;
+            // Deactivated since the sign-in: no new sessions.
+            let vshard = shard.state.placement.vshard(&user_id);
+            if shard.state.store.user(vshard, &user_id).await?.is_none_or(|u| u.deactivated) {
+                return Err(ApiError::forbidden("invalid or expired login token"));
+            }
+            user_id
+        }
+        other => return Err(ApiError::new(400, "M_UNKNOWN", format!("login type {other} is not supported"))),
+    };
+    let ip = req.client_ip.to_string();
+    let session = accounts::new_session(&shard, &user_id, body.device_id, body.initial_device_display_name, ip).await?;
+    Ok(Response::json(&json!({
+        "user_id": user_id,
+        "access_token": session.access_token,
+        "device_id": session.device_id,
+        "home_server": shard.state.config.server_name,
+    })))
+}
+
+/// The account an `m.login.password` login proves, or 403.
+async fn password_login(shard: &AppShard, body: &Body) -> Result<String, ApiError> {
     let name = match (&body.identifier, &body.user) {
         (Some(Identifier { kind, user: Some(user) }), _) if kind == "m.id.user" => user.clone(),
         (Some(Identifier { kind, .. }), _) if kind != "m.id.user" => {
@@ -69,7 +114,7 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         (_, Some(user)) => user.clone(),
         _ => return Err(ApiError::missing_param("`identifier.user` is required")),
     };
-    let password = body.password.ok_or_else(|| ApiError::missing_param("`password` is required"))?;
+    let password = body.password.clone().ok_or_else(|| ApiError::missing_param("`password` is required"))?;
     let config = &shard.state.config;
     let user_id = user_id_of(&name, &config.server_name)?;
     let vshard = shard.state.placement.vshard(&user_id);
@@ -82,14 +127,7 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     if !ok {
         return Err(ApiError::forbidden("invalid username or password"));
     }
-    let ip = req.client_ip.to_string();
-    let session = accounts::new_session(&shard, &user_id, body.device_id, body.initial_device_display_name, ip).await?;
-    Ok(Response::json(&json!({
-        "user_id": user_id,
-        "access_token": session.access_token,
-        "device_id": session.device_id,
-        "home_server": config.server_name,
-    })))
+    Ok(user_id)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod redact;
 pub mod register;
 pub mod room_state;
 pub mod send;
+pub mod sso;
 pub mod sync;
 pub mod tags;
 pub mod to_device;
@@ -41,6 +42,7 @@ use crate::state::AppShard;
 pub fn register(router: &mut Router, shard: &AppShard) {
     register::register(router, shard);
     login::register(router, shard);
+    sso::register(router, shard);
     logout::register(router, shard);
     account::register(router, shard);
     create_room::register(router, shard);

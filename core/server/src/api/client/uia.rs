@@ -1,6 +1,7 @@
-//! User-interactive authentication with `m.login.password`, for requests
-//! that need the user to prove who they are again (deleting devices,
-//! changing the password, deactivating the account).
+//! User-interactive authentication with `m.login.password` or, with single
+//! sign-on on, `m.login.sso`, for requests that need the user to prove who
+//! they are again (deleting devices, changing the password, deactivating
+//! the account).
 //!
 //! Spec (client-server API, "User-interactive authentication API"): the
 //! first request is answered 401 with the flows, their parameters and a
@@ -8,8 +9,13 @@
 //! identifier: {type: "m.id.user", user}, password, session}`. A failed
 //! attempt is answered 401 again, with the flows and an `errcode`.
 //!
-//! There is one stage, so a session carries no progress: Tessera keeps no
-//! session state and checks the password of every attempt. A session is
+//! Each flow has one stage, so a session carries no progress: Tessera keeps
+//! no session state and checks the password of every attempt. The SSO stage
+//! is completed in a browser (`api/client/sso.rs`), which records the
+//! account that signed in against the session (`accounts/handoff.rs`); the
+//! client then repeats its request with just the session, and the request
+//! goes on only if that account is the requester's (403 otherwise, as in
+//! Synapse). A session is
 //! still bound to the operation that started it, as the spec requires ("the
 //! server MUST ensure the client does not change the request ... during the
 //! session", checked by Synapse on method and URI): its ID is a nonce and an
@@ -29,10 +35,11 @@ use sha2::Sha256;
 use tessera_net::http::{Request, Response};
 use tessera_storage::Store;
 
-use crate::accounts::password;
+use crate::accounts::{handoff, password};
 use crate::auth::Requester;
 use crate::error::ApiError;
 use crate::request::random_string;
+use crate::sso;
 use crate::state::AppShard;
 
 /// The `auth` field of a request.
@@ -103,9 +110,13 @@ const TAG_BYTES: usize = 16;
 /// The 401 that starts or continues authentication; `error` is set after
 /// a failed attempt (the first answer carries no `errcode`, so clients do
 /// not show an error before the user typed anything).
-fn challenge(op: &Operation<'_>, session: Option<String>, error: Option<(&str, &str)>) -> Response {
+fn challenge(shard: &AppShard, op: &Operation<'_>, session: Option<String>, error: Option<(&str, &str)>) -> Response {
     let mut body = Map::new();
-    body.insert("flows".into(), json!([{ "stages": ["m.login.password"] }]));
+    let flows = match sso::cas_server(&shard.state.config) {
+        Some(_) => json!([{ "stages": ["m.login.password"] }, { "stages": ["m.login.sso"] }]),
+        None => json!([{ "stages": ["m.login.password"] }]),
+    };
+    body.insert("flows".into(), flows);
     body.insert("params".into(), json!({}));
     body.insert("session".into(), session.unwrap_or_else(|| op.new_session()).into());
     body.insert("completed".into(), json!([]));
@@ -125,29 +136,44 @@ fn names(name: &str, user_id: &str) -> bool {
     }
 }
 
-/// Checks the password stage for `me` making request `req`. `Err` holds the
-/// answer to send instead of going on: a 401 challenge, or an error.
-pub async fn require_password(
+/// Checks that `me`, making request `req`, has completed a flow. `Err` holds
+/// the answer to send instead of going on: a 401 challenge, or an error.
+pub async fn require_auth(
     shard: &AppShard,
     me: &Requester,
     req: &Request,
     auth: Option<AuthDict>,
 ) -> Result<(), Response> {
     let op = Operation::of(me, req);
-    let Some(auth) = auth else { return Err(challenge(&op, None, None)) };
+    let Some(auth) = auth else { return Err(challenge(shard, &op, None, None)) };
     let session = auth.session;
     if session.as_deref().is_some_and(|s| !op.issued(s)) {
         return Err(ApiError::forbidden("the session was started for another operation (or before a restart)").into());
     }
     match auth.kind.as_deref() {
-        None => return Err(challenge(&op, session, None)),
+        None | Some("m.login.sso") => {
+            let Some(session) = session else { return Err(challenge(shard, &op, None, None)) };
+            let signed_in = handoff::sso_stage(shard, &session).await.map_err(Response::from)?;
+            return match signed_in {
+                Some(user_id) if user_id == me.user_id => Ok(()),
+                Some(_) => Err(ApiError::forbidden("single sign-on confirmed another account").into()),
+                None => Err(challenge(shard, &op, Some(session), None)),
+            };
+        }
         Some("m.login.password") => {}
-        Some(_) => return Err(challenge(&op, session, Some(("M_UNRECOGNIZED", "unsupported authentication type")))),
+        Some(_) => {
+            return Err(challenge(shard, &op, session, Some(("M_UNRECOGNIZED", "unsupported authentication type"))))
+        }
     }
     let name = match (&auth.identifier, &auth.user) {
         (Some(Identifier { kind, user }), _) if kind == "m.id.user" => user.clone(),
         (Some(_), _) => {
-            return Err(challenge(&op, session, Some(("M_UNRECOGNIZED", "only m.id.user identifiers are supported"))));
+            return Err(challenge(
+                shard,
+                &op,
+                session,
+                Some(("M_UNRECOGNIZED", "only m.id.user identifiers are supported")),
+            ));
         }
         (None, user) => user.clone(),
     };
@@ -156,7 +182,7 @@ pub async fn require_password(
         return Err(ApiError::forbidden("the identifier does not name the authenticated user").into());
     }
     let Some(given) = auth.password.filter(|p| p.len() <= password::MAX_PASSWORD_BYTES) else {
-        return Err(challenge(&op, session, Some(("M_FORBIDDEN", "invalid password"))));
+        return Err(challenge(shard, &op, session, Some(("M_FORBIDDEN", "invalid password"))));
     };
     let vshard = shard.state.placement.vshard(&me.user_id);
     let user = shard.state.store.user(vshard, &me.user_id).await.map_err(|e| Response::from(ApiError::from(e)))?;
@@ -165,7 +191,7 @@ pub async fn require_password(
         None => false,
     };
     if !ok {
-        return Err(challenge(&op, session, Some(("M_FORBIDDEN", "invalid password"))));
+        return Err(challenge(shard, &op, session, Some(("M_FORBIDDEN", "invalid password"))));
     }
     Ok(())
 }
