@@ -305,3 +305,39 @@ fn paging_back_from_a_sync_finds_the_history_before_and_never_an_empty_start() {
     assert_eq!(timeline["events"].as_array().unwrap().len(), 1);
     assert_eq!(bodies(&messages(timeline["prev_batch"].as_str().unwrap(), 1)), ["one"]);
 }
+
+#[test]
+fn unread_counts_ignore_push_rules_receipts_or_own_messages() {
+    let server = open_server();
+    let (alice, alice_token) = register(server.client, "alice");
+    let (_, bob_token) = register(server.client, "bob");
+    let room = create_room(&server, &alice_token);
+    ok(&server, "POST", &format!("/join/{room}"), &bob_token, Some(&json!({})));
+    let send = |token: &str, content: Value| -> String {
+        let txn = format!("t{}", rand_suffix());
+        let path = format!("/rooms/{room}/send/m.room.message/{txn}");
+        ok(&server, "PUT", &path, token, Some(&content))["event_id"].as_str().unwrap().to_owned()
+    };
+    let unread = || -> (u64, u64) {
+        let body = sync(&server, &alice_token, "{}", None);
+        let counts = &body["rooms"]["join"][&room]["unread_notifications"];
+        (counts["notification_count"].as_u64().unwrap(), counts["highlight_count"].as_u64().unwrap())
+    };
+
+    let first = send(&bob_token, json!({ "msgtype": "m.text", "body": "one" }));
+    send(&bob_token, json!({ "msgtype": "m.text", "body": "two" }));
+    send(&bob_token, json!({ "msgtype": "m.notice", "body": "a bot's notice" }));
+    send(&alice_token, json!({ "msgtype": "m.text", "body": "my own" }));
+    assert_eq!(unread(), (2, 0), "bob's two messages; not the notice, not alice's own");
+
+    ok(&server, "POST", &format!("/rooms/{room}/receipt/m.read/{first}"), &alice_token, Some(&json!({})));
+    assert_eq!(unread(), (1, 0), "read up to the first");
+
+    send(&bob_token, json!({ "msgtype": "m.text", "body": "hey", "m.mentions": { "user_ids": [alice] } }));
+    assert_eq!(unread(), (2, 1), "a mention highlights");
+
+    // A room rule that silences the room: the count starts over under it.
+    let rule = format!("/pushrules/global/room/{room}");
+    ok(&server, "PUT", &rule, &alice_token, Some(&json!({ "actions": [] })));
+    assert_eq!(unread(), (1, 1), "only the mention (an override rule) still notifies");
+}

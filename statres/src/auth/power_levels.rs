@@ -100,6 +100,13 @@ impl<'a> PowerLevels<'a> {
     pub fn redact(&self) -> i64 {
         self.field("redact", 50, 50)
     }
+
+    /// The level a sender needs for the notification `key` (`room`: an
+    /// `@room` mention); spec "m.room.power_levels": 50 unless set.
+    pub fn notification(&self, key: &str) -> i64 {
+        let set = self.content.and_then(|map| map.get("notifications")).and_then(|n| n.get(key));
+        set.and_then(|v| parse_level(v, self.rules)).unwrap_or(50)
+    }
 }
 
 /// Rule 10: may `sender` replace `previous` (the current power levels content,

@@ -15,6 +15,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 
+/// The account data type the rule set is kept (and synced) as.
+pub const PUSH_RULES: &str = "m.push_rules";
+
 /// The rule kinds, in the order the spec evaluates them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -18,6 +18,7 @@ use tessera_storage::Op;
 
 use crate::error::ApiError;
 use crate::placement::Placement;
+use crate::push::counts::UnreadCache;
 use crate::rooms::event::{Draft, RoomEvent};
 use crate::rooms::visibility::{HistoryVisibility, VisibilityLog};
 use crate::state::ServerKeys;
@@ -90,6 +91,11 @@ impl RoomState {
         self.joined_at.keys()
     }
 
+    /// How many members are joined.
+    pub fn joined_count(&self) -> usize {
+        self.joined_at.len()
+    }
+
     /// Where `user_id`'s current membership as a joined member began;
     /// `None` unless joined.
     pub fn joined_at(&self, user_id: &str) -> Option<StreamPos> {
@@ -159,6 +165,9 @@ pub struct Room {
     /// `prev_events`, as Synapse keeps rejected events to let the graph go
     /// on.
     pub rejected: VecDeque<String>,
+    /// Unread notification counts of the members who sync, as far as
+    /// counted (`push::counts`).
+    pub unread: UnreadCache,
 }
 
 impl Room {
@@ -195,6 +204,7 @@ impl Room {
             servers: None,
             visibility_log: None,
             rejected: VecDeque::new(),
+            unread: UnreadCache::default(),
         })
     }
 

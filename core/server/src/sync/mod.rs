@@ -28,6 +28,8 @@ use tessera_storage::Store;
 
 use crate::api::client::filter::Filter;
 use crate::error::ApiError;
+use crate::push::counts::UserRules;
+use crate::push::rules::PUSH_RULES;
 use crate::rooms::{self, Notice};
 use crate::state::AppShard;
 use room::{room_part, RoomPart, RoomQuery, Section};
@@ -59,6 +61,8 @@ struct UserSync {
     /// The users this user ignores; `None` until read (again, after a
     /// change).
     ignored: RefCell<Option<Arc<HashSet<String>>>>,
+    /// The user's push rules; `None` until read (again, after a change).
+    push_rules: RefCell<Option<Arc<UserRules>>>,
     /// Lazy-loading: per (device, room), the members whose member event
     /// the device has been sent, so it is not sent again (spec: "the server
     /// MAY assume that clients will remember membership events they have
@@ -159,6 +163,9 @@ pub fn account_data_changed(shard: &AppShard, user_id: &str, room_id: Option<&st
     if room_id.is_none() && data_type == IGNORED_USER_LIST {
         *user.ignored.borrow_mut() = None;
     }
+    if room_id.is_none() && data_type == PUSH_RULES {
+        *user.push_rules.borrow_mut() = None;
+    }
     user.wake();
 }
 
@@ -191,6 +198,7 @@ async fn user_state(shard: &AppShard, user_id: &str) -> Result<Rc<UserSync>, Api
                 account_data: Default::default(),
                 stream_version: Cell::new(0),
                 ignored: RefCell::new(None),
+                push_rules: RefCell::new(None),
                 members_sent: Default::default(),
                 presence: Default::default(),
                 device_changes: Default::default(),
@@ -383,6 +391,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let since: Vec<Option<StreamPos>> =
         (0..shards).map(|k| request.since.as_ref().map(|t| t.position(k, shards))).collect();
     let ignored = ignored_users(shard, user, &request.user_id).await?;
+    let push_rules = push_rules(shard, user, &request.user_id).await?;
     let mut upto: Vec<Option<StreamPos>> = vec![None; shards];
     let mut answered: HashSet<String> = HashSet::new();
     let mut sections: [Map<String, Value>; 3] = Default::default();
@@ -436,6 +445,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
                 timeline_limit: request.timeline_limit,
                 filter: filter.clone(),
                 ignored: ignored.clone(),
+                push_rules: push_rules.clone(),
             };
             let upto_k = upto[k];
             shards_asked.push(k);
@@ -606,6 +616,19 @@ async fn ignored_users(shard: &AppShard, user: &UserSync, user_id: &str) -> Resu
     let ignored = Arc::new(ignored);
     *user.ignored.borrow_mut() = Some(ignored.clone());
     Ok(ignored)
+}
+
+/// The user's push rules (`m.push_rules`), read once per change.
+async fn push_rules(shard: &AppShard, user: &UserSync, user_id: &str) -> Result<Arc<UserRules>, ApiError> {
+    if let Some(rules) = user.push_rules.borrow().clone() {
+        return Ok(rules);
+    }
+    let vshard = shard.state.placement.vshard(user_id);
+    let record = shard.state.store.account_data(vshard, user_id, None, PUSH_RULES).await?;
+    let stored: Option<Value> = record.and_then(|r| serde_json::from_slice(&r.content).ok());
+    let rules = Arc::new(UserRules::new(user_id, stored.as_ref()));
+    *user.push_rules.borrow_mut() = Some(rules.clone());
+    Ok(rules)
 }
 
 /// Account data events to send: all of them on an initial sync or with a

@@ -25,6 +25,7 @@ use tessera_storage::{Direction, Store};
 
 use crate::api::client::filter::{only_fields, EventFormat, Filter};
 use crate::error::ApiError;
+use crate::push::counts::{counts, UserRules};
 use crate::rooms::ephemeral::ephemeral_events;
 use crate::rooms::event::RoomEvent;
 use crate::rooms::read::{client_json, timeline};
@@ -64,6 +65,8 @@ pub struct RoomQuery {
     pub filter: Arc<Filter>,
     /// Users whose events and invites the user ignores.
     pub ignored: Arc<HashSet<String>>,
+    /// The user's push rules, for the unread notification counts.
+    pub push_rules: Arc<UserRules>,
 }
 
 /// Which part of `rooms` a room goes in.
@@ -217,7 +220,9 @@ pub async fn room_part(
     });
     if section == Section::Join {
         body["ephemeral"] = json!({ "events": ephemeral });
-        body["unread_notifications"] = json!({ "highlight_count": 0, "notification_count": 0 });
+        let unread = counts(shard, room, user_id, &query.push_rules, end).await?;
+        body["unread_notifications"] =
+            json!({ "highlight_count": unread.highlight, "notification_count": unread.notify });
         body["summary"] = summary.unwrap_or_else(|| json!({}));
     }
     Ok(Some(RoomPart { room_id, section, body, members: rendered_members, full, newcomers }))

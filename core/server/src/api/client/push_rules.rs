@@ -15,12 +15,9 @@ use super::account_data::{read, update};
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
-use crate::push::rules::{self, Kind, NewRule, Ruleset};
+use crate::push::rules::{self, Kind, NewRule, Ruleset, PUSH_RULES};
 use crate::request::{json_body, Query};
 use crate::state::AppShard;
-
-/// The account data type the rule set is kept (and synced) as.
-const PUSH_RULES: &str = "m.push_rules";
 
 /// Registers the endpoints. The scope is a parameter so that scopes other
 /// than `global` get a 400 rather than a 404, as in Synapse.
@@ -28,6 +25,9 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     client_endpoint(router, shard, Method::Get, "/pushrules/", get_all);
     client_endpoint(router, shard, Method::Get, "/pushrules/{scope}/", get_global);
     client_endpoint(router, shard, Method::Get, "/pushrules/{scope}/{kind}/", get_kind);
+    for incomplete in ["/pushrules/", "/pushrules/{scope}/", "/pushrules/{scope}/{kind}/"] {
+        client_endpoint(router, shard, Method::Put, incomplete, put_incomplete);
+    }
     let rule = "/pushrules/{scope}/{kind}/{ruleId}";
     client_endpoint(router, shard, Method::Get, rule, get_rule);
     client_endpoint(router, shard, Method::Put, rule, put_rule);
@@ -35,6 +35,12 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     let field = "/pushrules/{scope}/{kind}/{ruleId}/{field}";
     client_endpoint(router, shard, Method::Get, field, get_field);
     client_endpoint(router, shard, Method::Put, field, put_field);
+}
+
+/// A `PUT` without a scope, kind or rule ID: 400, as Synapse answers.
+async fn put_incomplete(shard: AppShard, req: Request) -> ApiResult {
+    authenticate(&shard, &req).await?;
+    Err(ApiError::invalid_param("a push rule is put at /pushrules/global/{kind}/{ruleId}"))
 }
 
 /// Listings are asked for with a trailing slash (the router ignores it, so

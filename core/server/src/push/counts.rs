@@ -1,0 +1,179 @@
+//! Unread notification counts (spec: client-server API, "Receiving
+//! notifications"): for each joined room, how many events since the user's
+//! read receipt notify them (`notification_count`) and how many of those
+//! highlight (`highlight_count`), by their push rules. `/sync` reports them
+//! in `unread_notifications`.
+//!
+//! Counted on the room's shard, where the room's events, state and receipts
+//! are, with the user's rules brought along in the sync's query. Each room
+//! keeps, per user, how far it counted: a sync counts only the events since
+//! the last one, and starts over when the read receipt moves or the rules
+//! change. The position read up to is the newest of the user's unthreaded
+//! (or `main` thread) `m.read` and `m.read.private` receipts, or the join
+//! when there is none. The user's own events never count.
+//!
+//! Kept in memory: after a restart the first sync counts again from the
+//! receipt. One count walks at most [`MAX_COUNTED`] events; a room further
+//! behind is caught up over the next syncs, so a user back from a long
+//! absence cannot make one sync walk a room's whole history.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+use serde_json::Value;
+use tessera_storage::records::StreamPos;
+use tessera_storage::{Direction, Store};
+
+use super::evaluate::{evaluate, RoomFacts};
+use super::rules::Ruleset;
+use crate::error::ApiError;
+use crate::rooms::read::timeline;
+use crate::rooms::room::Room;
+use crate::state::AppShard;
+
+/// Most events one count looks at.
+pub const MAX_COUNTED: usize = 1000;
+/// Events read per step.
+const PAGE: usize = 100;
+
+/// A user's rule set as a sync carries it to the rooms' shards, with a
+/// fingerprint that changes when the rules do.
+pub struct UserRules {
+    pub rules: Ruleset,
+    pub fingerprint: u64,
+}
+
+impl UserRules {
+    /// The rule set of `user_id` from their stored `m.push_rules` content.
+    pub fn new(user_id: &str, stored: Option<&Value>) -> Self {
+        let rules = super::rules::ruleset(user_id, stored);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        Value::Object(rules.clone()).to_string().hash(&mut hasher);
+        Self { rules, fingerprint: hasher.finish() }
+    }
+}
+
+/// Per user: how far a room counted, and what.
+#[derive(Default)]
+pub struct UnreadCache(HashMap<String, Unread>);
+
+struct Unread {
+    fingerprint: u64,
+    /// The receipts counted from, as event IDs.
+    read_key: Vec<String>,
+    counted_to: StreamPos,
+    notify: u64,
+    highlight: u64,
+}
+
+/// The counts a sync reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub notify: u64,
+    pub highlight: u64,
+}
+
+/// The facts of a room the conditions ask about, as the room is now (not
+/// as it was at each event, a simplification: the counts concern the recent
+/// past).
+struct Facts<'a> {
+    room: &'a Room,
+    display_name: Option<&'a str>,
+}
+
+impl RoomFacts for Facts<'_> {
+    fn member_count(&self) -> u64 {
+        self.room.state.joined_count() as u64
+    }
+    fn display_name(&self) -> Option<&str> {
+        self.display_name
+    }
+    fn sender_may_notify(&self, sender: &str, key: &str) -> bool {
+        self.room.has_power(sender, |levels| levels.notification(key))
+    }
+}
+
+/// The user's read receipts that count, as event IDs (sorted).
+fn read_receipts(room: &Room, user_id: &str) -> Vec<String> {
+    let mut ids: Vec<String> = room
+        .receipts
+        .iter()
+        .filter(|((kind, user, thread), _)| {
+            user == user_id
+                && matches!(kind.as_str(), "m.read" | "m.read.private")
+                && thread.as_deref().is_none_or(|t| t == "main")
+        })
+        .map(|(_, receipt)| receipt.event_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Where `event_id` is in the room's timeline, if it is.
+async fn position_of(
+    shard: &AppShard,
+    room: &Rc<RefCell<Room>>,
+    event_id: &str,
+) -> Result<Option<StreamPos>, ApiError> {
+    let cached = room.borrow().recent.iter().find(|(_, e)| e.event_id == event_id).map(|(pos, _)| *pos);
+    if cached.is_some() {
+        return Ok(cached);
+    }
+    Ok(shard.state.store.event(event_id).await?.and_then(|record| record.stream_pos))
+}
+
+/// `user_id`'s counts in `room` as of position `end`, on the room's shard.
+pub async fn counts(
+    shard: &AppShard,
+    room: &Rc<RefCell<Room>>,
+    user_id: &str,
+    rules: &UserRules,
+    end: StreamPos,
+) -> Result<Counts, ApiError> {
+    let (read_key, joined_at) = {
+        let room = room.borrow();
+        (read_receipts(&room, user_id), room.state.joined_at(user_id).unwrap_or(0))
+    };
+    let kept = room.borrow_mut().unread.0.remove(user_id);
+    let mut unread = match kept {
+        Some(kept) if kept.fingerprint == rules.fingerprint && kept.read_key == read_key => kept,
+        _ => {
+            let mut from = joined_at;
+            for event_id in &read_key {
+                from = from.max(position_of(shard, room, event_id).await?.unwrap_or(0));
+            }
+            Unread { fingerprint: rules.fingerprint, read_key, counted_to: from, notify: 0, highlight: 0 }
+        }
+    };
+    let mut scanned = 0;
+    while unread.counted_to < end && scanned < MAX_COUNTED {
+        let events = timeline(shard, room, Some(unread.counted_to), Some(end + 1), Direction::Forward, PAGE).await?;
+        // A short page ends the range.
+        let last = match events.last() {
+            Some((pos, _)) if events.len() == PAGE => *pos,
+            _ => end,
+        };
+        {
+            let room = room.borrow();
+            let display_name = room
+                .state
+                .event("m.room.member", user_id)
+                .and_then(|member| member.content.get("displayname"))
+                .and_then(Value::as_str);
+            let facts = Facts { room: &room, display_name };
+            for (_, event) in events.iter().filter(|(_, e)| e.sender != user_id) {
+                let outcome = evaluate(&rules.rules, event, &facts);
+                unread.notify += u64::from(outcome.notify);
+                unread.highlight += u64::from(outcome.highlight);
+            }
+        }
+        scanned += events.len();
+        unread.counted_to = last;
+    }
+    let counts = Counts { notify: unread.notify, highlight: unread.highlight };
+    room.borrow_mut().unread.0.insert(user_id.to_owned(), unread);
+    Ok(counts)
+}
