@@ -13,6 +13,7 @@ pub mod generate;
 pub mod logging;
 pub mod placement;
 pub mod push;
+pub mod rate_limit;
 pub mod request;
 pub mod rooms;
 pub mod serve;

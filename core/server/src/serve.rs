@@ -146,6 +146,7 @@ pub fn run(prepared: Prepared) -> Result<(), String> {
                 tokens: Default::default(),
                 registered_sessions: Default::default(),
                 handoffs: Default::default(),
+                rate_limits: Default::default(),
                 rooms,
                 sync,
                 federation: Federation::new(outbound_tls.clone()),

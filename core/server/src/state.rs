@@ -44,6 +44,8 @@ pub struct ShardState {
     /// account they created (memory only: a repeat after a restart is
     /// refused as a taken name).
     pub registered_sessions: RefCell<HashMap<String, String>>,
+    /// Rate limit buckets of the requests this shard served.
+    pub rate_limits: crate::rate_limit::RateLimiter,
     /// Login tokens and single sign-on stages whose keys hash to this shard.
     pub handoffs: crate::accounts::handoff::Handoffs,
     /// The rooms this shard owns, and its event stream.

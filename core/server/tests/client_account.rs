@@ -374,3 +374,36 @@ fn deactivated_accounts_can_still_log_in_or_stay_in_rooms() {
     let again = json!({ "username": "bob", "password": "p", "auth": { "type": "m.login.dummy" } });
     assert_eq!(call(server.client, "POST", &format!("{V3}/register"), None, Some(&again)).errcode(), "M_USER_IN_USE");
 }
+
+#[test]
+fn rate_limits_let_a_flood_through_or_hold_back_other_users() {
+    let server = Server::start(&[
+        ("TESSERA_REGISTRATION__ENABLE", "true"),
+        ("TESSERA_SERVER__CORES", "1"),
+        ("TESSERA_RATE_LIMITS__ENABLE", "true"),
+        ("TESSERA_RATE_LIMITS__MESSAGE", "{ per_second = 0.001, burst = 3 }"),
+        ("TESSERA_RATE_LIMITS__LOGIN_FAILURE", "{ per_second = 0.001, burst = 2 }"),
+    ]);
+    let (_, alice) = register(server.client, "alice");
+    let (_, bob) = register(server.client, "bob");
+    let room = create_room(&server, &alice);
+    let send = |token: &str, n: u32| {
+        let path = format!("{V3}/rooms/{room}/send/m.room.message/t{n}");
+        call(server.client, "PUT", &path, Some(token), Some(&json!({ "body": "x" })))
+    };
+    // createRoom sent events too, but through its own limit.
+    for n in 0..3 {
+        assert_eq!(send(&alice, n).status, 200);
+    }
+    let limited = send(&alice, 3);
+    assert_eq!((limited.status, limited.errcode().as_str()), (429, "M_LIMIT_EXCEEDED"));
+    assert!(limited.json()["retry_after_ms"].as_u64().unwrap() > 0);
+    assert_eq!(send(&bob, 0).status, 403, "bob is not in the room, but not limited either");
+
+    // Two wrong passwords, then even the right one waits.
+    for _ in 0..2 {
+        assert_eq!(login(&server, "alice", "wrong").status, 403);
+    }
+    assert_eq!(login(&server, "alice", PASSWORD).status, 429);
+    assert_eq!(login(&server, "bob", PASSWORD).status, 200, "another account is not held back");
+}

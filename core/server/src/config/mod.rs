@@ -17,6 +17,8 @@ use serde::Deserialize;
 use tessera_proto::identifiers::{KeyId, ServerName};
 use tessera_proto::keys::{OldVerifyKey, PublicKey};
 
+use crate::rate_limit::Limit;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +63,9 @@ pub struct Config {
     /// Single sign-on through a CAS server.
     #[serde(default)]
     pub cas: CasSection,
+    /// Rate limits on the Client-Server API.
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
 }
 
 /// `[[old_verify_keys]]`: a retired signing key (key rotation).
@@ -309,6 +314,58 @@ pub struct CasSection {
     pub required_attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// `[rate_limits]`: token buckets per user, address or account
+/// (`crate::rate_limit`); the defaults are Synapse's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsSection {
+    /// Off for tests and benchmarks only.
+    pub enable: bool,
+    /// Sending events, per user (Synapse's `rc_message`).
+    pub message: Limit,
+    /// Registering, per client address (`rc_registration`).
+    pub registration: Limit,
+    /// Logging in, per client address (`rc_login.address`).
+    pub login: Limit,
+    /// Failed logins, per account (`rc_login.failed_attempts`).
+    pub login_failure: Limit,
+    /// Joining rooms, per user (`rc_joins.local`).
+    pub join: Limit,
+    /// Creating rooms, per user (`rc_room_creation`).
+    pub room_creation: Limit,
+}
+
+impl Default for RateLimitsSection {
+    fn default() -> Self {
+        let limit = |per_second, burst| Limit { per_second, burst };
+        Self {
+            enable: true,
+            message: limit(0.2, 10.0),
+            registration: limit(0.17, 3.0),
+            login: limit(0.003, 5.0),
+            login_failure: limit(0.17, 3.0),
+            join: limit(0.1, 10.0),
+            room_creation: limit(0.016, 10.0),
+        }
+    }
+}
+
+impl RateLimitsSection {
+    /// Every limit the same (tests).
+    #[cfg(test)]
+    pub fn with_all(limit: Limit) -> Self {
+        Self {
+            enable: true,
+            message: limit,
+            registration: limit,
+            login: limit,
+            login_failure: limit,
+            join: limit,
+            room_creation: limit,
+        }
+    }
+}
+
 /// A configuration error, naming the key (or file) at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -442,6 +499,24 @@ impl Config {
         if let Some(url) = &self.well_known.client {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::key("well_known.client", "must be an http(s) URL"));
+            }
+        }
+        let r = &self.rate_limits;
+        for (name, limit) in [
+            ("message", r.message),
+            ("registration", r.registration),
+            ("login", r.login),
+            ("login_failure", r.login_failure),
+            ("join", r.join),
+            ("room_creation", r.room_creation),
+        ] {
+            if !(limit.per_second >= 0.0
+                && limit.burst >= 1.0
+                && limit.per_second.is_finite()
+                && limit.burst.is_finite())
+            {
+                let key = format!("rate_limits.{name}");
+                return Err(ConfigError::key(&key, "needs per_second >= 0 and burst >= 1"));
             }
         }
         if let Some(url) = &self.cas.server_url {

@@ -141,6 +141,19 @@ client = {client_url}
 # Served at /.well-known/matrix/server: where other servers reach us.
 server = {delegated}
 
+[rate_limits]
+# Token buckets: each user (or client address, or account) may act `burst`
+# times at once, then `per_second` times a second; more gets 429
+# M_LIMIT_EXCEEDED. Counted per shard (a client's connection stays on one).
+# The defaults are Synapse's. Turn off for tests and benchmarks only.
+enable = true
+message = {{ per_second = 0.2, burst = 10 }}        # sending events, per user
+registration = {{ per_second = 0.17, burst = 3 }}  # per client address
+login = {{ per_second = 0.003, burst = 5 }}        # per client address
+login_failure = {{ per_second = 0.17, burst = 3 }} # failed logins, per account
+join = {{ per_second = 0.1, burst = 10 }}          # joining rooms, per user
+room_creation = {{ per_second = 0.016, burst = 10 }} # per user
+
 # Single sign-on through a CAS server (off unless server_url is set). Users
 # sign in at <server_url>/login; tickets are checked at
 # <server_url>/proxyValidate. A CAS user name maps to the localpart of the

@@ -108,6 +108,8 @@ impl Server {
         // Warnings, plus the line that says every shard is listening.
         cmd.env("TESSERA_LOGGING__LEVEL", "warn,tessera::serve=info");
         cmd.env("NO_COLOR", "1");
+        // Tests go faster than any person; the rate limit test turns them on.
+        cmd.env("TESSERA_RATE_LIMITS__ENABLE", "false");
         for (k, v) in env {
             cmd.env(k, v);
         }

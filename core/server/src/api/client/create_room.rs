@@ -14,6 +14,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::invite::invite_remote;
 use crate::federation::server_of;
+use crate::rate_limit::{self, Action};
 use crate::request::json_body;
 use crate::rooms::create::{create_room, invite_content, CreateRoom, Preset};
 use crate::rooms::event::Draft;
@@ -60,6 +61,7 @@ struct StateEvent {
 
 async fn post(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
+    rate_limit::take(&shard, Action::RoomCreation, &me.user_id)?;
     if me.is_guest {
         return Err(ApiError::new(403, "M_GUEST_ACCESS_FORBIDDEN", "guests cannot create rooms"));
     }

@@ -16,6 +16,7 @@ use super::sso::CAS_IDP_ID;
 use crate::accounts::{self, handoff, password};
 use crate::api::client_endpoint;
 use crate::error::{ApiError, ApiResult};
+use crate::rate_limit::{self, Action};
 use crate::request::json_body;
 use crate::sso;
 use crate::state::AppShard;
@@ -77,6 +78,7 @@ fn user_id_of(name: &str, server_name: &str) -> Result<String, ApiError> {
 }
 
 async fn post(shard: AppShard, req: Request) -> ApiResult {
+    rate_limit::take(&shard, Action::Login, &req.client_ip.to_string())?;
     let body: Body = json_body(&req)?;
     let user_id = match body.kind.as_str() {
         "m.login.password" => password_login(&shard, &body).await?,
@@ -117,6 +119,8 @@ async fn password_login(shard: &AppShard, body: &Body) -> Result<String, ApiErro
     let password = body.password.clone().ok_or_else(|| ApiError::missing_param("`password` is required"))?;
     let config = &shard.state.config;
     let user_id = user_id_of(&name, &config.server_name)?;
+    // Guessing one account's password is slowed down whatever the address.
+    rate_limit::peek(shard, Action::LoginFailure, &user_id)?;
     let vshard = shard.state.placement.vshard(&user_id);
     let user = shard.state.store.user(vshard, &user_id).await?;
     let hash = user.filter(|u| !u.deactivated).and_then(|u| u.password_hash);
@@ -125,6 +129,7 @@ async fn password_login(shard: &AppShard, body: &Body) -> Result<String, ApiErro
         _ => false,
     };
     if !ok {
+        let _ = rate_limit::take(shard, Action::LoginFailure, &user_id);
         return Err(ApiError::forbidden("invalid username or password"));
     }
     Ok(user_id)

@@ -15,6 +15,7 @@ use crate::federation::invite::invite_remote;
 use crate::federation::join::join;
 use crate::federation::leave::leave;
 use crate::federation::server_of;
+use crate::rate_limit::{self, Action};
 use crate::request::{json_body, Query};
 use crate::rooms::event::Draft;
 use crate::rooms::{member_content, on_room, send};
@@ -81,6 +82,9 @@ const JOIN_PARAMETERS: &[&str] = &["third_party_signed", "membership"];
 
 async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
+    if change == Change::Join {
+        rate_limit::take(&shard, Action::Join, &me.user_id)?;
+    }
     let body: Body = json_body(&req)?;
     if change == Change::Kick {
         let target = body.user_id.clone().ok_or_else(|| ApiError::missing_param("`user_id` is required"))?;

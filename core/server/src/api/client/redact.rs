@@ -8,6 +8,7 @@ use tessera_net::http::{Method, Request, Response, Router};
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::ApiResult;
+use crate::rate_limit::{self, Action};
 use crate::request::json_body;
 use crate::rooms::redact::redact_event;
 use crate::state::AppShard;
@@ -24,6 +25,7 @@ struct Body {
 
 async fn put(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
+    rate_limit::take(&shard, Action::Message, &me.user_id)?;
     let body: Body = json_body(&req)?;
     let (room_id, event_id, txn_id) = (&req.params[0], &req.params[1], &req.params[2]);
     let txn = (me.device_id.clone(), txn_id.clone());

@@ -15,6 +15,7 @@ use tessera_storage::Store;
 use crate::accounts::{self, password, NewAccount};
 use crate::api::client_endpoint;
 use crate::error::{ApiError, ApiResult};
+use crate::rate_limit::{self, Action};
 use crate::request::{json_body, random_string, Query};
 use crate::state::AppShard;
 
@@ -64,6 +65,10 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     if !config.registration.enable {
         return Err(ApiError::forbidden("registration is disabled"));
     }
+    // Checked first, counted once an account is made (as Synapse does): the
+    // steps of one registration are not held against the client.
+    let ip = req.client_ip.to_string();
+    rate_limit::peek(&shard, Action::Registration, &ip)?;
     let body: Body = json_body(&req)?;
     // Validate what can be validated before authentication, as Synapse does,
     // so a client learns of an invalid name before completing the flow.
@@ -100,10 +105,11 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     };
     let account = NewAccount { localpart, password_hash, is_guest: false, is_admin: false, displayname: None, session };
     let user_id = accounts::create(&shard, account).await?;
+    // Already checked; a race with another request may overdraw by one.
+    let _ = rate_limit::take(&shard, Action::Registration, &ip);
     if body.inhibit_login {
         return Ok(Response::json(&json!({ "user_id": user_id, "home_server": config.server_name })));
     }
-    let ip = req.client_ip.to_string();
     let session = accounts::new_session(&shard, &user_id, body.device_id, body.initial_device_display_name, ip).await?;
     Ok(Response::json(&json!({
         "user_id": user_id,
@@ -137,6 +143,8 @@ async fn register_guest(shard: &AppShard, req: &Request) -> ApiResult {
     struct GuestBody {
         initial_device_display_name: Option<String>,
     }
+    let ip = req.client_ip.to_string();
+    rate_limit::take(shard, Action::Registration, &ip)?;
     let body: GuestBody = json_body(req)?;
     let localpart = format!("guest-{}", random_string(12).to_lowercase());
     let account = NewAccount {
@@ -148,7 +156,6 @@ async fn register_guest(shard: &AppShard, req: &Request) -> ApiResult {
         session: None,
     };
     let user_id = accounts::create(shard, account).await?;
-    let ip = req.client_ip.to_string();
     let session = accounts::new_session(shard, &user_id, None, body.initial_device_display_name, ip).await?;
     Ok(Response::json(&json!({
         "user_id": user_id,

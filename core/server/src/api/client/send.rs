@@ -11,6 +11,7 @@ use crate::api::client::directory::check_canonical_alias;
 use crate::api::client_endpoint;
 use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
+use crate::rate_limit::{self, Action};
 use crate::request::json_body;
 use crate::rooms::event::Draft;
 use crate::rooms::guests::remove_guests;
@@ -46,6 +47,7 @@ fn check_tombstone(room_id: &str, event_type: &str, content: &Value) -> Result<(
 
 async fn message(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
+    rate_limit::take(&shard, Action::Message, &me.user_id)?;
     let content: Value = json_body(&req)?;
     let (room_id, event_type) = (&req.params[0], &req.params[1]);
     let txn_id = req.params.get(2).cloned().unwrap_or_else(|| format!("tessera-{}", crate::request::random_string(16)));
@@ -60,6 +62,7 @@ async fn message(shard: AppShard, req: Request) -> ApiResult {
 
 async fn state(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
+    rate_limit::take(&shard, Action::Message, &me.user_id)?;
     let content: Value = json_body(&req)?;
     let (room_id, event_type) = (&req.params[0], &req.params[1]);
     let state_key = req.params.get(2).cloned().unwrap_or_default();
