@@ -9,8 +9,9 @@ use crate::error::StorageError;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventRecord,
-    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord, RoomNid,
-    ServerKeyRecord, StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord, UserRoomRecord,
+    MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
+    RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord,
+    UserRoomRecord,
 };
 use crate::store::{Direction, Store};
 
@@ -54,6 +55,7 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         outbound_queue_pages_in_order_and_forgets_only_delivered_items,
         media_metadata_keeps_absent_type_and_name_absent,
         deleted_alias_leaves_no_trace_in_the_rooms_alias_list,
+        registration_tokens_lose_their_limits_or_stay_after_deletion,
         unpublished_room_leaves_the_directory,
     );
 }
@@ -520,6 +522,26 @@ async fn media_metadata_keeps_absent_type_and_name_absent(s: &impl Store) {
     .unwrap();
     assert_eq!(s.media("abc").await.unwrap(), Some(media("abc", Some("image/png"), Some("cat.png"))));
     assert_eq!(s.media("abd").await.unwrap(), Some(media("abd", None, None)));
+}
+
+async fn registration_tokens_lose_their_limits_or_stay_after_deletion(s: &impl Store) {
+    let token = |name: &str, uses: Option<u32>, expiry: Option<u64>| RegistrationTokenRecord {
+        token: name.into(),
+        uses_allowed: uses,
+        pending: 1,
+        completed: 2,
+        expiry_time: expiry,
+    };
+    let (b, a) = (token("b", Some(3), Some(u64::from(u32::MAX) + 5)), token("a", None, None));
+    s.write(vec![Op::PutRegistrationToken(b.clone()), Op::PutRegistrationToken(a.clone())]).await.unwrap();
+    assert_eq!(s.registration_token("b").await.unwrap(), Some(b.clone()));
+    assert_eq!(s.registration_tokens().await.unwrap(), [a.clone(), b.clone()]);
+    let used = RegistrationTokenRecord { completed: 3, ..b };
+    s.write(vec![Op::PutRegistrationToken(used.clone()), Op::DeleteRegistrationToken { token: "a".into() }])
+        .await
+        .unwrap();
+    assert_eq!(s.registration_tokens().await.unwrap(), [used]);
+    assert_eq!(s.registration_token("a").await.unwrap(), None);
 }
 
 async fn deleted_alias_leaves_no_trace_in_the_rooms_alias_list(s: &impl Store) {

@@ -5,8 +5,8 @@
 
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
-    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomNid,
-    ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
+    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, VShard,
 };
 
 /// One write.
@@ -230,6 +230,13 @@ pub enum Op {
     DeleteAlias {
         /// The alias.
         alias: String,
+    },
+    /// Creates or replaces a registration token.
+    PutRegistrationToken(RegistrationTokenRecord),
+    /// Deletes a registration token.
+    DeleteRegistrationToken {
+        /// The token.
+        token: String,
     },
     /// Lists a room in the public room directory, or removes it.
     SetRoomPublished {

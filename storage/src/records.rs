@@ -264,6 +264,23 @@ pub struct AliasRecord {
     pub creator: String,
 }
 
+/// A registration token (spec: client-server API,
+/// `m.login.registration_token`): lets someone register while registration
+/// needs one. Valid while unexpired and not used up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationTokenRecord {
+    /// The token itself (`[A-Za-z0-9._~-]`, at most 64 characters).
+    pub token: String,
+    /// Registrations it allows in all; `None` for unlimited.
+    pub uses_allowed: Option<u32>,
+    /// Registrations under way with it (counted against `uses_allowed`).
+    pub pending: u32,
+    /// Registrations completed with it.
+    pub completed: u32,
+    /// When it stops working, POSIX milliseconds; `None` for never.
+    pub expiry_time: Option<u64>,
+}
+
 /// A process-wide number standing for a room in the keys of its state rows,
 /// so a 100,000-row table does not repeat a 30-byte room ID 100,000 times.
 /// The top 16 bits are the room's vshard (so a vshard's rows stay one key

@@ -8,9 +8,9 @@ use crate::error::{Result, StorageError};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
-    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
-    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord,
-    UserRoomRecord, VShard,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
+    RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyNid, StateKeyRecord, StreamPos,
+    ToDeviceRecord, UserRecord, UserRoomRecord, VShard,
 };
 
 /// Longest chain of deltas `state_at` will follow: a chain this long means a
@@ -172,6 +172,12 @@ pub trait Store {
 
     /// A room alias.
     fn alias(&self, alias: &str) -> impl Future<Output = Result<Option<AliasRecord>>>;
+
+    /// A registration token.
+    fn registration_token(&self, token: &str) -> impl Future<Output = Result<Option<RegistrationTokenRecord>>>;
+
+    /// Every registration token, sorted by token.
+    fn registration_tokens(&self) -> impl Future<Output = Result<Vec<RegistrationTokenRecord>>>;
 
     /// Every alias of a room, sorted.
     fn room_aliases(&self, room_id: &str) -> impl Future<Output = Result<Vec<String>>>;

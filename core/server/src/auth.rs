@@ -114,6 +114,22 @@ pub fn forget_everywhere(shard: &AppShard, user_id: &str, device_id: Option<&str
     shard.broadcast(move |shard| shard.state.tokens.forget(&user_id, device_id.as_deref()));
 }
 
+/// Whether `user_id` is a server admin (`is_admin` of the account, set by
+/// the shared-secret registration or `tessera register-user --admin`).
+pub async fn is_server_admin(shard: &AppShard, user_id: &str) -> Result<bool, ApiError> {
+    let vshard = shard.state.placement.vshard(user_id);
+    Ok(shard.state.store.user(vshard, user_id).await?.is_some_and(|u| u.is_admin))
+}
+
+/// The requester, if a server admin; 403 otherwise (the admin API).
+pub async fn authenticate_admin(shard: &AppShard, req: &Request) -> Result<Rc<Requester>, ApiError> {
+    let me = authenticate(shard, req).await?;
+    if !is_server_admin(shard, &me.user_id).await? {
+        return Err(ApiError::forbidden("you are not a server admin"));
+    }
+    Ok(me)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

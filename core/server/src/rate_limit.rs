@@ -44,6 +44,8 @@ pub enum Action {
     Join,
     /// Creating rooms, per user.
     RoomCreation,
+    /// Checking a registration token's validity, per client address.
+    TokenValidity,
 }
 
 impl Action {
@@ -55,6 +57,7 @@ impl Action {
             Action::LoginFailure => config.login_failure,
             Action::Join => config.join,
             Action::RoomCreation => config.room_creation,
+            Action::TokenValidity => config.token_validity,
         }
     }
 }

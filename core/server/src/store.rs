@@ -10,9 +10,9 @@ use tessera_storage::embedded::EmbeddedStore;
 use tessera_storage::postgres::{PgRuntime, PgStore, PgStream, PgTarget};
 use tessera_storage::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
-    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
-    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
-    VShard,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
+    RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord,
+    UserRecord, UserRoomRecord, VShard,
 };
 use tessera_storage::{Direction, Op, Result, Store};
 
@@ -169,6 +169,14 @@ impl Store for AnyStore {
 
     async fn alias(&self, alias: &str) -> Result<Option<AliasRecord>> {
         forward!(self.alias(alias))
+    }
+
+    async fn registration_token(&self, token: &str) -> Result<Option<RegistrationTokenRecord>> {
+        forward!(self.registration_token(token))
+    }
+
+    async fn registration_tokens(&self) -> Result<Vec<RegistrationTokenRecord>> {
+        forward!(self.registration_tokens())
     }
 
     async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{call, open_server, register, Server, V3};
+use common::{call, ok, open_server, register, Server, V3};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";
@@ -406,4 +406,68 @@ fn rate_limits_let_a_flood_through_or_hold_back_other_users() {
     }
     assert_eq!(login(&server, "alice", PASSWORD).status, 429);
     assert_eq!(login(&server, "bob", PASSWORD).status, 200, "another account is not held back");
+}
+
+#[test]
+fn registration_tokens_let_anyone_in_or_outlive_their_uses() {
+    let server =
+        Server::start(&[("TESSERA_REGISTRATION__ENABLE", "true"), ("TESSERA_REGISTRATION__REQUIRE_TOKEN", "true")]);
+    let (_, admin) = common::register_admin(&server, "root");
+    let dummy = try_register(&server, "someone", None);
+    assert_eq!(dummy.status, 401, "the dummy stage is not enough");
+    assert_eq!(dummy.json()["flows"], json!([{ "stages": ["m.login.registration_token"] }]));
+    let tokens = "/_synapse/admin/v1/registration_tokens";
+    // Only admins manage tokens.
+    let made =
+        ok(call(server.client, "POST", &format!("{tokens}/new"), Some(&admin), Some(&json!({ "token": "first" }))));
+    assert_eq!(made["token"], "first");
+    let (_, plain) = register_with_token(&server, "plain", Some("first"));
+    let refused = call(server.client, "GET", tokens, Some(&plain), None);
+    assert_eq!(refused.status, 403);
+
+    let made =
+        ok(call(server.client, "POST", &format!("{tokens}/new"), Some(&admin), Some(&json!({ "uses_allowed": 1 }))));
+    let once = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(once.len(), 16);
+    let validity = |token: &str| {
+        ok(call(
+            server.client,
+            "GET",
+            &format!("/_matrix/client/v1/register/m.login.registration_token/validity?token={token}"),
+            None,
+            None,
+        ))["valid"]
+            .clone()
+    };
+    assert_eq!(validity(&once), json!(true));
+    register_with_token(&server, "second", Some(&once));
+    assert_eq!(validity(&once), json!(false), "used up");
+    let again = try_register(&server, "third", Some(&once));
+    assert_eq!((again.status, again.errcode().as_str()), (401, "M_UNAUTHORIZED"));
+    assert_eq!(ok(call(server.client, "GET", &format!("{tokens}/{once}"), Some(&admin), None))["completed"], 1);
+
+    // More uses, then deleted.
+    ok(call(server.client, "PUT", &format!("{tokens}/{once}"), Some(&admin), Some(&json!({ "uses_allowed": null }))));
+    register_with_token(&server, "third", Some(&once));
+    let listed = ok(call(server.client, "GET", &format!("{tokens}?valid=true"), Some(&admin), None));
+    assert_eq!(listed["registration_tokens"].as_array().unwrap().len(), 2);
+    ok(call(server.client, "DELETE", &format!("{tokens}/{once}"), Some(&admin), None));
+    assert_eq!(try_register(&server, "fourth", Some(&once)).status, 401);
+}
+
+/// A registration with the token stage (`None`: the dummy stage).
+fn try_register(server: &Server, localpart: &str, token: Option<&str>) -> common::Reply {
+    let auth = match token {
+        Some(token) => json!({ "type": "m.login.registration_token", "token": token }),
+        None => json!({ "type": "m.login.dummy" }),
+    };
+    let body = json!({ "username": localpart, "password": PASSWORD, "auth": auth });
+    call(server.client, "POST", &format!("{V3}/register"), None, Some(&body))
+}
+
+fn register_with_token(server: &Server, localpart: &str, token: Option<&str>) -> (String, String) {
+    let reply = try_register(server, localpart, token);
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let json = reply.json();
+    (json["user_id"].as_str().unwrap().to_owned(), json["access_token"].as_str().unwrap().to_owned())
 }

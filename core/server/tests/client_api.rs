@@ -101,21 +101,15 @@ fn login_whoami_and_logout_follow_the_token() {
 
 #[test]
 fn shared_secret_admin_registration_needs_the_right_mac() {
-    use hmac::{Hmac, Mac};
     let server = Server::start(&[]);
-    let config = std::fs::read_to_string(&server.config).unwrap();
-    let secret = config.lines().find_map(|l| l.strip_prefix("shared_secret = ")).unwrap().trim_matches('"').to_owned();
+    let secret = common::shared_secret(&server);
     let nonce = || {
         call(server.client, "GET", "/_synapse/admin/v1/register", None, None).json()["nonce"]
             .as_str()
             .unwrap()
             .to_owned()
     };
-    let mac_of = |key: &str, nonce: &str| {
-        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(format!("{nonce}\0dave\0secret pw\0notadmin").as_bytes());
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let mac_of = |key: &str, nonce: &str| common::shared_secret_mac(key, nonce, "dave", "secret pw", false);
     let n = nonce();
     let body =
         json!({ "nonce": n, "username": "dave", "password": "secret pw", "admin": false, "mac": mac_of("wrong", &n) });

@@ -24,9 +24,9 @@ use crate::keys;
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
-    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
-    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
-    VShard,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
+    RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord,
+    UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 use committer::Committer;
@@ -83,11 +83,12 @@ struct Keyspaces {
     aliases: Keyspace,
     room_aliases: Keyspace,
     published: Keyspace,
+    registration_tokens: Keyspace,
 }
 
 impl Keyspaces {
     /// Every keyspace, for upkeep of the whole database.
-    fn all(&self) -> [&Keyspace; 27] {
+    fn all(&self) -> [&Keyspace; 28] {
         [
             &self.meta,
             &self.users,
@@ -116,6 +117,7 @@ impl Keyspaces {
             &self.aliases,
             &self.room_aliases,
             &self.published,
+            &self.registration_tokens,
         ]
     }
 }
@@ -203,6 +205,7 @@ impl EmbeddedDb {
             aliases: open("aliases")?,
             room_aliases: open("room_aliases")?,
             published: open("published")?,
+            registration_tokens: open("registration_tokens")?,
         };
         schema::check(&db, &ks.meta)?;
         Ok(Self {
@@ -389,6 +392,10 @@ impl Inner {
                 }
                 batch.remove(&ks.aliases, alias.as_bytes());
             }
+            Op::PutRegistrationToken(token) => {
+                batch.insert(&ks.registration_tokens, token.token.as_bytes(), encode(token))
+            }
+            Op::DeleteRegistrationToken { token } => batch.remove(&ks.registration_tokens, token.as_bytes()),
             Op::SetRoomPublished { room_id, published: true } => batch.insert(&ks.published, room_id.as_bytes(), []),
             Op::SetRoomPublished { room_id, published: false } => batch.remove(&ks.published, room_id.as_bytes()),
             Op::PutDeviceKeys { vshard, keys: device_keys } => {
@@ -683,6 +690,18 @@ impl Store for EmbeddedStore {
             let alias = String::from_utf8(key[prefix.len()..].to_vec())
                 .map_err(|_| StorageError::Corrupt { keyspace: "room_aliases", why: "alias is not UTF-8".into() })?;
             out.push(alias);
+        }
+        Ok(out)
+    }
+
+    async fn registration_token(&self, token: &str) -> Result<Option<RegistrationTokenRecord>> {
+        self.inner.get(&self.inner.ks.registration_tokens, "registration_tokens", token.as_bytes())
+    }
+
+    async fn registration_tokens(&self) -> Result<Vec<RegistrationTokenRecord>> {
+        let mut out = Vec::new();
+        for entry in self.inner.ks.registration_tokens.iter() {
+            out.push(decode("registration_tokens", &entry.value()?)?);
         }
         Ok(out)
     }

@@ -35,9 +35,9 @@ use crate::group_commit::{self, Submission};
 use crate::ops::Op;
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
-    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RoomHeadRecord, RoomMemberRecord,
-    RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord, UserRecord, UserRoomRecord,
-    VShard,
+    EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
+    RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, StreamPos, ToDeviceRecord,
+    UserRecord, UserRoomRecord, VShard,
 };
 use crate::store::{Direction, Store};
 pub use schema::SCHEMA_VERSION;
@@ -560,6 +560,18 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
         Op::DeleteAlias { alias } => {
             w.execute("DELETE FROM room_aliases WHERE alias = $1", &[alias]).await?;
         }
+        Op::PutRegistrationToken(t) => {
+            let sql = "INSERT INTO registration_tokens (token, uses_allowed, pending, completed, expiry_time)
+                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token) DO UPDATE
+                SET uses_allowed = $2, pending = $3, completed = $4, expiry_time = $5";
+            let uses = t.uses_allowed.map(i64::from);
+            let expiry = t.expiry_time.map(|ts| ts as i64);
+            let (pending, completed) = (i64::from(t.pending), i64::from(t.completed));
+            w.execute(sql, &[&t.token, &uses, &pending, &completed, &expiry]).await?;
+        }
+        Op::DeleteRegistrationToken { token } => {
+            w.execute("DELETE FROM registration_tokens WHERE token = $1", &[token]).await?;
+        }
         Op::SetRoomPublished { room_id, published } => {
             let sql = if *published {
                 "INSERT INTO published_rooms (room_id) VALUES ($1) ON CONFLICT DO NOTHING"
@@ -898,6 +910,18 @@ impl Store for PgStore {
         }))
     }
 
+    async fn registration_token(&self, token: &str) -> Result<Option<RegistrationTokenRecord>> {
+        let sql =
+            "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens WHERE token = $1";
+        Ok(self.reader().await?.query(sql, &[&token]).await?.first().map(token_row))
+    }
+
+    async fn registration_tokens(&self) -> Result<Vec<RegistrationTokenRecord>> {
+        let sql = "SELECT token, uses_allowed, pending, completed, expiry_time FROM registration_tokens
+            ORDER BY token COLLATE \"C\"";
+        Ok(self.reader().await?.query(sql, &[]).await?.iter().map(token_row).collect())
+    }
+
     async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
         let sql = "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias COLLATE \"C\"";
         Ok(self.reader().await?.query(sql, &[&room_id]).await?.iter().map(|r| r.get(0)).collect())
@@ -956,3 +980,14 @@ impl Store for PgStore {
 
 #[cfg(test)]
 mod tests;
+
+/// A `registration_tokens` row (columns in table order).
+fn token_row(row: &tokio_postgres::Row) -> RegistrationTokenRecord {
+    RegistrationTokenRecord {
+        token: row.get(0),
+        uses_allowed: row.get::<_, Option<i64>>(1).map(|n| n as u32),
+        pending: row.get::<_, i64>(2) as u32,
+        completed: row.get::<_, i64>(3) as u32,
+        expiry_time: row.get::<_, Option<i64>>(4).map(|ts| ts as u64),
+    }
+}

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::{Result, StorageError};
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Advisory lock key that serialises migrations ("tessera" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
@@ -201,22 +201,41 @@ CREATE TABLE media (
 );
 ";
 
+/// Version 2: registration tokens.
+const V2: &str = "
+CREATE TABLE registration_tokens (
+    token text PRIMARY KEY,
+    uses_allowed bigint,
+    pending bigint NOT NULL,
+    completed bigint NOT NULL,
+    expiry_time bigint
+);
+";
+
+/// The statements that take version `n - 1` to version `n`, from 2 on.
+const MIGRATIONS: &[(i32, &str)] = &[(2, V2)];
+
 /// Creates or checks the schema.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)").await?;
     let found: Option<i32> = tx.query_opt("SELECT version FROM schema_version", &[]).await?.map(|row| row.get(0));
-    match found {
+    let from = match found {
         None => {
             tx.batch_execute(V1).await?;
-            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION]).await?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&1i32]).await?;
+            1
         }
         Some(v) if v > SCHEMA_VERSION => {
             return Err(StorageError::NewerSchema { found: v as u32, supported: SCHEMA_VERSION as u32 });
         }
-        // Version 1 is the first schema: no migrations exist yet.
-        Some(_) => {}
+        Some(v) => v,
+    };
+    // In the same transaction: a crash leaves the old version whole.
+    for (version, statements) in MIGRATIONS.iter().filter(|(version, _)| *version > from) {
+        tx.batch_execute(statements).await?;
+        tx.execute("UPDATE schema_version SET version = $1", &[version]).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -52,6 +52,35 @@ fn postgres_newer_schema_is_refused_and_shards_share_one_schema() {
 }
 
 #[test]
+fn postgres_version_1_database_is_migrated_and_keeps_its_rows() {
+    let cluster = TestCluster::start();
+    let url = cluster.database("migrate");
+    block_on(async {
+        let db = PgDb::new(&config(url)).unwrap();
+        let store = db.shard_store(&Monoio, 0).await.unwrap();
+        store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
+        // What a version 1 database is: the V1 tables, stamped 1.
+        let reader = store.reader().await.unwrap();
+        reader.execute("DROP TABLE registration_tokens", &[]).await.unwrap();
+        reader.execute("UPDATE schema_version SET version = 1", &[]).await.unwrap();
+        let store = db.shard_store(&Monoio, 1).await.unwrap();
+        let rows = store.reader().await.unwrap().query("SELECT version FROM schema_version", &[]).await.unwrap();
+        let version: i32 = rows[0].get(0);
+        assert_eq!(version, schema::SCHEMA_VERSION);
+        assert!(store.user(1, "@a:x").await.unwrap().is_some());
+        let token = RegistrationTokenRecord {
+            token: "t".into(),
+            uses_allowed: Some(1),
+            pending: 0,
+            completed: 0,
+            expiry_time: None,
+        };
+        store.write(vec![Op::PutRegistrationToken(token.clone())]).await.unwrap();
+        assert_eq!(store.registration_token("t").await.unwrap(), Some(token));
+    });
+}
+
+#[test]
 fn postgres_connections_lost_mid_life_are_replaced() {
     let cluster = TestCluster::start();
     let url = cluster.database("reconnect");

@@ -4,6 +4,7 @@
 pub mod handoff;
 pub mod keys;
 pub mod password;
+pub mod registration_tokens;
 pub mod user_writes;
 
 use tessera_storage::records::{AccessTokenRecord, DeviceRecord, UserRecord};
@@ -55,9 +56,11 @@ pub fn localpart_for_session(session: &str) -> String {
     format!("u{hex}")
 }
 
-/// Creates an account on the user's shard: 400 `M_USER_IN_USE` if the ID
-/// is taken (or being registered right now by another request).
-pub async fn create(shard: &AppShard, account: NewAccount) -> Result<String, ApiError> {
+/// Creates an account on the user's shard: its ID, and `false` when this
+/// was a repeat of a registration already completed in the same UIA
+/// session. 400 `M_USER_IN_USE` if the ID is taken (or being registered
+/// right now by another request).
+pub async fn create(shard: &AppShard, account: NewAccount) -> Result<(String, bool), ApiError> {
     let user_id = format!("@{}:{}", account.localpart, shard.state.config.server_name);
     // In the user's turn: a second registration of the same name waits for
     // the first and then finds the account taken.
@@ -68,7 +71,7 @@ pub async fn create(shard: &AppShard, account: NewAccount) -> Result<String, Api
         if state.store.user(vshard, &user_id).await?.is_some() {
             let repeat = session.as_ref().is_some_and(|s| state.registered_sessions.borrow().get(s) == Some(&user_id));
             return if repeat {
-                Ok(user_id)
+                Ok((user_id, false))
             } else {
                 Err(ApiError::new(400, "M_USER_IN_USE", "user ID already taken"))
             };
@@ -92,7 +95,7 @@ pub async fn create(shard: &AppShard, account: NewAccount) -> Result<String, Api
             }
             sessions.insert(session, user_id.clone());
         }
-        Ok(user_id)
+        Ok((user_id, true))
     })
     .await
 }

@@ -231,6 +231,10 @@ pub struct RegistrationSection {
     /// Secret for `/_synapse/admin/v1/register`, which registers accounts
     /// even when registration is closed (operator tools use it).
     pub shared_secret: String,
+    /// Whether registering needs a registration token (made with the admin
+    /// API, `/_synapse/admin/v1/registration_tokens`).
+    #[serde(default)]
+    pub require_token: bool,
 }
 
 /// `[well_known]`
@@ -333,6 +337,9 @@ pub struct RateLimitsSection {
     pub join: Limit,
     /// Creating rooms, per user (`rc_room_creation`).
     pub room_creation: Limit,
+    /// Checking registration tokens, per client address
+    /// (`rc_registration_token_validity`).
+    pub token_validity: Limit,
 }
 
 impl Default for RateLimitsSection {
@@ -346,6 +353,7 @@ impl Default for RateLimitsSection {
             login_failure: limit(0.17, 3.0),
             join: limit(0.1, 10.0),
             room_creation: limit(0.016, 10.0),
+            token_validity: limit(0.1, 5.0),
         }
     }
 }
@@ -362,6 +370,7 @@ impl RateLimitsSection {
             login_failure: limit,
             join: limit,
             room_creation: limit,
+            token_validity: limit,
         }
     }
 }
@@ -509,6 +518,7 @@ impl Config {
             ("login_failure", r.login_failure),
             ("join", r.join),
             ("room_creation", r.room_creation),
+            ("token_validity", r.token_validity),
         ] {
             if !(limit.per_second >= 0.0
                 && limit.burst >= 1.0

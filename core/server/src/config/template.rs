@@ -134,6 +134,10 @@ allow_guests = false
 # Secret for /_synapse/admin/v1/register, which operator tools use to create
 # accounts even when registration is closed. Generated; keep it secret.
 shared_secret = {secret}
+# With registration open, whether registering needs a registration token
+# (`m.login.registration_token`). Server admins make tokens with the admin
+# API: POST /_synapse/admin/v1/registration_tokens/new.
+require_token = false
 
 [well_known]
 # Served at /.well-known/matrix/client: the base URL clients should use.
@@ -153,6 +157,7 @@ login = {{ per_second = 0.003, burst = 5 }}        # per client address
 login_failure = {{ per_second = 0.17, burst = 3 }} # failed logins, per account
 join = {{ per_second = 0.1, burst = 10 }}          # joining rooms, per user
 room_creation = {{ per_second = 0.016, burst = 10 }} # per user
+token_validity = {{ per_second = 0.1, burst = 5 }}  # registration token checks, per address
 
 # Single sign-on through a CAS server (off unless server_url is set). Users
 # sign in at <server_url>/login; tickets are checked at

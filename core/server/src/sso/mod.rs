@@ -123,7 +123,7 @@ pub async fn account_of(shard: &AppShard, user: &CasUser, create: bool) -> Resul
             };
             match accounts::create(shard, account).await {
                 // Created meanwhile by a second sign-in: the same account.
-                Ok(user_id) => Ok(user_id),
+                Ok((user_id, _)) => Ok(user_id),
                 Err(e) if e.errcode == "M_USER_IN_USE" => Ok(user_id),
                 Err(e) => Err(Refusal::new(500, e.message)),
             }

@@ -334,3 +334,32 @@ pub fn create_room(server: &Server, token: &str, body: serde_json::Value) -> Str
     let reply = call(server.client, "POST", &format!("{V3}/createRoom"), Some(token), Some(&body));
     ok(reply)["room_id"].as_str().unwrap().to_owned()
 }
+
+/// The MAC of a `/_synapse/admin/v1/register` request (HMAC-SHA1 over
+/// nonce, user, password and admin flag), as operator tools compute it.
+pub fn shared_secret_mac(key: &str, nonce: &str, user: &str, password: &str, admin: bool) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
+    let flag = if admin { "admin" } else { "notadmin" };
+    mac.update(format!("{nonce}\0{user}\0{password}\0{flag}").as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The generated shared secret in a server's config file.
+pub fn shared_secret(server: &Server) -> String {
+    let config = std::fs::read_to_string(&server.config).unwrap();
+    config.lines().find_map(|l| l.strip_prefix("shared_secret = ")).unwrap().trim_matches('"').to_owned()
+}
+
+/// Registers a server admin through the shared secret: (user ID, token).
+pub fn register_admin(server: &Server, localpart: &str) -> (String, String) {
+    let nonce = call(server.client, "GET", "/_synapse/admin/v1/register", None, None).json()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mac = shared_secret_mac(&shared_secret(server), &nonce, localpart, "admin pw", true);
+    let body =
+        serde_json::json!({ "nonce": nonce, "username": localpart, "password": "admin pw", "admin": true, "mac": mac });
+    let json = ok(call(server.client, "POST", "/_synapse/admin/v1/register", None, Some(&body)));
+    (json["user_id"].as_str().unwrap().to_owned(), json["access_token"].as_str().unwrap().to_owned())
+}

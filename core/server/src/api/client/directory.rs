@@ -14,7 +14,7 @@ use tessera_storage::records::AliasRecord;
 use tessera_storage::{Op, Store};
 
 use crate::api::client_endpoint;
-use crate::auth::{authenticate, Requester};
+use crate::auth::{authenticate, is_server_admin};
 use crate::error::{ApiError, ApiResult};
 use crate::federation;
 use crate::request::{json_body, query_encode, Query};
@@ -138,7 +138,7 @@ async fn delete_alias(shard: AppShard, req: Request) -> ApiResult {
     let record = shard.state.store.alias(&alias).await?.ok_or_else(|| ApiError::not_found("no such alias"))?;
     let room_id = record.room_id.clone();
     let allowed =
-        record.creator == me.user_id || user_is_admin(&shard, &me).await? || {
+        record.creator == me.user_id || is_server_admin(&shard, &me.user_id).await? || {
             let user_id = me.user_id.clone();
             on_room(&shard, &room_id, move |_, room| async move {
                 Ok(require_alias_power(&room.borrow(), &user_id).is_ok())
@@ -231,11 +231,6 @@ pub async fn check_canonical_alias(shard: &AppShard, room_id: &str, content: &Va
         }
     }
     Ok(())
-}
-
-async fn user_is_admin(shard: &AppShard, me: &Requester) -> Result<bool, ApiError> {
-    let vshard = shard.state.placement.vshard(&me.user_id);
-    Ok(shard.state.store.user(vshard, &me.user_id).await?.is_some_and(|u| u.is_admin))
 }
 
 async fn room_aliases(shard: AppShard, req: Request) -> ApiResult {

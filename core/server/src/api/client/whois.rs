@@ -12,7 +12,7 @@ use tessera_net::http::{Method, Request, Response, Router};
 use tessera_storage::Store;
 
 use crate::api::{client_endpoint, endpoint};
-use crate::auth::authenticate;
+use crate::auth::{authenticate, is_server_admin};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppShard;
 
@@ -26,11 +26,8 @@ async fn whois(shard: AppShard, req: Request) -> ApiResult {
     let me = authenticate(&shard, &req).await?;
     let target = req.params[0].clone();
     let store = &shard.state.store;
-    if target != me.user_id {
-        let vshard = shard.state.placement.vshard(&me.user_id);
-        if !store.user(vshard, &me.user_id).await?.is_some_and(|u| u.is_admin) {
-            return Err(ApiError::forbidden("only server admins may look up other users"));
-        }
+    if target != me.user_id && !is_server_admin(&shard, &me.user_id).await? {
+        return Err(ApiError::forbidden("only server admins may look up other users"));
     }
     let vshard = shard.state.placement.vshard(&target);
     if store.user(vshard, &target).await?.is_none() {

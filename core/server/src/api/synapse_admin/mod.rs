@@ -2,6 +2,7 @@
 //! of any homeserver.
 
 pub mod register;
+pub mod registration_tokens;
 
 use tessera_net::http::Router;
 
@@ -10,4 +11,5 @@ use crate::state::AppShard;
 /// Registers the admin endpoints.
 pub fn register(router: &mut Router, shard: &AppShard) {
     register::register(router, shard);
+    registration_tokens::register(router, shard);
 }

@@ -122,7 +122,7 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         displayname: body.displayname,
         session: None,
     };
-    let user_id = accounts::create(&shard, account).await?;
+    let (user_id, _) = accounts::create(&shard, account).await?;
     let session = accounts::new_session(&shard, &user_id, None, None, req.client_ip.to_string()).await?;
     Ok(Response::json(&json!({
         "user_id": user_id,
