@@ -136,8 +136,8 @@ fn embedded() {
 fn postgres() {
     let cluster = TestCluster::start();
     let url = cluster.database("state_bytes");
-    let size_sql = "SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(ARRAY['room_state_keys', \
-                    'room_event_nids', 'state_groups']::regclass[]) AS t";
+    let size_sql = "SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(ARRAY['room_state_key_chunks', \
+                    'room_event_nid_chunks', 'state_groups']::regclass[]) AS t";
     let mut runtime = tessera_net::runtime::build_shard_runtime().unwrap();
     runtime.block_on(async {
         let (client, connection) = url

@@ -11,6 +11,7 @@
 //! Host names are resolved once, when the backend is opened on the main
 //! thread: no DNS lookup ever runs on a shard.
 
+mod interning;
 mod schema;
 
 use std::cell::{Cell, RefCell};
@@ -468,23 +469,21 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
         }
         Op::PutStateKeys { room, keys } => {
             // One statement for all keys: a room joined over federation
-            // interns 100,000 at once.
-            let sql = "INSERT INTO room_state_keys (room_nid, nid, event_type, state_key)
-                SELECT $1, * FROM unnest($2::integer[], $3::text[], $4::text[])
-                ON CONFLICT (room_nid, nid) DO UPDATE SET event_type = excluded.event_type,
-                    state_key = excluded.state_key";
-            let nids: Vec<i32> = keys.iter().map(|k| k.nid as i32).collect();
-            let types: Vec<&str> = keys.iter().map(|k| k.event_type.as_str()).collect();
-            let state_keys: Vec<&str> = keys.iter().map(|k| k.state_key.as_str()).collect();
-            w.execute(sql, &[&(*room as i64), &nids, &types, &state_keys]).await?;
+            // interns 100,000 at once. Appended to their rows by the server.
+            let sql = "INSERT INTO room_state_key_chunks (room_nid, chunk, entries)
+                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
+                ON CONFLICT (room_nid, chunk) DO UPDATE
+                SET entries = room_state_key_chunks.entries || excluded.entries";
+            let (chunks, entries) = interning::encode_state_keys(keys);
+            w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
         }
         Op::PutEventNids { room, events } => {
-            let sql = "INSERT INTO room_event_nids (room_nid, nid, event_id)
-                SELECT $1, * FROM unnest($2::integer[], $3::text[])
-                ON CONFLICT (room_nid, nid) DO UPDATE SET event_id = excluded.event_id";
-            let nids: Vec<i32> = events.iter().map(|(nid, _)| *nid as i32).collect();
-            let ids: Vec<&str> = events.iter().map(|(_, id)| id.as_str()).collect();
-            w.execute(sql, &[&(*room as i64), &nids, &ids]).await?;
+            let sql = "INSERT INTO room_event_nid_chunks (room_nid, chunk, entries)
+                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
+                ON CONFLICT (room_nid, chunk) DO UPDATE
+                SET entries = room_event_nid_chunks.entries || excluded.entries";
+            let (chunks, entries) = interning::encode_event_ids(events);
+            w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
         }
         Op::PutStateGroup { room, group, state } => {
             let sql = "INSERT INTO state_groups (room_nid, group_id, parent, entries) VALUES ($1, $2, $3, $4)
@@ -784,19 +783,18 @@ impl Store for PgStore {
     }
 
     async fn state_keys(&self, room: RoomNid) -> Result<Vec<StateKeyRecord>> {
-        let sql = "SELECT nid, event_type, state_key FROM room_state_keys WHERE room_nid = $1 ORDER BY nid";
+        let sql = "SELECT entries FROM room_state_key_chunks WHERE room_nid = $1";
         let rows = self.reader().await?.query(sql, &[&(room as i64)]).await?;
-        Ok(rows
-            .iter()
-            .map(|r| StateKeyRecord { nid: r.get::<_, i32>(0) as u32, event_type: r.get(1), state_key: r.get(2) })
-            .collect())
+        interning::decode_state_keys(rows.iter().map(|r| r.get::<_, &[u8]>(0)))
     }
 
     async fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
-        let sql = "SELECT nid, event_id FROM room_event_nids WHERE room_nid = $1 AND nid = ANY($2)";
-        let wanted: Vec<i32> = nids.iter().map(|&n| n as i32).collect();
-        let rows = self.reader().await?.query(sql, &[&(room as i64), &wanted]).await?;
-        let found: HashMap<u32, String> = rows.iter().map(|r| (r.get::<_, i32>(0) as u32, r.get(1))).collect();
+        let sql = "SELECT entries FROM room_event_nid_chunks WHERE room_nid = $1 AND chunk = ANY($2)";
+        let mut chunks: Vec<i32> = nids.iter().map(|&n| interning::chunk_of(n)).collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        let rows = self.reader().await?.query(sql, &[&(room as i64), &chunks]).await?;
+        let found = interning::decode_event_ids(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?;
         Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
     }
 

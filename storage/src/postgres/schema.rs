@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::{Result, StorageError};
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Advisory lock key that serialises migrations ("tessera" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
@@ -212,8 +212,40 @@ CREATE TABLE registration_tokens (
 );
 ";
 
+/// Version 3: the interning tables packed 128 numbers to a row
+/// (`postgres/interning.rs`), the rows of version 1 moved over in the
+/// same layout: number, then each string's u16 length and bytes.
+const V3: &str = "
+CREATE TABLE room_state_key_chunks (
+    room_nid bigint NOT NULL,
+    chunk integer NOT NULL,
+    entries bytea NOT NULL,
+    PRIMARY KEY (room_nid, chunk)
+);
+INSERT INTO room_state_key_chunks (room_nid, chunk, entries)
+    SELECT room_nid, nid / 128, string_agg(
+        int4send(nid)
+            || int2send(octet_length(convert_to(event_type, 'UTF8'))::smallint) || convert_to(event_type, 'UTF8')
+            || int2send(octet_length(convert_to(state_key, 'UTF8'))::smallint) || convert_to(state_key, 'UTF8'),
+        ''::bytea ORDER BY nid)
+    FROM room_state_keys GROUP BY room_nid, nid / 128;
+DROP TABLE room_state_keys;
+CREATE TABLE room_event_nid_chunks (
+    room_nid bigint NOT NULL,
+    chunk integer NOT NULL,
+    entries bytea NOT NULL,
+    PRIMARY KEY (room_nid, chunk)
+);
+INSERT INTO room_event_nid_chunks (room_nid, chunk, entries)
+    SELECT room_nid, nid / 128, string_agg(
+        int4send(nid) || int2send(octet_length(convert_to(event_id, 'UTF8'))::smallint) || convert_to(event_id, 'UTF8'),
+        ''::bytea ORDER BY nid)
+    FROM room_event_nids GROUP BY room_nid, nid / 128;
+DROP TABLE room_event_nids;
+";
+
 /// The statements that take version `n - 1` to version `n`, from 2 on.
-const MIGRATIONS: &[(i32, &str)] = &[(2, V2)];
+const MIGRATIONS: &[(i32, &str)] = &[(2, V2), (3, V3)];
 
 /// Creates or checks the schema.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {

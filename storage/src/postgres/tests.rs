@@ -59,15 +59,38 @@ fn postgres_version_1_database_is_migrated_and_keeps_its_rows() {
         let db = PgDb::new(&config(url)).unwrap();
         let store = db.shard_store(&Monoio, 0).await.unwrap();
         store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
-        // What a version 1 database is: the V1 tables, stamped 1.
+        // What a version 1 database is: the V1 tables, stamped 1, here with
+        // interned keys and event IDs in the tables of version 1.
         let reader = store.reader().await.unwrap();
-        reader.execute("DROP TABLE registration_tokens", &[]).await.unwrap();
-        reader.execute("UPDATE schema_version SET version = 1", &[]).await.unwrap();
+        for sql in [
+            "DROP TABLE registration_tokens",
+            "DROP TABLE room_state_key_chunks",
+            "DROP TABLE room_event_nid_chunks",
+            "CREATE TABLE room_state_keys (room_nid bigint NOT NULL, nid integer NOT NULL,
+                event_type text NOT NULL, state_key text NOT NULL, PRIMARY KEY (room_nid, nid))",
+            "CREATE TABLE room_event_nids (room_nid bigint NOT NULL, nid integer NOT NULL,
+                event_id text NOT NULL, PRIMARY KEY (room_nid, nid))",
+            "INSERT INTO room_state_keys VALUES (7, 0, 'm.room.create', ''), (7, 1, 'm.room.member', '@é:x'),
+                (7, 300, 'm.room.member', '@b:x')",
+            "INSERT INTO room_event_nids VALUES (7, 0, '$create'), (7, 130, '$later')",
+            "UPDATE schema_version SET version = 1",
+        ] {
+            reader.execute(sql, &[]).await.unwrap();
+        }
         let store = db.shard_store(&Monoio, 1).await.unwrap();
         let rows = store.reader().await.unwrap().query("SELECT version FROM schema_version", &[]).await.unwrap();
         let version: i32 = rows[0].get(0);
         assert_eq!(version, schema::SCHEMA_VERSION);
         assert!(store.user(1, "@a:x").await.unwrap().is_some());
+        let key = |nid, event_type: &str, state_key: &str| StateKeyRecord {
+            nid,
+            event_type: event_type.into(),
+            state_key: state_key.into(),
+        };
+        let keys = [key(0, "m.room.create", ""), key(1, "m.room.member", "@é:x"), key(300, "m.room.member", "@b:x")];
+        assert_eq!(store.state_keys(7).await.unwrap(), keys);
+        let ids = store.event_ids_of(7, &[130, 0, 1]).await.unwrap();
+        assert_eq!(ids, [Some("$later".to_owned()), Some("$create".to_owned()), None]);
         let token = RegistrationTokenRecord {
             token: "t".into(),
             uses_allowed: Some(1),
