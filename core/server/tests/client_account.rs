@@ -471,3 +471,39 @@ fn register_with_token(server: &Server, localpart: &str, token: Option<&str>) ->
     let json = reply.json();
     (json["user_id"].as_str().unwrap().to_owned(), json["access_token"].as_str().unwrap().to_owned())
 }
+
+#[test]
+fn refresh_tokens_work_twice_or_outlive_their_device() {
+    let server = Server::start(&[
+        ("TESSERA_REGISTRATION__ENABLE", "true"),
+        ("TESSERA_SESSIONS__REFRESHABLE_LIFETIME_SECS", "1"),
+    ]);
+    register(server.client, "alice");
+    let body = json!({
+        "type": "m.login.password",
+        "identifier": { "type": "m.id.user", "user": "alice" },
+        "password": PASSWORD,
+        "refresh_token": true,
+    });
+    let login = ok(call(server.client, "POST", &format!("{V3}/login"), None, Some(&body)));
+    assert_eq!(login["expires_in_ms"], 1000);
+    let (access, refresh) = (login["access_token"].as_str().unwrap(), login["refresh_token"].as_str().unwrap());
+    let whoami = |token: &str| call(server.client, "GET", &format!("{V3}/account/whoami"), Some(token), None);
+    assert_eq!(whoami(access).status, 200);
+    assert_eq!(whoami(refresh).status, 401, "a refresh token is not an access token");
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let expired = whoami(access);
+    assert_eq!((expired.status, expired.json()["soft_logout"].clone()), (401, json!(true)));
+    let trade = |token: &str| {
+        call(server.client, "POST", &format!("{V3}/refresh"), None, Some(&json!({ "refresh_token": token })))
+    };
+    let fresh = ok(trade(refresh));
+    let new_access = fresh["access_token"].as_str().unwrap();
+    assert_eq!(whoami(new_access).status, 200);
+    assert_eq!(trade(refresh).status, 401, "a refresh token works once");
+    assert_eq!(trade(access).status, 401, "an access token does not refresh");
+
+    ok(call(server.client, "POST", &format!("{V3}/logout"), Some(new_access), Some(&json!({}))));
+    assert_eq!(trade(fresh["refresh_token"].as_str().unwrap()).status, 401, "logged out: the device is gone");
+}

@@ -106,15 +106,92 @@ pub async fn create(shard: &AppShard, account: NewAccount) -> Result<(String, bo
 pub struct Session {
     pub device_id: String,
     pub access_token: String,
+    /// For a client that asked for one (`refresh_token: true`).
+    pub refresh: Option<Refresh>,
 }
 
-/// Starts a session for `user_id`, in the user's turn on the user's shard.
+/// Spec (client-server API, "Refreshing access tokens"): an access token
+/// that expires, and the single-use refresh token that gets the next one.
+pub struct Refresh {
+    pub refresh_token: String,
+    pub expires_in_ms: u64,
+}
+
+impl Session {
+    /// The fields a login or registration answers with.
+    pub fn json(&self, user_id: &str, server_name: &str) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "user_id": user_id,
+            "access_token": self.access_token,
+            "device_id": self.device_id,
+            "home_server": server_name,
+        });
+        if let Some(refresh) = &self.refresh {
+            body["refresh_token"] = refresh.refresh_token.clone().into();
+            body["expires_in_ms"] = refresh.expires_in_ms.into();
+        }
+        body
+    }
+}
+
+/// A refresh token's digest: the token's own digest under a prefix, so
+/// that it sits with the device's access tokens (revoked with the device)
+/// yet never authenticates a request, and an access token never refreshes.
+fn refresh_digest(refresh_token: &str) -> Vec<u8> {
+    token_digest(&format!("refresh\0{refresh_token}")).to_vec()
+}
+
+/// The writes for a new access token of a device, and the session fields.
+fn new_tokens(
+    shard: &AppShard,
+    user_id: &str,
+    device_id: &str,
+    refreshable: bool,
+) -> (String, Option<Refresh>, Vec<Op>) {
+    let access_token = new_access_token();
+    let lifetime_ms = shard.state.config.sessions.refreshable_lifetime_secs * 1000;
+    let expires_ts = refreshable.then(|| now_ms() + lifetime_ms);
+    let record =
+        |expires_ts| AccessTokenRecord { user_id: user_id.to_owned(), device_id: device_id.to_owned(), expires_ts };
+    let mut ops = vec![Op::PutAccessToken { digest: token_digest(&access_token).to_vec(), token: record(expires_ts) }];
+    let refresh = refreshable.then(|| {
+        let refresh_token = format!("tsf_{}", random_string(40));
+        ops.push(Op::PutAccessToken { digest: refresh_digest(&refresh_token), token: record(None) });
+        Refresh { refresh_token, expires_in_ms: lifetime_ms }
+    });
+    (access_token, refresh, ops)
+}
+
+/// Uses `refresh_token` (once): a new access token and refresh token for
+/// its device. `None` if it is unknown or was used already.
+pub async fn refresh(shard: &AppShard, refresh_token: &str) -> Result<Option<(String, Refresh)>, ApiError> {
+    let digest = refresh_digest(refresh_token);
+    let Some(record) = shard.state.store.access_token(&digest).await? else { return Ok(None) };
+    let user_id = record.user_id.clone();
+    on_user_shard(shard, &user_id, move |shard| async move {
+        // Again in the user's turn: of two refreshes with one token, one wins.
+        if shard.state.store.access_token(&digest).await?.is_none() {
+            return Ok(None);
+        }
+        let (access_token, refresh, mut ops) = new_tokens(&shard, &record.user_id, &record.device_id, true);
+        let Some(refresh) = refresh else { return Ok(None) };
+        ops.push(Op::DeleteAccessToken { digest });
+        shard.state.store.write(ops).await?;
+        Ok(Some((access_token, refresh)))
+    })
+    .await
+}
+
+/// Starts a session for `user_id`, in the user's turn on the user's shard;
+/// with `refreshable`, its access token expires and comes with a refresh
+/// token.
 pub async fn new_session(
     shard: &AppShard,
     user_id: &str,
     device_id: Option<String>,
     display_name: Option<String>,
     client_ip: String,
+    refreshable: bool,
 ) -> Result<Session, ApiError> {
     let user_id = user_id.to_owned();
     on_user_shard(shard, &user_id.clone(), move |shard| async move {
@@ -138,17 +215,14 @@ pub async fn new_session(
                 last_seen_ip: Some(client_ip),
             },
         });
-        let access_token = new_access_token();
-        ops.push(Op::PutAccessToken {
-            digest: token_digest(&access_token).to_vec(),
-            token: AccessTokenRecord { user_id: user_id.clone(), device_id: device_id.clone(), expires_ts: None },
-        });
+        let (access_token, refresh, tokens) = new_tokens(&shard, &user_id, &device_id, refreshable);
+        ops.extend(tokens);
         state.store.write(ops).await?;
         forget_everywhere(&shard, &user_id, Some(&device_id));
         if new_device {
             keys::device_list_changed(&shard, &user_id, &device_id, false).await;
         }
-        Ok(Session { device_id, access_token })
+        Ok(Session { device_id, access_token, refresh })
     })
     .await
 }

@@ -66,6 +66,9 @@ pub struct Config {
     /// Rate limits on the Client-Server API.
     #[serde(default)]
     pub rate_limits: RateLimitsSection,
+    /// Login sessions.
+    #[serde(default)]
+    pub sessions: SessionsSection,
 }
 
 /// `[[old_verify_keys]]`: a retired signing key (key rotation).
@@ -318,6 +321,22 @@ pub struct CasSection {
     pub required_attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// `[sessions]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// How long an access token lives when the client asked for a refresh
+    /// token (Synapse's `refreshable_access_token_lifetime`, 5 minutes).
+    /// Tokens of clients that did not ask never expire.
+    pub refreshable_lifetime_secs: u64,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        Self { refreshable_lifetime_secs: 300 }
+    }
+}
+
 /// `[rate_limits]`: token buckets per user, address or account
 /// (`crate::rate_limit`); the defaults are Synapse's.
 #[derive(Debug, Clone, Deserialize)]
@@ -528,6 +547,9 @@ impl Config {
                 let key = format!("rate_limits.{name}");
                 return Err(ConfigError::key(&key, "needs per_second >= 0 and burst >= 1"));
             }
+        }
+        if self.sessions.refreshable_lifetime_secs == 0 {
+            return Err(ConfigError::key("sessions.refreshable_lifetime_secs", "must be greater than 0"));
         }
         if let Some(url) = &self.cas.server_url {
             crate::sso::cas::CasServer::parse(url).map_err(|e| ConfigError::key("cas.server_url", e))?;

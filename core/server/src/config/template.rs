@@ -145,6 +145,12 @@ client = {client_url}
 # Served at /.well-known/matrix/server: where other servers reach us.
 server = {delegated}
 
+[sessions]
+# Access tokens of clients that ask for refresh tokens (`refresh_token: true`
+# at login) expire after this long; the client trades its refresh token at
+# /refresh for a new pair. Other clients' tokens never expire.
+refreshable_lifetime_secs = 300
+
 [rate_limits]
 # Token buckets: each user (or client address, or account) may act `burst`
 # times at once, then `per_second` times a second; more gets 429

@@ -53,6 +53,9 @@ struct Body {
     password: Option<String>,
     /// `m.login.token`.
     token: Option<String>,
+    /// Whether the client supports refresh tokens.
+    #[serde(default)]
+    refresh_token: bool,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
 }
@@ -97,13 +100,9 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         other => return Err(ApiError::new(400, "M_UNKNOWN", format!("login type {other} is not supported"))),
     };
     let ip = req.client_ip.to_string();
-    let session = accounts::new_session(&shard, &user_id, body.device_id, body.initial_device_display_name, ip).await?;
-    Ok(Response::json(&json!({
-        "user_id": user_id,
-        "access_token": session.access_token,
-        "device_id": session.device_id,
-        "home_server": shard.state.config.server_name,
-    })))
+    let (device, name) = (body.device_id, body.initial_device_display_name);
+    let session = accounts::new_session(&shard, &user_id, device, name, ip, body.refresh_token).await?;
+    Ok(Response::json(&session.json(&user_id, &shard.state.config.server_name)))
 }
 
 /// The account an `m.login.password` login proves, or 403.

@@ -21,6 +21,7 @@ pub mod profile;
 pub mod push_rules;
 pub mod receipts;
 pub mod redact;
+pub mod refresh;
 pub mod register;
 pub mod room_state;
 pub mod send;
@@ -44,6 +45,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     login::register(router, shard);
     sso::register(router, shard);
     logout::register(router, shard);
+    refresh::register(router, shard);
     account::register(router, shard);
     create_room::register(router, shard);
     membership::register(router, shard);

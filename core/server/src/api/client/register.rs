@@ -40,6 +40,9 @@ struct Body {
     initial_device_display_name: Option<String>,
     #[serde(default)]
     inhibit_login: bool,
+    /// Whether the client supports refresh tokens.
+    #[serde(default)]
+    refresh_token: bool,
     auth: Option<AuthData>,
 }
 
@@ -145,13 +148,9 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
     if body.inhibit_login {
         return Ok(Response::json(&json!({ "user_id": user_id, "home_server": config.server_name })));
     }
-    let session = accounts::new_session(&shard, &user_id, body.device_id, body.initial_device_display_name, ip).await?;
-    Ok(Response::json(&json!({
-        "user_id": user_id,
-        "access_token": session.access_token,
-        "device_id": session.device_id,
-        "home_server": config.server_name,
-    })))
+    let (device, name) = (body.device_id, body.initial_device_display_name);
+    let session = accounts::new_session(&shard, &user_id, device, name, ip, body.refresh_token).await?;
+    Ok(Response::json(&session.json(&user_id, &config.server_name)))
 }
 
 /// Spec: "Queries the server to determine if a given registration token is
@@ -205,11 +204,6 @@ async fn register_guest(shard: &AppShard, req: &Request) -> ApiResult {
         session: None,
     };
     let (user_id, _) = accounts::create(shard, account).await?;
-    let session = accounts::new_session(shard, &user_id, None, body.initial_device_display_name, ip).await?;
-    Ok(Response::json(&json!({
-        "user_id": user_id,
-        "access_token": session.access_token,
-        "device_id": session.device_id,
-        "home_server": shard.state.config.server_name,
-    })))
+    let session = accounts::new_session(shard, &user_id, None, body.initial_device_display_name, ip, false).await?;
+    Ok(Response::json(&session.json(&user_id, &shard.state.config.server_name)))
 }

@@ -123,13 +123,8 @@ async fn post(shard: AppShard, req: Request) -> ApiResult {
         session: None,
     };
     let (user_id, _) = accounts::create(&shard, account).await?;
-    let session = accounts::new_session(&shard, &user_id, None, None, req.client_ip.to_string()).await?;
-    Ok(Response::json(&json!({
-        "user_id": user_id,
-        "access_token": session.access_token,
-        "device_id": session.device_id,
-        "home_server": config.server_name,
-    })))
+    let session = accounts::new_session(&shard, &user_id, None, None, req.client_ip.to_string(), false).await?;
+    Ok(Response::json(&session.json(&user_id, &config.server_name)))
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
