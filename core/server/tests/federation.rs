@@ -632,3 +632,37 @@ fn a_message_whose_predecessor_never_arrived_brings_it_along_through_get_missing
     let texts: Vec<&Value> = seen.iter().map(|c| &c["body"]).collect();
     assert_eq!(texts, [&json!("lost"), &json!("after")], "the gap was filled in order");
 }
+
+#[test]
+fn a_knock_on_a_remote_room_is_seen_there_and_answered_with_an_invite() {
+    let (a, b) = pair();
+    let (_, alice) = register(a.client, "alice");
+    let (bob_id, bob) = register(b.client, "bob");
+    let body = json!({
+        "preset": "private_chat",
+        "name": "Knock first",
+        "initial_state": [{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }],
+    });
+    let room = ok(call(a.client, "POST", &format!("{V3}/createRoom"), Some(&alice), Some(&body)))["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let knock = json!({ "reason": "let me in" });
+    let path = format!("{V3}/knock/{}?server_name={}", encode(&room), a.name());
+    assert_eq!(ok(call(b.client, "POST", &path, Some(&bob), Some(&knock)))["room_id"], room.as_str());
+
+    // B lists the room under `knock`, with what A let it see.
+    let sync = eventually_sync(&b, &bob, |s| s["rooms"]["knock"].get(&room).is_some());
+    let shown = sync["rooms"]["knock"][&room]["knock_state"]["events"].as_array().cloned().unwrap_or_default();
+    assert!(shown.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock first"), "{sync}");
+    assert!(shown.iter().any(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "knock"), "{sync}");
+
+    // A holds the knock, reason and all, and answers with an invite.
+    let member = format!("{V3}/rooms/{room}/state/m.room.member/{}", encode(&bob_id));
+    let held = ok(call(a.client, "GET", &member, Some(&alice), None));
+    assert_eq!((held["membership"].as_str(), held["reason"].as_str()), (Some("knock"), Some("let me in")));
+    ok(call(a.client, "POST", &format!("{V3}/rooms/{room}/invite"), Some(&alice), Some(&json!({ "user_id": bob_id }))));
+    eventually_sync(&b, &bob, |s| s["rooms"]["invite"].get(&room).is_some());
+    ok(call(b.client, "POST", &format!("{V3}/rooms/{room}/join"), Some(&bob), Some(&json!({}))));
+    assert_eq!(ok(call(a.client, "GET", &member, Some(&alice), None))["membership"], "join");
+}

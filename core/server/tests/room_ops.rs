@@ -214,3 +214,37 @@ fn read_receipts_do_not_move_backward() {
     assert!(receipt["content"][second]["m.read"].get(&alice_id).is_some(), "{receipt}");
     assert!(receipt["content"].get(first).is_none(), "{receipt}");
 }
+
+#[test]
+fn knocks_land_in_public_rooms_or_stay_hidden_from_the_knocker() {
+    let server = open_server();
+    let (_, alice) = register(server.client, "alice");
+    let (bob_id, bob) = register(server.client, "bob");
+    let knock_rule = json!([{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" } }]);
+    let room = create_room(&server, &alice, json!({ "preset": "private_chat", "initial_state": knock_rule }));
+    let public = create_room(&server, &alice, json!({ "preset": "public_chat" }));
+    let knock = |room: &str| call(server.client, "POST", &format!("{V3}/knock/{room}"), Some(&bob), Some(&json!({})));
+
+    let refused = knock(&public);
+    assert_eq!(refused.status, 403, "a public room is joined, not knocked on");
+    assert_eq!(ok(knock(&room))["room_id"], room.as_str());
+    let sync = ok(call(server.client, "GET", &format!("{V3}/sync"), Some(&bob), None));
+    let shown = &sync["rooms"]["knock"][&room]["knock_state"]["events"];
+    assert!(shown.as_array().unwrap().iter().any(|e| e["type"] == "m.room.join_rules"), "{sync}");
+    assert!(sync["rooms"]["join"].get(&room).is_none());
+
+    // Alice sees the knock and lets Bob in.
+    let timeline =
+        ok(call(server.client, "GET", &format!("{V3}/rooms/{room}/messages?dir=b&limit=5"), Some(&alice), None));
+    assert_eq!(timeline["chunk"][0]["content"]["membership"], "knock");
+    ok(call(
+        server.client,
+        "POST",
+        &format!("{V3}/rooms/{room}/invite"),
+        Some(&alice),
+        Some(&json!({ "user_id": bob_id })),
+    ));
+    ok(call(server.client, "POST", &format!("{V3}/rooms/{room}/join"), Some(&bob), Some(&json!({}))));
+    let sync = ok(call(server.client, "GET", &format!("{V3}/sync"), Some(&bob), None));
+    assert!(sync["rooms"]["join"].get(&room).is_some() && sync["rooms"]["knock"].get(&room).is_none(), "{sync}");
+}

@@ -122,7 +122,7 @@ pub async fn make_membership(
 ) -> Result<(&'static RoomVersionRules, Arc<RoomEvent>, Vec<u8>), ApiError> {
     let mut path =
         format!("/_matrix/federation/v1/make_{membership}/{}/{}", query_encode(room_id), query_encode(user_id));
-    if membership == "join" {
+    if matches!(membership, "join" | "knock") {
         let versions: Vec<String> = STABLE.iter().map(|v| format!("ver={}", v.id)).collect();
         path = format!("{path}?{}", versions.join("&"));
     }

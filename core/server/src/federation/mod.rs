@@ -14,6 +14,7 @@ pub mod graph;
 pub mod invite;
 pub mod join;
 pub mod keys;
+pub mod knock;
 pub mod leave;
 pub mod outbound;
 pub mod pdu;

@@ -40,9 +40,10 @@ pub struct RoomEvent {
     /// ID)`, shown back to that device as `unsigned.transaction_id` so it
     /// can match its local echo. Memory only.
     pub txn: Option<(String, String)>,
-    /// For an invite another server sent us for a room we are not in:
-    /// the stripped state it sent along (`unsigned.invite_room_state`),
-    /// what the invitee is shown of the room.
+    /// For an invite another server sent us, or a knock it accepted, for a
+    /// room we are not in: the stripped state it sent along
+    /// (`unsigned.invite_room_state` or `knock_room_state`), what the user
+    /// is shown of the room.
     pub invite_state: Option<Arc<Vec<Value>>>,
 }
 
@@ -194,7 +195,7 @@ impl RoomEvent {
             txn: None,
             invite_state: pdu
                 .get("unsigned")
-                .and_then(|u| u.get("invite_room_state"))
+                .and_then(|u| u.get("invite_room_state").or_else(|| u.get("knock_room_state")))
                 .and_then(Value::as_array)
                 .map(|events| Arc::new(events.clone())),
             content,

@@ -513,3 +513,32 @@ pub async fn send(shard: &AppShard, room_id: &str, draft: Draft, txn: Option<Txn
     })
     .await
 }
+
+/// Puts a membership of one of our users that another server made or
+/// accepted (an invite we received, a knock we made) into this server's
+/// view of a room no user of ours is in, on the room's shard. `kept` is
+/// the event with the stripped state the user is shown in `unsigned`.
+pub async fn remember_outside(
+    shard: &AppShard,
+    room_id: &str,
+    known: Option<Rc<RefCell<Room>>>,
+    rules: &'static RoomVersionRules,
+    event_id: String,
+    kept: Vec<u8>,
+) -> Result<(), ApiError> {
+    let mut event =
+        RoomEvent::from_pdu(&kept).ok_or_else(|| ApiError::internal("a membership event we signed is unreadable"))?;
+    event.event_id = event_id;
+    event.room_id = room_id.to_owned();
+    let us = shard.state.config.server_name.clone();
+    let (room, ops) = match known {
+        Some(room) if room.borrow().has_member_of(&us) => return Ok(()),
+        Some(room) => (room, Vec::new()),
+        None => {
+            let (room, ops) = new_room(shard, room_id, rules).await?;
+            (insert_open(shard, room), ops)
+        }
+    };
+    append(shard, &room, Some((std::sync::Arc::new(event), kept)), Vec::new(), None, ops).await?;
+    Ok(())
+}

@@ -151,7 +151,7 @@ pub struct Room {
     /// stream position of the newest change.
     pub typing: HashMap<String, u64>,
     pub typing_pos: StreamPos,
-    /// Local members to wake per shard (joined and invited), computed when
+    /// Local members to wake per shard (joined, invited and knocking), computed when
     /// first needed after a membership change.
     audience: Option<Vec<Arc<Vec<String>>>>,
     /// The other servers with joined members, computed when first needed
@@ -520,7 +520,10 @@ impl Room {
         if self.audience.is_none() {
             let mut per_shard = vec![Vec::new(); shards];
             for (user, event) in self.state.of_type("m.room.member") {
-                if matches!(event.content.get("membership").and_then(|m| m.as_str()), Some("join" | "invite")) {
+                // Knockers too: their knock's answer (an invite, a leave)
+                // must reach their syncs.
+                if matches!(event.content.get("membership").and_then(|m| m.as_str()), Some("join" | "invite" | "knock"))
+                {
                     per_shard[shard_of(user)].push(user.clone());
                 }
             }

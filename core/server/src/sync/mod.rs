@@ -394,7 +394,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
     let push_rules = push_rules(shard, user, &request.user_id).await?;
     let mut upto: Vec<Option<StreamPos>> = vec![None; shards];
     let mut answered: HashSet<String> = HashSet::new();
-    let mut sections: [Map<String, Value>; 3] = Default::default();
+    let mut sections: [Map<String, Value>; 4] = Default::default();
     let mut newcomers: HashSet<String> = HashSet::new();
     loop {
         // Rooms still to ask about, by shard.
@@ -414,7 +414,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
                             .get(room_id)
                             .is_some_and(|&(_, pos)| pos > since_k && upto[k].is_none_or(|u| pos <= u))
                 };
-                let current = matches!(membership.as_str(), "join" | "invite");
+                let current = matches!(membership.as_str(), "join" | "invite" | "knock");
                 let wanted = match since[k] {
                     None => current || filter.room.include_leave,
                     Some(since_k) if request.full_state => {
@@ -461,6 +461,7 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
                     Section::Join => 0,
                     Section::Invite => 1,
                     Section::Leave => 2,
+                    Section::Knock => 3,
                 };
                 let (room_id, body) = lazy_members(user, request, part);
                 sections[at].insert(room_id, body);
@@ -487,7 +488,6 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
                 "timeline": { "events": [], "limited": false },
                 "state": { "events": [] },
                 "ephemeral": { "events": [] },
-                "unread_notifications": { "highlight_count": 0, "notification_count": 0 },
             })
         });
         entry["account_data"] = json!({ "events": events });
@@ -521,10 +521,10 @@ async fn collect(shard: &AppShard, user: &Rc<UserSync>, request: &SyncRequest) -
         && presence.is_empty()
         && changed.is_empty()
         && left.is_empty();
-    let [join, invite, leave] = sections;
+    let [join, invite, leave, knock] = sections;
     let body = json!({
         "next_batch": next_batch,
-        "rooms": { "join": join, "invite": invite, "leave": leave },
+        "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
         "presence": { "events": presence },
         "account_data": { "events": global_data },
         "to_device": { "events": to_device },

@@ -75,6 +75,8 @@ pub enum Section {
     Join,
     Invite,
     Leave,
+    /// Spec: `KnockedRoom`, with the stripped state the knocker may see.
+    Knock,
 }
 
 /// A room's part of the response.
@@ -134,26 +136,24 @@ pub async fn room_part(
                 let newly = since.is_some_and(|s| joined.is_some_and(|j| j > s));
                 (Section::Join, upto, newly)
             }
-            Some("invite") => {
-                if !(newer || query.full_state) || query.ignored.contains(&member.sender) {
+            Some(membership @ ("invite" | "knock")) => {
+                let invite = membership == "invite";
+                if !(newer || query.full_state) || (invite && query.ignored.contains(&member.sender)) {
                     return Ok(None);
                 }
                 let mut events = match &member.invite_state {
-                    // A remote room's invite: what the inviting server sent.
+                    // A remote room: what the inviting (or knocked-on)
+                    // server sent.
                     Some(sent) => sent.iter().filter(|e| e.is_object()).cloned().collect(),
                     None => invite_state(&room_ref),
                 };
                 events.push(stripped(member));
-                let body = json!({ "invite_state": { "events": events } });
-                let room_id = room_ref.id.clone();
-                let part = RoomPart {
-                    room_id,
-                    section: Section::Invite,
-                    body,
-                    members: Vec::new(),
-                    full: true,
-                    newcomers: Vec::new(),
+                let (section, body) = match invite {
+                    true => (Section::Invite, json!({ "invite_state": { "events": events } })),
+                    false => (Section::Knock, json!({ "knock_state": { "events": events } })),
                 };
+                let room_id = room_ref.id.clone();
+                let part = RoomPart { room_id, section, body, members: Vec::new(), full: true, newcomers: Vec::new() };
                 return Ok(Some(part));
             }
             Some("leave" | "ban") => {

@@ -1,5 +1,5 @@
 //! Membership endpoints (spec: client-server API, "Room membership"):
-//! join, invite, leave, kick, ban, unban. Each is an `m.room.member` event
+//! join, knock, invite, leave, kick, ban, unban. Each is an `m.room.member` event
 //! sent on the room's shard; the auth rules decide whether it is allowed.
 
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::federation::invite::invite_remote;
 use crate::federation::join::join;
+use crate::federation::knock::knock;
 use crate::federation::leave::leave;
 use crate::federation::server_of;
 use crate::rate_limit::{self, Action};
@@ -31,6 +32,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/ban", |s, r| change(s, r, Change::Ban));
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/unban", |s, r| change(s, r, Change::Unban));
     client_endpoint(router, shard, Method::Post, "/rooms/{roomId}/forget", forget);
+    client_endpoint(router, shard, Method::Post, "/knock/{roomIdOrAlias}", |s, r| change(s, r, Change::Knock));
 }
 
 /// `POST /rooms/{roomId}/forget`: a room the user has left stops being
@@ -60,6 +62,9 @@ async fn forget(shard: AppShard, req: Request) -> ApiResult {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Change {
     Join,
+    /// Spec: "Knocking on rooms" (room versions 7 and up, join rule
+    /// `knock` or `knock_restricted`); the auth rules decide.
+    Knock,
     Leave,
     Invite,
     Kick,
@@ -95,7 +100,7 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     let query = Query::of(&req);
     let mut via: Vec<String> = query.get_all("via").chain(query.get_all("server_name")).map(str::to_owned).collect();
     let room_id = match req.params[0].clone() {
-        alias if alias.starts_with('#') && change == Change::Join => {
+        alias if alias.starts_with('#') && matches!(change, Change::Join | Change::Knock) => {
             let (room_id, servers) = lookup(&shard, &alias).await?;
             via.extend(servers);
             room_id
@@ -108,6 +113,7 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     }
     let (target, membership) = match change {
         Change::Join => (me.user_id.clone(), "join"),
+        Change::Knock => (me.user_id.clone(), "knock"),
         Change::Leave => (me.user_id.clone(), "leave"),
         _ => {
             let target = body.user_id.clone().ok_or_else(|| ApiError::missing_param("`user_id` is required"))?;
@@ -156,11 +162,16 @@ async fn change(shard: AppShard, req: Request, change: Change) -> ApiResult {
     }
     match change {
         Change::Join => join(&shard, &room_id, draft, via).await?,
+        Change::Knock => knock(&shard, &room_id, draft, via).await?,
         Change::Leave => leave(&shard, &room_id, draft).await?,
         Change::Invite if remote_invite => invite_remote(&shard, &room_id, draft).await?,
         _ => drop(send(&shard, &room_id, draft, None).await?),
     }
-    Ok(Response::json(&if change == Change::Join { json!({ "room_id": room_id }) } else { json!({}) }))
+    let answer = match change {
+        Change::Join | Change::Knock => json!({ "room_id": room_id }),
+        _ => json!({}),
+    };
+    Ok(Response::json(&answer))
 }
 
 /// 403 unless `target` is in the room (joined, invited or knocking): the

@@ -16,9 +16,6 @@
 //! invite, created here if new) with the stripped state kept in the
 //! stored event's `unsigned`, which is what the invitee's `/sync` shows.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use serde_json::{json, Value};
 use tessera_net::http::{Method, Request, Response, Router};
 use tessera_proto::canonical_json::{parse_object_with, to_bytes, Numbers, Value as CanonicalValue};
@@ -32,9 +29,7 @@ use crate::federation::acl;
 use crate::federation::auth::authenticate;
 use crate::federation::pdu::{check, Checked, OnHashMismatch};
 use crate::federation::server_of;
-use crate::rooms::event::RoomEvent;
-use crate::rooms::room::Room;
-use crate::rooms::{append, insert_open, new_room, on_room_shard};
+use crate::rooms::{on_room_shard, remember_outside};
 use crate::state::AppShard;
 
 /// Registers the endpoints.
@@ -101,35 +96,8 @@ async fn invite(shard: AppShard, req: Request, v1: bool) -> ApiResult {
     let event_id = event.event_id.clone();
     let id = room_id.clone();
     on_room_shard(&shard, &room_id, move |shard, room| async move {
-        remember(&shard, &id, room, rules, event_id, kept).await
+        remember_outside(&shard, &id, room, rules, event_id, kept).await
     })
     .await?;
     Ok(Response::json(&if v1 { json!([200, { "event": answer }]) } else { json!({ "event": answer }) }))
-}
-
-/// Puts the invite into this server's view of a room no user of ours is
-/// in, on the room's shard.
-async fn remember(
-    shard: &AppShard,
-    room_id: &str,
-    known: Option<Rc<RefCell<Room>>>,
-    rules: &'static RoomVersionRules,
-    event_id: String,
-    kept: Vec<u8>,
-) -> Result<(), ApiError> {
-    let mut event =
-        RoomEvent::from_pdu(&kept).ok_or_else(|| ApiError::internal("an invite we signed is unreadable"))?;
-    event.event_id = event_id;
-    event.room_id = room_id.to_owned();
-    let us = shard.state.config.server_name.clone();
-    let (room, ops) = match known {
-        Some(room) if room.borrow().has_member_of(&us) => return Ok(()),
-        Some(room) => (room, Vec::new()),
-        None => {
-            let (room, ops) = new_room(shard, room_id, rules).await?;
-            (insert_open(shard, room), ops)
-        }
-    };
-    append(shard, &room, Some((std::sync::Arc::new(event), kept)), Vec::new(), None, ops).await?;
-    Ok(())
 }

@@ -1,5 +1,6 @@
-//! `GET /_matrix/federation/v1/make_{join,leave}/{roomId}/{userId}` and
-//! `PUT /_matrix/federation/v{1,2}/send_{join,leave}/{roomId}/{eventId}`
+//! `GET /_matrix/federation/v1/make_{join,leave,knock}/{roomId}/{userId}` and
+//! `PUT /_matrix/federation/v{1,2}/send_{join,leave}/{roomId}/{eventId}`,
+//! `PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}`
 //!
 //! Spec (server-server API, "Joining Rooms"): make_join "asks the
 //! receiving server to return information that the sending server will
@@ -12,6 +13,9 @@
 //! graph"; the answer is the room's state and its auth chain. v1 wraps the
 //! answer as `[200, {...}]` (MSC1802 dropped that for v2). Leaves work
 //! the same way ("Leaving Rooms (Rejecting Invites)"), answered with `{}`.
+//! Knocks too ("Knocking upon a room", v1 only): make_knock needs `ver`
+//! and a room version with knocking, send_knock is answered with the
+//! stripped state the knocker is shown (`knock_room_state`).
 //! Both are refused with 404 `M_NOT_FOUND` once no user of this server is
 //! in the room: this server can no longer speak for it.
 //!
@@ -37,10 +41,11 @@ use crate::request::now_ms;
 use crate::rooms::event::Draft;
 use crate::rooms::{append, on_room};
 use crate::state::AppShard;
+use crate::sync::room::invite_state;
 
 /// Registers the endpoints.
 pub fn register(router: &mut Router, shard: &AppShard) {
-    for kind in [Kind::Join, Kind::Leave] {
+    for kind in [Kind::Join, Kind::Leave, Kind::Knock] {
         let name = kind.membership();
         endpoint(
             router,
@@ -49,7 +54,12 @@ pub fn register(router: &mut Router, shard: &AppShard) {
             &format!("/_matrix/federation/v1/make_{name}/{{roomId}}/{{userId}}"),
             move |s, r| make(s, r, kind),
         );
-        for (version, v1) in [("v1", true), ("v2", false)] {
+        let versions: &[(&str, bool)] = match kind {
+            // v1 answers of send_knock are plain objects, as v2 answers are.
+            Kind::Knock => &[("v1", false)],
+            _ => &[("v1", true), ("v2", false)],
+        };
+        for &(version, v1) in versions {
             let path = format!("/_matrix/federation/{version}/send_{name}/{{roomId}}/{{eventId}}");
             endpoint(router, shard, Method::Put, &path, move |s, r| send(s, r, kind, v1));
         }
@@ -61,6 +71,7 @@ pub fn register(router: &mut Router, shard: &AppShard) {
 enum Kind {
     Join,
     Leave,
+    Knock,
 }
 
 impl Kind {
@@ -68,6 +79,7 @@ impl Kind {
         match self {
             Kind::Join => "join",
             Kind::Leave => "leave",
+            Kind::Knock => "knock",
         }
     }
 }
@@ -96,7 +108,11 @@ async fn make(shard: AppShard, req: Request, kind: Kind) -> ApiResult {
         require_resident(&room, &shard.state.config.server_name)?;
         require_allowed(&room, &origin)?;
         let version = room.version.id;
-        if kind == Kind::Join && !supported.iter().any(|v| v == version) {
+        if kind == Kind::Knock && !room.version.knocking {
+            return Err(ApiError::new(400, "M_INCOMPATIBLE_ROOM_VERSION", "the room's version has no knocking")
+                .with("room_version", version));
+        }
+        if kind != Kind::Leave && !supported.iter().any(|v| v == version) {
             return Err(ApiError::new(
                 400,
                 "M_INCOMPATIBLE_ROOM_VERSION",
@@ -154,6 +170,12 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
             append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
             send_pdu(&shard, others, Arc::new(pdu));
             return Ok(json!({}));
+        }
+        if kind == Kind::Knock {
+            let stripped = invite_state(&room.borrow());
+            append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
+            send_pdu(&shard, others, Arc::new(pdu));
+            return Ok(json!({ "knock_room_state": stripped }));
         }
         let state = pdus(&shard, &state_ids).await?;
         let auth_chain = pdus(&shard, &auth_chain_ids(&shard, &state_ids).await?).await?;
