@@ -149,7 +149,7 @@ fn postgres() {
         monoio::spawn(async move {
             let _ = connection.await;
         });
-        let store = PgDb::new(&PgConfig { url: url.clone(), readers: 1, sync_writes: true })
+        let store = PgDb::new(&PgConfig { url: url.clone(), readers: 1, sync_writes: true, tls: None })
             .unwrap()
             .shard_store(&Monoio, 0)
             .await

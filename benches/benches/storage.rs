@@ -90,7 +90,7 @@ fn postgres(c: &mut Criterion) {
     for sync_writes in [true, false] {
         for writers in [1u64, 64] {
             let url = cluster.database(&format!("bench_{sync_writes}_{writers}"));
-            let config = PgConfig { url, readers: 1, sync_writes };
+            let config = PgConfig { url, readers: 1, sync_writes, tls: None };
             let store = runtime.block_on(async { PgDb::new(&config).unwrap().shard_store(&Monoio, 0).await.unwrap() });
             let mut next = 0u64;
             group.throughput(Throughput::Elements(writers));

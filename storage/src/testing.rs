@@ -84,6 +84,16 @@ fn run(mut cmd: Command, what: &str) {
 
 impl TestCluster {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A cluster that also speaks TLS, with this certificate chain and key
+    /// (PEM).
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|dirs| {
@@ -122,9 +132,26 @@ impl TestCluster {
             )),
             "initdb",
         );
+        let mut options = format!("-p {port} -k {sock} -c listen_addresses=127.0.0.1");
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (cert_path, key_path) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            // PostgreSQL refuses a key others may read; root may own it.
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if is_root() {
+                let mut c = Command::new("chown");
+                c.arg(PG_USER).arg(&cert_path).arg(&key_path);
+                run(c, "chown");
+            }
+            let files =
+                format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert_path.display(), key_path.display());
+            options.push_str(&files);
+        }
         run(
             as_pg_user(&format!(
-                "{} -D {} -l {}/pg.log -w -o \"-p {port} -k {sock} -c listen_addresses=127.0.0.1\" start",
+                "{} -D {} -l {}/pg.log -w -o \"{options}\" start",
                 bin.join("pg_ctl").display(),
                 data.display(),
                 sock

@@ -153,5 +153,5 @@ fn postgres_acknowledged_writes_survive_sigkill() {
 }
 
 fn pg_config(url: String) -> PgConfig {
-    PgConfig { url, readers: 1, sync_writes: true }
+    PgConfig { url, readers: 1, sync_writes: true, tls: None }
 }

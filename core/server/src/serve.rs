@@ -306,11 +306,16 @@ impl Backend {
                     sync_writes: s.sync_writes,
                 })
             })?),
-            config::Backend::Postgres => Self::Postgres(PgDb::new(&PgConfig {
-                url: s.postgres_url.clone().unwrap_or_default(),
-                readers: s.postgres_readers,
-                sync_writes: s.sync_writes,
-            })?),
+            config::Backend::Postgres => {
+                let roots = tessera_net::http::client_tls_config(&s.postgres_ca_files)
+                    .map_err(|e| tessera_storage::StorageError::Backend(format!("storage.postgres_ca_files: {e}")))?;
+                Self::Postgres(PgDb::new(&PgConfig {
+                    url: s.postgres_url.clone().unwrap_or_default(),
+                    readers: s.postgres_readers,
+                    sync_writes: s.sync_writes,
+                    tls: Some(roots),
+                })?)
+            }
         })
     }
 

@@ -25,7 +25,7 @@ fn serves_on_postgres_and_creates_its_schema() {
     // The shards created the schema: the store opens and answers.
     let mut runtime = tessera_net::runtime::build_shard_runtime().unwrap();
     runtime.block_on(async {
-        let db = PgDb::new(&PgConfig { url, readers: 1, sync_writes: true }).unwrap();
+        let db = PgDb::new(&PgConfig { url, readers: 1, sync_writes: true, tls: None }).unwrap();
         let store = db.shard_store(&ShardRuntime, 0).await.unwrap();
         assert_eq!(store.stream_position("nothing-yet").await.unwrap(), None);
     });

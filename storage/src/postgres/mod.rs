@@ -13,6 +13,7 @@
 
 mod interning;
 mod schema;
+pub mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -26,8 +27,10 @@ use std::str::FromStr;
 use std::task::{Context, Poll};
 
 use futures_util::future::try_join_all;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
@@ -113,6 +116,9 @@ pub struct PgConfig {
     /// Wait for the WAL fsync at each commit (`synchronous_commit`). Off
     /// loses the last commits on a crash: for benchmarks only.
     pub sync_writes: bool,
+    /// The roots a TLS connection (`sslmode=require` in the URL) verifies
+    /// the server's certificate against; `None` refuses `sslmode=require`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// The database, as configured; opened once per process on the main thread
@@ -125,13 +131,23 @@ pub struct PgDb {
 struct PgDbInner {
     config: tokio_postgres::Config,
     target: PgTarget,
+    /// With `sslmode=require`: the roots and the name to verify.
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, ServerName<'static>)>,
     readers: usize,
     sync_writes: bool,
 }
 
 impl From<tokio_postgres::Error> for StorageError {
+    /// With the causes: "error performing TLS handshake" alone does not
+    /// tell an operator that the certificate was refused.
     fn from(e: tokio_postgres::Error) -> Self {
-        Self::Backend(format!("postgres: {e}"))
+        let mut message = format!("postgres: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(inner) = cause {
+            message.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        Self::Backend(message)
     }
 }
 
@@ -142,6 +158,15 @@ impl PgDb {
         let bad = |why: String| StorageError::Backend(format!("storage.postgres_url: {why}"));
         let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| bad(e.to_string()))?;
         let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let tls = match (pg.get_ssl_mode(), pg.get_hosts()) {
+            (SslMode::Require, [Host::Tcp(host)]) => {
+                let roots = config.tls.clone().ok_or_else(|| bad("sslmode=require needs TLS roots".into()))?;
+                let name = ServerName::try_from(host.clone()).map_err(|e| bad(format!("{host}: {e}")))?;
+                Some((roots, name))
+            }
+            (SslMode::Require, _) => return Err(bad("sslmode=require is for TCP hosts, not Unix sockets".into())),
+            _ => None,
+        };
         let target = match pg.get_hosts() {
             [Host::Tcp(host)] => {
                 let addr = (host.as_str(), port)
@@ -155,19 +180,28 @@ impl PgDb {
             [] => return Err(bad("no host".into())),
             _ => return Err(bad("exactly one host is supported (no fail-over lists)".into())),
         };
-        let inner = PgDbInner { config: pg, target, readers: config.readers.max(1), sync_writes: config.sync_writes };
+        let inner =
+            PgDbInner { config: pg, target, tls, readers: config.readers.max(1), sync_writes: config.sync_writes };
         Ok(Self { inner: std::sync::Arc::new(inner) })
     }
 
     async fn connect<R: PgRuntime>(&self, rt: &R) -> Result<Client> {
         let stream =
             rt.connect(&self.inner.target).await.map_err(|e| StorageError::Backend(format!("postgres: {e}")))?;
-        let (client, connection) = self.inner.config.connect_raw(stream, NoTls).await?;
-        rt.spawn(Box::pin(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(error = %e, "postgres connection closed");
+        let config = &self.inner.config;
+        let client = match &self.inner.tls {
+            None => {
+                let (client, connection) = config.connect_raw(stream, NoTls).await?;
+                drive(rt, connection);
+                client
             }
-        }));
+            Some((roots, name)) => {
+                let tls = tls::RustlsConnect { config: roots.clone(), name: name.clone() };
+                let (client, connection) = config.connect_raw(stream, tls).await?;
+                drive(rt, connection);
+                client
+            }
+        };
         Ok(client)
     }
 
@@ -193,6 +227,18 @@ impl PgDb {
         rt.spawn(Box::pin(commit_loop(writer, rx, connect.clone())));
         Ok(PgStore { readers, next: Cell::new(0), committer: tx, connect })
     }
+}
+
+/// Runs a connection's I/O on the shard until it closes.
+fn drive<R: PgRuntime>(
+    rt: &R,
+    connection: impl Future<Output = std::result::Result<(), tokio_postgres::Error>> + 'static,
+) {
+    rt.spawn(Box::pin(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "postgres connection closed");
+        }
+    }));
 }
 
 /// Opens a new connection of this shard's pool (after one was lost).

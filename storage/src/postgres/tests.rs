@@ -6,7 +6,7 @@ use crate::conformance;
 use crate::testing::{block_on, Monoio, TestCluster};
 
 fn config(url: String) -> PgConfig {
-    PgConfig { url, readers: 2, sync_writes: true }
+    PgConfig { url, readers: 2, sync_writes: true, tls: None }
 }
 
 #[test]
@@ -100,6 +100,58 @@ fn postgres_version_1_database_is_migrated_and_keeps_its_rows() {
         };
         store.write(vec![Op::PutRegistrationToken(token.clone())]).await.unwrap();
         assert_eq!(store.registration_token("t").await.unwrap(), Some(token));
+    });
+}
+
+/// A CA and a certificate it signed for 127.0.0.1: (CA PEM, chain PEM,
+/// key PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &Issuer::new(ca_params, &ca_key))
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+fn roots(ca_pem: Option<&str>) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = ca_pem {
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        roots.add(der).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+#[test]
+fn postgres_over_tls_verifies_the_server_or_refuses_to_connect() {
+    let (ca, chain, key) = certificates();
+    let cluster = TestCluster::start_with_tls(&chain, &key);
+    let url = format!("{}?sslmode=require", cluster.database("tls"));
+    block_on(async {
+        let trusting = PgConfig { tls: Some(roots(Some(&ca))), ..config(url.clone()) };
+        let store = PgDb::new(&trusting).unwrap().shard_store(&Monoio, 0).await.unwrap();
+        store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
+        let reader = store.reader().await.unwrap();
+        let rows = reader.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap();
+        assert!(rows[0].get::<_, bool>(0), "the connection is not encrypted");
+        // A server whose certificate no trusted CA signed is refused.
+        let strangers = PgConfig { tls: Some(roots(None)), ..config(url.clone()) };
+        let Err(err) = PgDb::new(&strangers).unwrap().shard_store(&Monoio, 1).await else { panic!("connected") };
+        assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+        assert!(PgDb::new(&config(url)).is_err(), "sslmode=require without roots");
     });
 }
 

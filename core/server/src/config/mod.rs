@@ -188,6 +188,10 @@ pub struct StorageSection {
     /// Reader connections per shard for the postgres backend (each shard
     /// also has one writer connection).
     pub postgres_readers: usize,
+    /// PEM files of CA certificates trusted, besides the public roots, for
+    /// TLS to PostgreSQL (`sslmode=require` in `postgres_url`; the
+    /// certificate is always verified, for the URL's host).
+    pub postgres_ca_files: Vec<PathBuf>,
     /// Block cache of the embedded database, MiB (shared by all shards).
     pub cache_mib: u64,
     /// Written data the embedded database may hold in memory, all
@@ -204,6 +208,7 @@ impl Default for StorageSection {
             backend: Backend::Embedded,
             postgres_url: None,
             postgres_readers: 2,
+            postgres_ca_files: Vec::new(),
             cache_mib: 64,
             write_buffer_mib: 4,
             sync_writes: true,
@@ -464,6 +469,7 @@ impl Config {
             l.tls_private_key.as_mut().map(resolve);
         }
         self.federation.trusted_ca_files.iter_mut().for_each(resolve);
+        self.storage.postgres_ca_files.iter_mut().for_each(resolve);
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

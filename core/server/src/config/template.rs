@@ -112,6 +112,11 @@ backend = "embedded"
 # postgres_url = "postgresql://tessera@%2Fvar%2Frun%2Fpostgresql/tessera"
 # Reader connections per shard (plus one writer per shard).
 # postgres_readers = 2
+# TLS to a remote database: add ?sslmode=require to postgres_url. The
+# server's certificate is then verified for the URL's host against the
+# public roots and these CA files (PEM). Without sslmode=require the
+# connection is plain, as on a private network or a Unix socket.
+# postgres_ca_files = ["/etc/tessera/postgres-ca.pem"]
 # Block cache of the embedded database in MiB, shared by all shards. More
 # cache means fewer disk reads for large rooms; the rest of memory use is
 # small.
