@@ -26,8 +26,7 @@ use serde_json::Value;
 use tessera_storage::records::StreamPos;
 use tessera_storage::{Direction, Store};
 
-use super::evaluate::{evaluate, RoomFacts};
-use super::rules::Ruleset;
+use super::evaluate::{Compiled, RoomFacts};
 use crate::error::ApiError;
 use crate::rooms::read::timeline;
 use crate::rooms::room::Room;
@@ -41,7 +40,7 @@ const PAGE: usize = 100;
 /// A user's rule set as a sync carries it to the rooms' shards, with a
 /// fingerprint that changes when the rules do.
 pub struct UserRules {
-    pub rules: Ruleset,
+    pub rules: Compiled,
     pub fingerprint: u64,
 }
 
@@ -51,7 +50,7 @@ impl UserRules {
         let rules = super::rules::ruleset(user_id, stored);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         Value::Object(rules.clone()).to_string().hash(&mut hasher);
-        Self { rules, fingerprint: hasher.finish() }
+        Self { rules: Compiled::new(&rules), fingerprint: hasher.finish() }
     }
 }
 
@@ -95,18 +94,19 @@ impl RoomFacts for Facts<'_> {
     }
 }
 
-/// The user's read receipts that count, as event IDs (sorted).
+/// The user's read receipts that count, as event IDs (sorted). Looked up
+/// by key, not by a walk over the room's receipts: a sync of a large room
+/// must not cost one step per member.
 fn read_receipts(room: &Room, user_id: &str) -> Vec<String> {
-    let mut ids: Vec<String> = room
-        .receipts
-        .iter()
-        .filter(|((kind, user, thread), _)| {
-            user == user_id
-                && matches!(kind.as_str(), "m.read" | "m.read.private")
-                && thread.as_deref().is_none_or(|t| t == "main")
-        })
-        .map(|(_, receipt)| receipt.event_id.clone())
-        .collect();
+    let mut ids = Vec::new();
+    for kind in ["m.read", "m.read.private"] {
+        for thread in [None, Some("main")] {
+            let key = (kind.to_owned(), user_id.to_owned(), thread.map(str::to_owned));
+            if let Some(receipt) = room.receipts.get(&key) {
+                ids.push(receipt.event_id.clone());
+            }
+        }
+    }
     ids.sort();
     ids.dedup();
     ids
@@ -165,7 +165,7 @@ pub async fn counts(
                 .and_then(Value::as_str);
             let facts = Facts { room: &room, display_name };
             for (_, event) in events.iter().filter(|(_, e)| e.sender != user_id) {
-                let outcome = evaluate(&rules.rules, event, &facts);
+                let outcome = rules.rules.evaluate(event, &facts);
                 unread.notify += u64::from(outcome.notify);
                 unread.highlight += u64::from(outcome.highlight);
             }

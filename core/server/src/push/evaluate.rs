@@ -3,6 +3,12 @@
 //! in kind order (override, content, room, sender, underride), gives the
 //! actions. What the server needs of them here is whether the event
 //! notifies the user and whether it highlights.
+//!
+//! Every member's rules are evaluated against every event that reaches
+//! their sync, so a rule set is compiled once per change ([`Compiled`]):
+//! keys split, globs tokenised and lowered, literals told apart from
+//! patterns, disabled rules dropped. Evaluating then allocates nothing
+//! for the default rules.
 
 use serde_json::Value;
 
@@ -28,73 +34,179 @@ pub trait RoomFacts {
     fn sender_may_notify(&self, sender: &str, key: &str) -> bool;
 }
 
-/// Evaluates `rules` against `event`.
-pub fn evaluate(rules: &Ruleset, event: &RoomEvent, facts: &dyn RoomFacts) -> Outcome {
-    for kind in Kind::ALL {
-        let Some(Value::Array(list)) = rules.get(kind.as_str()) else { continue };
-        for rule in list {
-            if rule.get("enabled").and_then(Value::as_bool) == Some(false) {
-                continue;
-            }
-            if rule_matches(kind, rule, event, facts) {
-                return outcome(rule.get("actions"));
+/// A rule set ready to evaluate: its enabled rules in evaluation order.
+#[derive(Debug)]
+pub struct Compiled(Vec<Rule>);
+
+#[derive(Debug)]
+struct Rule {
+    matcher: Matcher,
+    outcome: Outcome,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    /// Override and underride rules: all must hold.
+    Conditions(Vec<Condition>),
+    /// A content rule: its pattern against `content.body`, by words.
+    Body(Glob),
+    /// A room rule (its ID is the room's).
+    Room(String),
+    /// A sender rule (its ID is the sender's).
+    Sender(String),
+}
+
+/// Spec "Conditions". An unknown or malformed condition never holds, so a
+/// rule from a newer spec does not fire on a guess.
+#[derive(Debug)]
+enum Condition {
+    EventMatch { key: Lookup, glob: Glob, words: bool },
+    PropertyIs { key: Lookup, value: Value },
+    PropertyContains { key: Lookup, value: Value },
+    ContainsDisplayName,
+    MemberCount { op: Comparison, count: u64 },
+    SenderPermission { key: String },
+    Never,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Comparison {
+    Eq,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+/// Where a key points.
+#[derive(Debug)]
+enum Lookup {
+    Type,
+    Sender,
+    RoomId,
+    EventId,
+    StateKey,
+    /// A path inside `content`.
+    Content(Vec<String>),
+    /// Anything else: never there.
+    Missing,
+}
+
+impl Compiled {
+    /// Compiles `rules` (as [`super::rules::ruleset`] gives them).
+    pub fn new(rules: &Ruleset) -> Self {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let Some(Value::Array(list)) = rules.get(kind.as_str()) else { continue };
+            for rule in list {
+                if rule.get("enabled").and_then(Value::as_bool) == Some(false) {
+                    continue;
+                }
+                let id = rule.get("rule_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let matcher = match kind {
+                    Kind::Override | Kind::Underride => match rule.get("conditions") {
+                        None => Matcher::Conditions(Vec::new()),
+                        Some(Value::Array(conditions)) => {
+                            Matcher::Conditions(conditions.iter().map(condition).collect())
+                        }
+                        Some(_) => Matcher::Conditions(vec![Condition::Never]),
+                    },
+                    Kind::Content => match rule.get("pattern").and_then(Value::as_str) {
+                        Some(pattern) => Matcher::Body(Glob::new(pattern)),
+                        None => Matcher::Conditions(vec![Condition::Never]),
+                    },
+                    Kind::Room => Matcher::Room(id),
+                    Kind::Sender => Matcher::Sender(id),
+                };
+                out.push(Rule { matcher, outcome: outcome(rule.get("actions")) });
             }
         }
+        Self(out)
     }
-    Outcome::default()
-}
 
-fn rule_matches(kind: Kind, rule: &Value, event: &RoomEvent, facts: &dyn RoomFacts) -> bool {
-    let rule_id = rule.get("rule_id").and_then(Value::as_str);
-    match kind {
-        Kind::Override | Kind::Underride => match rule.get("conditions") {
-            None => true,
-            Some(Value::Array(conditions)) => conditions.iter().all(|c| condition_holds(c, event, facts)),
-            Some(_) => false,
-        },
-        Kind::Content => rule
-            .get("pattern")
-            .and_then(Value::as_str)
-            .is_some_and(|pattern| event_match("content.body", pattern, event)),
-        Kind::Room => rule_id == Some(event.room_id.as_str()),
-        Kind::Sender => rule_id == Some(event.sender.as_str()),
+    /// What the rules say of `event`.
+    pub fn evaluate(&self, event: &RoomEvent, facts: &dyn RoomFacts) -> Outcome {
+        let first = self.0.iter().find(|rule| match &rule.matcher {
+            Matcher::Conditions(conditions) => conditions.iter().all(|c| c.holds(event, facts)),
+            Matcher::Body(glob) => body(event).is_some_and(|body| glob.matches(body, true)),
+            Matcher::Room(id) => *id == event.room_id,
+            Matcher::Sender(id) => *id == event.sender,
+        });
+        first.map(|rule| rule.outcome).unwrap_or_default()
     }
 }
 
-/// Spec "Conditions"; an unknown kind never holds, so a rule from a newer
-/// spec does not fire on a guess.
-fn condition_holds(condition: &Value, event: &RoomEvent, facts: &dyn RoomFacts) -> bool {
+fn condition(condition: &Value) -> Condition {
     let field = |name: &str| condition.get(name).and_then(Value::as_str);
     match field("kind") {
         Some("event_match") => match (field("key"), field("pattern")) {
-            (Some(key), Some(pattern)) => event_match(key, pattern, event),
-            _ => false,
+            (Some(key), Some(pattern)) => Condition::EventMatch {
+                key: Lookup::parse(key),
+                glob: Glob::new(pattern),
+                words: key == "content.body",
+            },
+            _ => Condition::Never,
         },
-        Some("event_property_is") => match (field("key"), condition.get("value")) {
-            (Some(key), Some(value)) => property(event, key).is_some_and(|found| found.is(value)),
-            _ => false,
-        },
-        Some("event_property_contains") => match (field("key"), condition.get("value")) {
-            (Some(key), Some(value)) => property(event, key).is_some_and(|found| found.contains(value)),
-            _ => false,
-        },
-        Some("contains_display_name") => match (facts.display_name(), body(event)) {
-            (Some(name), Some(body)) if !name.is_empty() => {
-                let literal: Vec<Token> = name.chars().map(Token::Char).collect();
-                glob_matches(&literal, body, true)
+        Some(kind @ ("event_property_is" | "event_property_contains")) => {
+            match (field("key"), condition.get("value")) {
+                (Some(key), Some(value)) if is_scalar(value) => {
+                    let (key, value) = (Lookup::parse(key), value.clone());
+                    match kind {
+                        "event_property_is" => Condition::PropertyIs { key, value },
+                        _ => Condition::PropertyContains { key, value },
+                    }
+                }
+                _ => Condition::Never,
             }
-            _ => false,
-        },
-        Some("room_member_count") => field("is").is_some_and(|is| member_count_is(is, facts.member_count())),
-        Some("sender_notification_permission") => {
-            field("key").is_some_and(|key| facts.sender_may_notify(&event.sender, key))
         }
-        _ => false,
+        Some("contains_display_name") => Condition::ContainsDisplayName,
+        Some("room_member_count") => field("is").and_then(member_count).unwrap_or(Condition::Never),
+        Some("sender_notification_permission") => match field("key") {
+            Some(key) => Condition::SenderPermission { key: key.to_owned() },
+            None => Condition::Never,
+        },
+        _ => Condition::Never,
+    }
+}
+
+impl Condition {
+    fn holds(&self, event: &RoomEvent, facts: &dyn RoomFacts) -> bool {
+        match self {
+            Condition::EventMatch { key, glob, words } => {
+                key.find(event).is_some_and(|found| found.as_str().is_some_and(|value| glob.matches(value, *words)))
+            }
+            Condition::PropertyIs { key, value } => key.find(event).is_some_and(|found| found.is(value)),
+            Condition::PropertyContains { key, value } => key.find(event).is_some_and(|found| found.contains(value)),
+            Condition::ContainsDisplayName => match (facts.display_name(), body(event)) {
+                (Some(name), Some(body)) if !name.is_empty() => Glob::literal(name).matches(body, true),
+                _ => false,
+            },
+            Condition::MemberCount { op, count } => {
+                let members = facts.member_count();
+                match op {
+                    Comparison::Eq => members == *count,
+                    Comparison::Lt => members < *count,
+                    Comparison::Gt => members > *count,
+                    Comparison::Le => members <= *count,
+                    Comparison::Ge => members >= *count,
+                }
+            }
+            Condition::SenderPermission { key } => facts.sender_may_notify(&event.sender, key),
+            Condition::Never => false,
+        }
     }
 }
 
 /// The spec allows only strings, integers, booleans and null as values to
 /// compare with.
+fn is_scalar(value: &Value) -> bool {
+    match value {
+        Value::String(_) | Value::Bool(_) | Value::Null => true,
+        Value::Number(n) => n.as_i64().is_some(),
+        _ => false,
+    }
+}
+
 fn scalar_eq(found: &Value, wanted: &Value) -> bool {
     match (found, wanted) {
         (Value::String(_) | Value::Bool(_) | Value::Null, _) => found == wanted,
@@ -105,15 +217,6 @@ fn scalar_eq(found: &Value, wanted: &Value) -> bool {
 
 fn body(event: &RoomEvent) -> Option<&str> {
     event.content.get("body").and_then(Value::as_str)
-}
-
-/// `event_match`: the glob `pattern` against the string at `key`,
-/// case-insensitively. The whole value must match, except for
-/// `content.body`, where matching words anywhere is enough (as Synapse and
-/// every client's keyword rules expect).
-fn event_match(key: &str, pattern: &str, event: &RoomEvent) -> bool {
-    let Some(value) = property(event, key) else { return false };
-    value.as_str().is_some_and(|value| glob_matches(&tokens(pattern), value, key == "content.body"))
 }
 
 /// A field an event has: a top-level string, or JSON inside `content`.
@@ -145,22 +248,36 @@ impl Field<'_> {
     }
 }
 
-/// The field at a dotted `key` (`\.` is a literal dot, `\\` a backslash:
-/// spec "Conditions", v1.7), or `None`.
-fn property<'a>(event: &'a RoomEvent, key: &str) -> Option<Field<'a>> {
-    let parts = split_key(key);
-    let (first, rest) = parts.split_first()?;
-    let top = match first.as_str() {
-        "content" => &event.content,
-        _ if !rest.is_empty() => return None,
-        "type" => return Some(Field::Str(&event.event_type)),
-        "sender" => return Some(Field::Str(&event.sender)),
-        "room_id" => return Some(Field::Str(&event.room_id)),
-        "event_id" => return Some(Field::Str(&event.event_id)),
-        "state_key" => return event.state_key.as_deref().map(Field::Str),
-        _ => return None,
-    };
-    rest.iter().try_fold(top, |value, part| value.get(part.as_str())).map(Field::Json)
+impl Lookup {
+    /// A dotted key (`\.` is a literal dot, `\\` a backslash: spec
+    /// "Conditions", v1.7).
+    fn parse(key: &str) -> Self {
+        let parts = split_key(key);
+        let Some((first, rest)) = parts.split_first() else { return Lookup::Missing };
+        match (first.as_str(), rest.is_empty()) {
+            ("content", _) => Lookup::Content(rest.to_vec()),
+            ("type", true) => Lookup::Type,
+            ("sender", true) => Lookup::Sender,
+            ("room_id", true) => Lookup::RoomId,
+            ("event_id", true) => Lookup::EventId,
+            ("state_key", true) => Lookup::StateKey,
+            _ => Lookup::Missing,
+        }
+    }
+
+    fn find<'a>(&self, event: &'a RoomEvent) -> Option<Field<'a>> {
+        match self {
+            Lookup::Type => Some(Field::Str(&event.event_type)),
+            Lookup::Sender => Some(Field::Str(&event.sender)),
+            Lookup::RoomId => Some(Field::Str(&event.room_id)),
+            Lookup::EventId => Some(Field::Str(&event.event_id)),
+            Lookup::StateKey => event.state_key.as_deref().map(Field::Str),
+            Lookup::Content(path) => {
+                path.iter().try_fold(&event.content, |value, part| value.get(part.as_str())).map(Field::Json)
+            }
+            Lookup::Missing => None,
+        }
+    }
 }
 
 fn split_key(key: &str) -> Vec<String> {
@@ -185,20 +302,19 @@ fn split_key(key: &str) -> Vec<String> {
 
 /// `room_member_count`'s `is`: a number with an optional `==`, `<`, `>`,
 /// `<=` or `>=` before it.
-fn member_count_is(is: &str, count: u64) -> bool {
-    let (op, number) = match is.find(|c: char| c.is_ascii_digit()) {
-        Some(at) => is.split_at(at),
-        None => return false,
+fn member_count(is: &str) -> Option<Condition> {
+    let at = is.find(|c: char| c.is_ascii_digit())?;
+    let (op, number) = is.split_at(at);
+    let count = number.parse::<u64>().ok()?;
+    let op = match op {
+        "" | "==" => Comparison::Eq,
+        "<" => Comparison::Lt,
+        ">" => Comparison::Gt,
+        "<=" => Comparison::Le,
+        ">=" => Comparison::Ge,
+        _ => return None,
     };
-    let Ok(n) = number.parse::<u64>() else { return false };
-    match op {
-        "" | "==" => count == n,
-        "<" => count < n,
-        ">" => count > n,
-        "<=" => count <= n,
-        ">=" => count >= n,
-        _ => false,
-    }
+    Some(Condition::MemberCount { op, count })
 }
 
 /// A rule's actions: `notify`, and the `highlight` tweak (true when its
@@ -244,20 +360,52 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Whether the glob `pattern` matches all of `value` or, with `words`, some
-/// run of it that starts and ends at word boundaries. Case-insensitive.
-/// One pass over `value` tracking every pattern position at once (a
-/// non-deterministic automaton), so time is bounded by the lengths'
-/// product whatever the pattern: no backtracking blow-up on hostile
-/// patterns.
+/// A compiled glob (`*`, `?`), matched case-insensitively.
+#[derive(Debug)]
+struct Glob {
+    tokens: Vec<Token>,
+    /// The pattern lowered, when it has no wildcards: compared directly.
+    literal: Option<String>,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Self {
+        let tokens = tokens(pattern);
+        let literal = tokens
+            .iter()
+            .all(|t| matches!(t, Token::Char(_)))
+            .then(|| pattern.chars().flat_map(char::to_lowercase).collect());
+        Self { tokens, literal }
+    }
+
+    /// `text` taken literally (a display name: `*` in it is a star).
+    fn literal(text: &str) -> Self {
+        Self { tokens: text.chars().map(Token::Char).collect(), literal: None }
+    }
+
+    /// Whether the glob matches all of `value` or, with `words`, some run
+    /// of it that starts and ends at word boundaries.
+    fn matches(&self, value: &str, words: bool) -> bool {
+        match &self.literal {
+            Some(literal) if !words => value.chars().flat_map(char::to_lowercase).eq(literal.chars()),
+            _ => glob_matches(&self.tokens, value, words),
+        }
+    }
+}
+
+/// The glob matching: one pass over `value` tracking every pattern
+/// position at once (a non-deterministic automaton), so time is bounded by
+/// the lengths' product whatever the pattern: no backtracking blow-up on
+/// hostile patterns.
 fn glob_matches(pattern: &[Token], value: &str, words: bool) -> bool {
-    let chars: Vec<char> = value.chars().collect();
-    let n = chars.len();
     let m = pattern.len();
     let mut active = vec![false; m + 1];
     let mut next = vec![false; m + 1];
-    for i in 0..=n {
-        let at_start = i == 0 || (words && !is_word(chars[i - 1]));
+    let mut chars = value.chars();
+    let mut prev: Option<char> = None;
+    let mut current = chars.next();
+    loop {
+        let at_start = prev.is_none_or(|p| words && !is_word(p));
         if at_start {
             active[0] = true;
         }
@@ -267,14 +415,11 @@ fn glob_matches(pattern: &[Token], value: &str, words: bool) -> bool {
                 active[p + 1] = true;
             }
         }
-        let at_end = i == n || (words && !is_word(chars[i]));
+        let at_end = current.is_none_or(|c| words && !is_word(c));
         if active[m] && at_end {
             return true;
         }
-        if i == n {
-            break;
-        }
-        let c = chars[i];
+        let Some(c) = current else { return false };
         next.iter_mut().for_each(|s| *s = false);
         for p in 0..m {
             if !active[p] {
@@ -291,8 +436,9 @@ fn glob_matches(pattern: &[Token], value: &str, words: bool) -> bool {
             }
         }
         std::mem::swap(&mut active, &mut next);
+        prev = Some(c);
+        current = chars.next();
     }
-    false
 }
 
 #[cfg(test)]
@@ -331,7 +477,7 @@ mod tests {
     }
 
     fn of(rules: &Ruleset, event: &RoomEvent, facts: &Facts) -> (bool, bool) {
-        let out = evaluate(rules, event, facts);
+        let out = Compiled::new(rules).evaluate(event, facts);
         (out.notify, out.highlight)
     }
 
@@ -396,7 +542,12 @@ mod tests {
         assert!(glob_matches(&tokens("h?llo"), "HELLO", false));
         assert!(!glob_matches(&tokens("hello"), "hello world", false));
         assert_eq!(split_key(r"content.m\.relates_to.rel\\type"), ["content", "m.relates_to", r"rel\type"]);
-        assert!(member_count_is("2", 2) && member_count_is("<3", 2) && !member_count_is(">2", 2));
-        assert!(!member_count_is("=>2", 2) && !member_count_is("", 2));
+        let holds = |is: &str, members| {
+            let facts = Facts { members, ..GROUP };
+            member_count(is).is_some_and(|c| c.holds(&event("m.x", json!({})), &facts))
+        };
+        assert!(holds("2", 2) && holds("<3", 2) && holds(">=2", 2) && !holds(">2", 2));
+        assert!(member_count("=>2").is_none() && member_count("").is_none());
+        assert!(Glob::new("HeLLo").matches("hello", false) && !Glob::new("hello").matches("hello!", false));
     }
 }
