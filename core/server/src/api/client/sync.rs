@@ -2,7 +2,6 @@
 //! request is forwarded to the user's shard, which holds their sync state
 //! (see `crate::sync`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_net::http::{Method, Request, Response, Router};
@@ -54,7 +53,7 @@ async fn get(shard: AppShard, req: Request) -> ApiResult {
         }
         None => None,
     };
-    let filter = query.get("filter").map(Filter::from_param).transpose()?.unwrap_or_default();
+    let filter = query.get("filter").map(Filter::cached).transpose()?.unwrap_or_default();
     let timeout = Duration::from_millis(query.number::<u64>("timeout")?.unwrap_or(0));
     let request = SyncRequest {
         user_id: me.user_id.clone(),
@@ -63,7 +62,7 @@ async fn get(shard: AppShard, req: Request) -> ApiResult {
         timeout,
         full_state: query.boolean("full_state")?.unwrap_or(false),
         timeline_limit: timeline_limit(&filter),
-        filter: Arc::new(filter),
+        filter,
         set_presence: set_presence(query.get("set_presence"))?,
     };
     let body = sync(&shard, request).await?;
