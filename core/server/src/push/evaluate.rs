@@ -387,6 +387,8 @@ impl Glob {
     /// of it that starts and ends at word boundaries.
     fn matches(&self, value: &str, words: bool) -> bool {
         match &self.literal {
+            // Event types, msgtypes and IDs are ASCII: compare bytes.
+            Some(literal) if !words && literal.is_ascii() && value.is_ascii() => value.eq_ignore_ascii_case(literal),
             Some(literal) if !words => value.chars().flat_map(char::to_lowercase).eq(literal.chars()),
             _ => glob_matches(&self.tokens, value, words),
         }
@@ -549,5 +551,6 @@ mod tests {
         assert!(holds("2", 2) && holds("<3", 2) && holds(">=2", 2) && !holds(">2", 2));
         assert!(member_count("=>2").is_none() && member_count("").is_none());
         assert!(Glob::new("HeLLo").matches("hello", false) && !Glob::new("hello").matches("hello!", false));
+        assert!(Glob::new("ÉTÉ").matches("été", false), "non-ASCII literals compare by Unicode case");
     }
 }
