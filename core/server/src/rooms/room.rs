@@ -338,6 +338,8 @@ impl Room {
                 }
             }
         }
+        let previous = self.recent.back().map_or(0, |(p, _)| *p);
+        UnreadCache::on_append(self, &event, pos, previous);
         self.recent.push_back((pos, event));
         if self.recent.len() > RECENT_EVENTS {
             self.recent.pop_front();
