@@ -59,17 +59,35 @@ pub async fn join_through(
     content: Map<String, Value>,
     via: &[String],
 ) -> Result<(), ApiError> {
+    through_first(shard, room_id, via, "join", |server| join_via(shard, server, room_id, user_id, content.clone()))
+        .await
+}
+
+/// Runs `attempt` through each server of `via` but this one (each once,
+/// in order) until one succeeds; the last refusal is the answer when none
+/// does. `what` names the handshake in the log and the error.
+pub async fn through_first<'a, F, Fut>(
+    shard: &AppShard,
+    room_id: &str,
+    via: &'a [String],
+    what: &str,
+    mut attempt: F,
+) -> Result<(), ApiError>
+where
+    F: FnMut(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
     let us = shard.state.config.server_name.as_str();
-    let mut last = ApiError::not_found("no server to join the room through");
+    let mut last = ApiError::not_found(format!("no server to {what} the room through"));
     let mut tried = HashSet::new();
     for server in via.iter().filter(|s| *s != us) {
         if !tried.insert(server) {
             continue;
         }
-        match join_via(shard, server, room_id, user_id, content.clone()).await {
+        match attempt(server).await {
             Ok(()) => return Ok(()),
             Err(e) => {
-                tracing::info!(server, room = room_id, error = %e.message, "join through this server failed");
+                tracing::info!(server, room = room_id, error = %e.message, "{what} through this server failed");
                 last = e;
             }
         }

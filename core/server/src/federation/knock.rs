@@ -5,12 +5,10 @@
 //! this server's view of the room (`rooms::remember_outside`), like an
 //! invite received, so `/sync` lists the room under `knock`.
 
-use std::collections::HashSet;
-
 use serde_json::{json, Map, Value};
 use tessera_net::http::Method;
 
-use super::join::make_membership;
+use super::join::{make_membership, through_first};
 use super::request::request;
 use crate::error::ApiError;
 use crate::request::query_encode;
@@ -33,21 +31,9 @@ pub async fn knock(shard: &AppShard, room_id: &str, draft: Draft, via: Vec<Strin
     let Value::Object(content) = draft.content else {
         return Err(ApiError::internal("a knock's content is not an object"));
     };
-    let mut last = ApiError::not_found("no server to knock through");
-    let mut tried = HashSet::new();
-    for server in via.iter().filter(|s| **s != us) {
-        if !tried.insert(server) {
-            continue;
-        }
-        match knock_via(shard, server, room_id, &draft.sender, content.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::info!(server, room = room_id, error = %e.message, "knock through this server failed");
-                last = e;
-            }
-        }
-    }
-    Err(last)
+    let user_id = draft.sender.as_str();
+    through_first(shard, room_id, &via, "knock", |server| knock_via(shard, server, room_id, user_id, content.clone()))
+        .await
 }
 
 async fn knock_via(
