@@ -36,27 +36,26 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(bytes);
 }
 
-/// The entries to append, per row: `(chunk, bytes)`, chunks ascending.
-pub fn encode_state_keys(keys: &[StateKeyRecord]) -> (Vec<i32>, Vec<Vec<u8>>) {
+/// Entries (a number and its strings) packed per row: `(chunk, bytes)`,
+/// chunks ascending.
+fn pack<'a, const N: usize>(entries: impl Iterator<Item = (u32, [&'a str; N])>) -> (Vec<i32>, Vec<Vec<u8>>) {
     let mut rows: BTreeMap<i32, Vec<u8>> = BTreeMap::new();
-    for key in keys {
-        let out = rows.entry(chunk_of(key.nid)).or_default();
-        out.extend_from_slice(&key.nid.to_be_bytes());
-        put_str(out, &key.event_type);
-        put_str(out, &key.state_key);
+    for (nid, strings) in entries {
+        let out = rows.entry(chunk_of(nid)).or_default();
+        out.extend_from_slice(&nid.to_be_bytes());
+        strings.into_iter().for_each(|s| put_str(out, s));
     }
     rows.into_iter().unzip()
 }
 
-/// As [`encode_state_keys`] for `(number, event ID)` pairs.
+/// The state keys to append, per row.
+pub fn encode_state_keys(keys: &[StateKeyRecord]) -> (Vec<i32>, Vec<Vec<u8>>) {
+    pack(keys.iter().map(|k| (k.nid, [k.event_type.as_str(), k.state_key.as_str()])))
+}
+
+/// The `(number, event ID)` pairs to append, per row.
 pub fn encode_event_ids(events: &[(u32, String)]) -> (Vec<i32>, Vec<Vec<u8>>) {
-    let mut rows: BTreeMap<i32, Vec<u8>> = BTreeMap::new();
-    for (nid, event_id) in events {
-        let out = rows.entry(chunk_of(*nid)).or_default();
-        out.extend_from_slice(&nid.to_be_bytes());
-        put_str(out, event_id);
-    }
-    rows.into_iter().unzip()
+    pack(events.iter().map(|(nid, id)| (*nid, [id.as_str()])))
 }
 
 /// Reads a row's entries, each with `strings` strings, into `out` (a later

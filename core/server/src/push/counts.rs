@@ -95,12 +95,7 @@ impl UnreadCache {
         let mut cache = std::mem::take(&mut room.unread);
         for (user_id, unread) in cache.0.iter_mut().filter(|(_, u)| u.counted_to >= previous && u.counted_to < pos) {
             if event.sender != *user_id {
-                let display_name = room
-                    .state
-                    .event("m.room.member", user_id)
-                    .and_then(|member| member.content.get("displayname"))
-                    .and_then(Value::as_str);
-                unread.count(event, &Facts { room, display_name });
+                unread.count(event, &Facts::of(room, user_id));
             }
             unread.counted_to = pos;
         }
@@ -121,6 +116,18 @@ pub struct Counts {
 struct Facts<'a> {
     room: &'a Room,
     display_name: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts for `user_id` in `room`.
+    fn of(room: &'a Room, user_id: &str) -> Self {
+        let display_name = room
+            .state
+            .event("m.room.member", user_id)
+            .and_then(|member| member.content.get("displayname"))
+            .and_then(Value::as_str);
+        Self { room, display_name }
+    }
 }
 
 impl RoomFacts for Facts<'_> {
@@ -199,12 +206,7 @@ pub async fn counts(
         };
         {
             let room = room.borrow();
-            let display_name = room
-                .state
-                .event("m.room.member", user_id)
-                .and_then(|member| member.content.get("displayname"))
-                .and_then(Value::as_str);
-            let facts = Facts { room: &room, display_name };
+            let facts = Facts::of(&room, user_id);
             for (_, event) in events.iter().filter(|(_, e)| e.sender != user_id) {
                 unread.count(event, &facts);
             }
