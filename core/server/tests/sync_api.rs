@@ -341,3 +341,25 @@ fn unread_counts_ignore_push_rules_receipts_or_own_messages() {
     ok(&server, "PUT", &rule, &alice_token, Some(&json!({ "actions": [] })));
     assert_eq!(unread(), (1, 1), "only the mention (an override rule) still notifies");
 }
+
+/// A member is counted from their join with the default rules, so their
+/// first sync needs no walk; one whose own rules existed before the join
+/// must still be counted by those.
+#[test]
+fn unread_counts_from_the_join_use_rules_made_before_it() {
+    let server = open_server();
+    let (_, alice_token) = register(server.client, "alice");
+    let (_, bob_token) = register(server.client, "bob");
+    let keyword = json!({ "pattern": "pineapple", "actions": ["notify", { "set_tweak": "highlight" }] });
+    ok(&server, "PUT", "/pushrules/global/content/fruit", &bob_token, Some(&keyword));
+    let room = create_room(&server, &alice_token);
+    ok(&server, "POST", &format!("/join/{room}"), &bob_token, Some(&json!({})));
+    for (txn, body) in [("a", "hello"), ("b", "a pineapple")] {
+        let path = format!("/rooms/{room}/send/m.room.message/{txn}");
+        ok(&server, "PUT", &path, &alice_token, Some(&json!({ "msgtype": "m.text", "body": body })));
+    }
+    let body = sync(&server, &bob_token, "{}", None);
+    let counts = &body["rooms"]["join"][&room]["unread_notifications"];
+    assert_eq!(counts["notification_count"], 2, "{counts}");
+    assert_eq!(counts["highlight_count"], 1, "bob's keyword highlights: {counts}");
+}

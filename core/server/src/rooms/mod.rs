@@ -25,6 +25,7 @@ use tessera_storage::records::{room_nid, RoomNid, StreamPos, VShard};
 use tessera_storage::{Op, Result as StoreResult, Store};
 
 use crate::error::ApiError;
+use crate::push::counts::UnreadCache;
 use crate::request::now_ms;
 use crate::state::AppShard;
 use crate::store::AnyStore;
@@ -248,6 +249,11 @@ pub async fn append(
                     (joins != was_joined).then(|| (key.clone(), joins))
                 });
             room.apply(event.clone(), pdu, pos, &state.placement, &mut ops);
+            if let Some((member, true)) = &member_change {
+                if crate::federation::server_of(member) == us {
+                    UnreadCache::joined(&mut room, member, pos);
+                }
+            }
             if let (Some(before), Some(copy)) = (before, copy) {
                 let mut destinations = before.to_vec();
                 for server in room.remote_servers(us).iter() {
