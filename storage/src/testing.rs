@@ -84,16 +84,23 @@ fn run(mut cmd: Command, what: &str) {
 
 impl TestCluster {
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None)
     }
 
     /// A cluster that also speaks TLS, with this certificate chain and key
     /// (PEM).
     pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {
-        Self::start_with(Some((cert_pem, key_pem)))
+        Self::start_with(Some((cert_pem, key_pem)), None)
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Self {
+    /// A TLS cluster whose database `certs` admits only clients that
+    /// present a certificate signed by `client_ca_pem` whose common name
+    /// is the user (`cert` authentication).
+    pub fn start_with_client_certs(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)), Some(client_ca_pem))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>, client_ca: Option<&str>) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|dirs| {
@@ -148,6 +155,17 @@ impl TestCluster {
             let files =
                 format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert_path.display(), key_path.display());
             options.push_str(&files);
+            if let Some(ca) = client_ca {
+                let ca_path = dir.path().join("client-ca.crt");
+                std::fs::write(&ca_path, ca).unwrap();
+                options.push_str(&format!(" -c ssl_ca_file={}", ca_path.display()));
+                // The first matching line decides: these come before
+                // initdb's `trust` lines.
+                let hba = data.join("pg_hba.conf");
+                let rest = std::fs::read_to_string(&hba).unwrap();
+                let certs = "hostssl certs all 127.0.0.1/32 cert\nhost certs all 127.0.0.1/32 reject\n";
+                std::fs::write(&hba, format!("{certs}{rest}")).unwrap();
+            }
         }
         run(
             as_pg_user(&format!(

@@ -307,13 +307,26 @@ impl Backend {
                 })
             })?),
             config::Backend::Postgres => {
-                let roots = tessera_net::http::client_tls_config(&s.postgres_ca_files)
-                    .map_err(|e| tessera_storage::StorageError::Backend(format!("storage.postgres_ca_files: {e}")))?;
+                let bad = |key: &str, e: &dyn std::fmt::Display| {
+                    tessera_storage::StorageError::Backend(format!("storage.{key}: {e}"))
+                };
+                let roots =
+                    tessera_net::http::root_store(&s.postgres_ca_files).map_err(|e| bad("postgres_ca_files", &e))?;
+                let read = |path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| bad("postgres_client_cert", &format!("{}: {e}", path.display())))
+                };
+                let identity = match (&s.postgres_client_cert, &s.postgres_client_key) {
+                    (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                    _ => None,
+                };
+                let identity = identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+                let tls = tessera_storage::postgres::tls::client_config(roots, identity)
+                    .map_err(|e| bad("postgres_client_cert", &e))?;
                 Self::Postgres(PgDb::new(&PgConfig {
                     url: s.postgres_url.clone().unwrap_or_default(),
                     readers: s.postgres_readers,
                     sync_writes: s.sync_writes,
-                    tls: Some(roots),
+                    tls: Some(tls),
                 })?)
             }
         })

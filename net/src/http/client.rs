@@ -379,6 +379,19 @@ fn parse_head(buf: &[u8], max: usize) -> Result<Option<ParsedHead>, ClientError>
 /// files), plus the CA certificates in `extra_ca_files` (PEM), for private
 /// federations and test networks.
 pub fn client_tls_config(extra_ca_files: &[impl AsRef<Path>]) -> io::Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_root_certificates(root_store(extra_ca_files)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The roots of [`client_tls_config`]: the public ones and those in
+/// `extra_ca_files` (PEM).
+pub fn root_store(extra_ca_files: &[impl AsRef<Path>]) -> io::Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for path in extra_ca_files {
         let path = path.as_ref();
@@ -388,14 +401,7 @@ pub fn client_tls_config(extra_ca_files: &[impl AsRef<Path>]) -> io::Result<Arc<
             roots.add(cert.map_err(|e| invalid(&e))?).map_err(|e| invalid(&e))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ mod response;
 mod router;
 mod server;
 
-pub use client::{client_tls_config, ClientError, ClientLimits, HttpClient, OutRequest, OutResponse, Target};
+pub use client::{
+    client_tls_config, root_store, ClientError, ClientLimits, HttpClient, OutRequest, OutResponse, Target,
+};
 pub use forwarded::TrustedProxies;
 pub use request::{Headers, Method, Request};
 pub use response::Response;

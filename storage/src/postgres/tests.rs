@@ -105,34 +105,62 @@ fn postgres_version_1_database_is_migrated_and_keeps_its_rows() {
 
 /// A CA and a certificate it signed for 127.0.0.1: (CA PEM, chain PEM,
 /// key PEM).
-fn certificates() -> (String, String, String) {
+/// A test CA, and a server certificate for 127.0.0.1 it signed with its
+/// key: `(ca, chain, key)` in PEM; and the CA itself, to sign more.
+fn certificates_and_ca() -> (String, String, String, rcgen::Issuer<'static, rcgen::KeyPair>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &Issuer::new(ca_params, &ca_key))
-        .unwrap();
-    (ca.pem(), leaf.pem(), key.serialize_pem())
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem(), issuer)
+}
+
+fn certificates() -> (String, String, String) {
+    let (ca, chain, key, _) = certificates_and_ca();
+    (ca, chain, key)
 }
 
 fn roots(ca_pem: Option<&str>) -> std::sync::Arc<rustls::ClientConfig> {
+    client_config(ca_pem, None)
+}
+
+fn client_config(ca_pem: Option<&str>, identity: Option<(&str, &str)>) -> std::sync::Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = ca_pem {
         use rustls::pki_types::pem::PemObject;
         let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         roots.add(der).unwrap();
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    std::sync::Arc::new(config)
+    super::tls::client_config(roots, identity.map(|(c, k)| (c.as_bytes(), k.as_bytes()))).unwrap()
+}
+
+#[test]
+fn postgres_cert_authentication_admits_the_client_certificate_and_no_one_without() {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let (ca, chain, key, issuer) = certificates_and_ca();
+    let cluster = TestCluster::start_with_client_certs(&chain, &key, &ca);
+    let url = format!("{}?sslmode=require", cluster.database("certs"));
+    // `cert` authentication: the certificate's common name is the user.
+    let client_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "postgres");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = params.signed_by(&client_key, &issuer).unwrap();
+    block_on(async {
+        let identity = Some((client.pem(), client_key.serialize_pem()));
+        let with = client_config(Some(&ca), identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())));
+        let store = PgDb::new(&PgConfig { tls: Some(with), ..config(url.clone()) }).unwrap();
+        let store = store.shard_store(&Monoio, 0).await.unwrap();
+        store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
+        let without = PgConfig { tls: Some(roots(Some(&ca))), ..config(url) };
+        let Err(err) = PgDb::new(&without).unwrap().shard_store(&Monoio, 1).await else { panic!("connected") };
+        assert!(err.to_string().contains("certificate"), "{err}");
+    });
+    assert!(super::tls::client_config(rustls::RootCertStore::empty(), Some((b"", b""))).is_err());
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //! reached without `sslmode=require` (the default `prefer`) is spoken to
 //! in plain text, as before: Debian's PostgreSQL enables TLS with a
 //! self-signed "snakeoil" certificate that verification would refuse.
+//!
+//! A client certificate (libpq's `sslcert`/`sslkey`, for `cert`
+//! authentication in `pg_hba.conf`) is presented when one is configured.
 
 use std::future::Future;
 use std::io;
@@ -15,9 +18,38 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
+
+/// The TLS settings for PostgreSQL: verify the server against `roots`,
+/// and present `identity` (a PEM certificate chain and its PEM private key)
+/// when given.
+pub fn client_config(
+    roots: rustls::RootCertStore,
+    identity: Option<(&[u8], &[u8])>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => {
+            let chain = CertificateDer::pem_slice_iter(chain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("client certificate: {e}"))?;
+            if chain.is_empty() {
+                return Err("client certificate: no certificate in the file".into());
+            }
+            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("client key: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate and key: {e}"))?
+        }
+    };
+    Ok(Arc::new(config))
+}
 
 /// A connector for one connection to the host `name`.
 pub struct RustlsConnect {

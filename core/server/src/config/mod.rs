@@ -192,6 +192,11 @@ pub struct StorageSection {
     /// TLS to PostgreSQL (`sslmode=require` in `postgres_url`; the
     /// certificate is always verified, for the URL's host).
     pub postgres_ca_files: Vec<PathBuf>,
+    /// PEM certificate (chain) presented to PostgreSQL over TLS, for
+    /// `cert` authentication; with `postgres_client_key`.
+    pub postgres_client_cert: Option<PathBuf>,
+    /// PEM private key of `postgres_client_cert`.
+    pub postgres_client_key: Option<PathBuf>,
     /// Block cache of the embedded database, MiB (shared by all shards).
     pub cache_mib: u64,
     /// Written data the embedded database may hold in memory, all
@@ -209,6 +214,8 @@ impl Default for StorageSection {
             postgres_url: None,
             postgres_readers: 2,
             postgres_ca_files: Vec::new(),
+            postgres_client_cert: None,
+            postgres_client_key: None,
             cache_mib: 64,
             write_buffer_mib: 4,
             sync_writes: true,
@@ -470,6 +477,8 @@ impl Config {
         }
         self.federation.trusted_ca_files.iter_mut().for_each(resolve);
         self.storage.postgres_ca_files.iter_mut().for_each(resolve);
+        self.storage.postgres_client_cert.as_mut().map(resolve);
+        self.storage.postgres_client_key.as_mut().map(resolve);
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -523,6 +532,12 @@ impl Config {
             }
             if self.storage.postgres_readers == 0 {
                 return Err(ConfigError::key("storage.postgres_readers", "must be greater than 0"));
+            }
+            if self.storage.postgres_client_cert.is_some() != self.storage.postgres_client_key.is_some() {
+                return Err(ConfigError::key(
+                    "storage.postgres_client_cert",
+                    "postgres_client_cert and postgres_client_key go together",
+                ));
             }
         }
         // Generated secrets are long; the floor only refuses empty or

@@ -117,6 +117,10 @@ backend = "embedded"
 # public roots and these CA files (PEM). Without sslmode=require the
 # connection is plain, as on a private network or a Unix socket.
 # postgres_ca_files = ["/etc/tessera/postgres-ca.pem"]
+# A client certificate for TLS connections, for `cert` authentication in
+# pg_hba.conf (libpq's sslcert and sslkey; PEM, both or neither).
+# postgres_client_cert = "/etc/tessera/postgres-client.crt"
+# postgres_client_key = "/etc/tessera/postgres-client.key"
 # Block cache of the embedded database in MiB, shared by all shards. More
 # cache means fewer disk reads for large rooms; the rest of memory use is
 # small.
