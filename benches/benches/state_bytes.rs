@@ -60,14 +60,23 @@ fn room_state() -> Vec<Op> {
         .collect();
     let events = (0..total).map(|nid| (nid, event_id(nid))).collect();
     let snapshot = StateGroupRecord { parent: None, entries: (0..total).map(|nid| (nid, nid)).collect() };
+    let auth = (0..total).map(|nid| (nid, member_auth_events())).collect();
     vec![
         Op::PutStateKeys { room: ROOM_NID, keys },
         Op::PutEventNids { room: ROOM_NID, events },
         Op::PutStateGroup { room: ROOM_NID, group: 1, state: snapshot },
+        Op::PutAuthEvents { room: ROOM_NID, events: auth },
     ]
 }
 
-/// One member joins: a new state key, a new event, a one-entry delta.
+/// A first join's auth events: create, power levels, join rules (three
+/// of the other state events' numbers).
+fn member_auth_events() -> Vec<u32> {
+    vec![MEMBERS, MEMBERS + 1, MEMBERS + 2]
+}
+
+/// One member joins: a new state key, a new event, a one-entry delta, its
+/// auth events.
 fn one_join() -> Vec<Op> {
     let nid = MEMBERS + OTHER_STATE;
     let key = StateKeyRecord { nid, event_type: "m.room.member".into(), state_key: user_id(nid) };
@@ -79,6 +88,7 @@ fn one_join() -> Vec<Op> {
             group: 2,
             state: StateGroupRecord { parent: Some(1), entries: vec![(nid, nid)] },
         },
+        Op::PutAuthEvents { room: ROOM_NID, events: vec![(nid, member_auth_events())] },
     ]
 }
 
@@ -88,46 +98,59 @@ fn logical_bytes(ops: &[Op]) -> usize {
     ops.iter()
         .map(|op| match op {
             Op::PutStateKeys { keys, .. } => keys.iter().map(|k| 12 + k.event_type.len() + k.state_key.len() + 2).sum(),
-            Op::PutEventNids { events, .. } => events.iter().map(|(_, id)| 12 + id.len()).sum(),
+            // Both ways: number → ID, and (room, hash of the ID, number).
+            Op::PutEventNids { events, .. } => events.iter().map(|(_, id)| 12 + id.len() + 20).sum(),
             Op::PutStateGroup { state, .. } => 16 + state.encode().len(),
+            Op::PutAuthEvents { events, .. } => events.iter().map(|(_, auth)| 12 + 4 * auth.len()).sum(),
             _ => 0,
         })
         .sum()
 }
 
-/// The three parts of the room's state, written and measured one by one.
-const PARTS: [&str; 3] = [
+/// The parts of the room's state, written and measured one by one.
+const PARTS: [&str; 4] = [
     "state keys (type, state_key → number)",
-    "event numbers (number → event ID)",
+    "event numbers (number ↔ event ID)",
     "snapshot (state key → event, compact)",
+    "auth-chain index (number → auth events' numbers)",
 ];
 
 fn embedded() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = EmbeddedConfig {
-        path: dir.path().join("db"),
-        cache_bytes: 64 << 20,
-        write_buffer_bytes: 4 << 20,
-        sync_writes: true,
+    let open = |dir: &std::path::Path| {
+        let config = EmbeddedConfig {
+            path: dir.join("db"),
+            cache_bytes: 64 << 20,
+            write_buffer_bytes: 4 << 20,
+            sync_writes: true,
+        };
+        let db = EmbeddedDb::open(&config).unwrap();
+        let store = db.shard_store(0).unwrap();
+        db.flush().unwrap();
+        (db, store)
     };
-    let db = EmbeddedDb::open(&config).unwrap();
-    let store = db.shard_store(0).unwrap();
-    db.flush().unwrap();
+    // Each part in a database of its own: fjall flushes and drops its
+    // journals in the background, so growth measured step by step in one
+    // database lands partly under the next step.
     let mut rows = Vec::new();
-    let mut before = db.disk_space().unwrap();
     for op in room_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, store) = open(dir.path());
+        let before = db.disk_space().unwrap();
         let logical = logical_bytes(std::slice::from_ref(&op));
         pollster::block_on(store.write(vec![op])).unwrap();
         db.flush().unwrap();
-        let now = db.disk_space().unwrap();
-        rows.push((logical, now - before));
-        before = now;
+        rows.push((logical, db.disk_space().unwrap() - before));
     }
+    let dir = tempfile::tempdir().unwrap();
+    let (db, store) = open(dir.path());
+    pollster::block_on(store.write(room_state())).unwrap();
+    db.flush().unwrap();
+    let before = db.disk_space().unwrap();
     let join = one_join();
     let join_logical = logical_bytes(&join);
     pollster::block_on(store.write(join)).unwrap();
     db.flush().unwrap();
-    let join_disk = db.disk_space().unwrap() - before;
+    let join_disk = db.disk_space().unwrap().saturating_sub(before);
     let state = pollster::block_on(store.state_at(ROOM_NID, 2)).unwrap().unwrap();
     assert_eq!(state.len(), (MEMBERS + OTHER_STATE + 1) as usize);
     report("embedded (fjall, LZ4-compressed tables)", &rows, join_logical, join_disk);
@@ -137,7 +160,8 @@ fn postgres() {
     let cluster = TestCluster::start();
     let url = cluster.database("state_bytes");
     let size_sql = "SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(ARRAY['room_state_key_chunks', \
-                    'room_event_nid_chunks', 'state_groups']::regclass[]) AS t";
+                    'room_event_nid_chunks', 'room_event_id_buckets', 'state_groups', \
+                    'room_auth_event_chunks']::regclass[]) AS t";
     let mut runtime = tessera_net::runtime::build_shard_runtime().unwrap();
     runtime.block_on(async {
         let (client, connection) = url

@@ -13,7 +13,7 @@ use crate::records::{
     RoomMemberRecord, RoomNid, ServerKeyRecord, StateGroupRecord, StateKeyRecord, ToDeviceRecord, UserRecord,
     UserRoomRecord,
 };
-use crate::store::{Direction, Store};
+use crate::store::{AuthChain, Direction, Store};
 
 /// Runs each named check on a fresh store.
 macro_rules! run_checks {
@@ -39,6 +39,8 @@ pub(crate) async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() ->
         stream_positions_round_trip,
         concurrent_writes_are_all_acknowledged_and_visible,
         state_keys_and_event_numbers_are_listed_by_number,
+        event_numbers_are_found_by_id_only_in_their_room,
+        auth_chain_follows_the_index_and_says_when_it_cannot,
         state_at_applies_deltas_over_their_snapshot,
         state_at_reports_a_missing_parent_as_corruption,
         membership_change_replaces_both_directions_and_filters_by_membership,
@@ -232,6 +234,35 @@ async fn state_keys_and_event_numbers_are_listed_by_number(s: &impl Store) {
     assert_eq!(s.state_keys(ROOM).await.unwrap(), [key(0, "@a:x"), key(300, "@c:x")]);
     let ids = s.event_ids_of(ROOM, &[256, 8, 7]).await.unwrap();
     assert_eq!(ids, [Some("$big".to_owned()), None, Some("$seven".to_owned())]);
+}
+
+async fn event_numbers_are_found_by_id_only_in_their_room(s: &impl Store) {
+    let events = vec![(7, "$seven".into()), (300, "$big".into())];
+    s.write(vec![Op::PutEventNids { room: ROOM, events }]).await.unwrap();
+    let ids = ["$big".to_owned(), "$none".to_owned(), "$seven".to_owned()];
+    assert_eq!(s.event_nids_of(ROOM, &ids).await.unwrap(), [Some(300), None, Some(7)]);
+    assert_eq!(s.event_nids_of(ROOM + 1, &ids).await.unwrap(), [None, None, None]);
+    // Numbered again (a room rejoined starts over from the state it is
+    // sent): the newest number answers.
+    s.write(vec![Op::PutEventNids { room: ROOM, events: vec![(301, "$seven".into())] }]).await.unwrap();
+    assert_eq!(s.event_nids_of(ROOM, &ids[2..]).await.unwrap(), [Some(301)]);
+}
+
+async fn auth_chain_follows_the_index_and_says_when_it_cannot(s: &impl Store) {
+    // create 0 ← power levels 1 ← alice 2 ← join rules 3 ← bob 4 (his
+    // chain also has alice's join), across two rows of the PostgreSQL
+    // packing (200).
+    let edges = vec![(0, vec![]), (1, vec![0, 2]), (2, vec![0]), (3, vec![0, 1, 2]), (200, vec![0, 1, 3])];
+    s.write(vec![Op::PutAuthEvents { room: ROOM, events: edges }]).await.unwrap();
+    assert_eq!(s.auth_events_of(ROOM, &[200, 5, 0]).await.unwrap(), [Some(vec![0, 1, 3]), None, Some(vec![])]);
+    assert_eq!(s.auth_chain(ROOM, &[200], 10).await.unwrap(), AuthChain::Events(vec![0, 1, 2, 3]));
+    assert_eq!(s.auth_chain(ROOM, &[0], 10).await.unwrap(), AuthChain::Events(vec![]));
+    assert_eq!(s.auth_chain(ROOM, &[200], 3).await.unwrap(), AuthChain::TooLarge);
+    // An event whose auth events were never recorded (stored before the
+    // index) cannot be answered from it.
+    s.write(vec![Op::PutAuthEvents { room: ROOM, events: vec![(201, vec![200, 9])] }]).await.unwrap();
+    assert_eq!(s.auth_chain(ROOM, &[201], 10).await.unwrap(), AuthChain::NotIndexed);
+    assert_eq!(s.auth_events_of(ROOM + 1, &[200]).await.unwrap(), [None], "another room's");
 }
 
 async fn state_at_applies_deltas_over_their_snapshot(s: &impl Store) {

@@ -28,4 +28,4 @@ pub mod testing;
 
 pub use error::{Result, StorageError};
 pub use ops::Op;
-pub use store::{Direction, Store};
+pub use store::{AuthChain, Direction, Store};

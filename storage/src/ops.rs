@@ -85,12 +85,20 @@ pub enum Op {
         /// The new keys.
         keys: Vec<StateKeyRecord>,
     },
-    /// Interns event IDs of a room.
+    /// Interns event IDs of a room, both ways (number to ID and back).
     PutEventNids {
         /// The room.
         room: RoomNid,
         /// (number, event ID) pairs.
         events: Vec<(EventNid, String)>,
+    },
+    /// Records the auth events of numbered events of a room: the auth-chain
+    /// index. Written with the event; never changes.
+    PutAuthEvents {
+        /// The room.
+        room: RoomNid,
+        /// (event, its auth events), by number.
+        events: Vec<(EventNid, Vec<EventNid>)>,
     },
     /// Stores a room state (snapshot or delta) under its group number.
     PutStateGroup {

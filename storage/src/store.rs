@@ -17,6 +17,18 @@ use crate::records::{
 /// missing snapshot or a cycle, not a real state.
 pub const MAX_STATE_CHAIN: usize = 10_000;
 
+/// An auth chain as [`Store::auth_chain`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthChain {
+    /// Every event in it, sorted by number.
+    Events(Vec<EventNid>),
+    /// An event on the way has no auth events recorded (stored before the
+    /// index existed): the caller walks the events themselves instead.
+    NotIndexed,
+    /// More events than the limit asked.
+    TooLarge,
+}
+
 /// Which way a timeline is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -95,6 +107,42 @@ pub trait Store {
     /// The event IDs of these event numbers of a room (`None` where a number
     /// is unknown), in the order asked.
     fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> impl Future<Output = Result<Vec<Option<String>>>>;
+
+    /// The numbers of these event IDs in a room (`None` where an ID is not
+    /// interned in it), in the order asked.
+    fn event_nids_of(&self, room: RoomNid, ids: &[String]) -> impl Future<Output = Result<Vec<Option<EventNid>>>>;
+
+    /// The recorded auth events of these events of a room (`None` where
+    /// none were recorded), in the order asked.
+    fn auth_events_of(
+        &self,
+        room: RoomNid,
+        nids: &[EventNid],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<EventNid>>>>>;
+
+    /// The auth chain of `from`: every event reachable through auth events,
+    /// read level by level from the index (one batch per level of the auth
+    /// graph, not one read per event).
+    fn auth_chain(&self, room: RoomNid, from: &[EventNid], limit: usize) -> impl Future<Output = Result<AuthChain>> {
+        async move {
+            let mut seen = std::collections::HashSet::new();
+            let mut level = from.to_vec();
+            while !level.is_empty() {
+                let mut next = Vec::new();
+                for auth in self.auth_events_of(room, &level).await? {
+                    let Some(auth) = auth else { return Ok(AuthChain::NotIndexed) };
+                    next.extend(auth.into_iter().filter(|&a| seen.insert(a)));
+                }
+                if seen.len() > limit {
+                    return Ok(AuthChain::TooLarge);
+                }
+                level = next;
+            }
+            let mut chain: Vec<EventNid> = seen.into_iter().collect();
+            chain.sort_unstable();
+            Ok(AuthChain::Events(chain))
+        }
+    }
 
     /// One stored state group, as stored (snapshot or delta).
     fn state_group(&self, room: RoomNid, group: u64) -> impl Future<Output = Result<Option<StateGroupRecord>>>;

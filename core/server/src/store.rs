@@ -123,6 +123,14 @@ impl Store for AnyStore {
         forward!(self.event_ids_of(room, nids))
     }
 
+    async fn event_nids_of(&self, room: RoomNid, ids: &[String]) -> Result<Vec<Option<EventNid>>> {
+        forward!(self.event_nids_of(room, ids))
+    }
+
+    async fn auth_events_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<Vec<EventNid>>>> {
+        forward!(self.auth_events_of(room, nids))
+    }
+
     async fn state_group(&self, room: RoomNid, group: u64) -> Result<Option<StateGroupRecord>> {
         forward!(self.state_group(room, group))
     }

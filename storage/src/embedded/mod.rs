@@ -55,7 +55,7 @@ pub struct EmbeddedConfig {
 }
 
 /// The keyspaces, one per kind of row (see `docs/storage.md`).
-struct Keyspaces {
+pub(crate) struct Keyspaces {
     meta: Keyspace,
     users: Keyspace,
     devices: Keyspace,
@@ -69,6 +69,11 @@ struct Keyspaces {
     room_nids: Keyspace,
     state_keys: Keyspace,
     event_nids: Keyspace,
+    /// (room, hash of the event ID, number), empty values: `event_nids` the
+    /// other way, confirmed through it.
+    event_nids_by_id: Keyspace,
+    /// (room, event number) → its auth events' numbers: the auth-chain index.
+    auth_events: Keyspace,
     state_groups: Keyspace,
     room_members: Keyspace,
     user_rooms: Keyspace,
@@ -88,7 +93,7 @@ struct Keyspaces {
 
 impl Keyspaces {
     /// Every keyspace, for upkeep of the whole database.
-    fn all(&self) -> [&Keyspace; 28] {
+    fn all(&self) -> [&Keyspace; 30] {
         [
             &self.meta,
             &self.users,
@@ -103,6 +108,8 @@ impl Keyspaces {
             &self.room_nids,
             &self.state_keys,
             &self.event_nids,
+            &self.event_nids_by_id,
+            &self.auth_events,
             &self.state_groups,
             &self.room_members,
             &self.user_rooms,
@@ -191,6 +198,8 @@ impl EmbeddedDb {
             room_nids: open("room_nids")?,
             state_keys: cold("state_keys")?,
             event_nids: cold("event_nids")?,
+            event_nids_by_id: cold("event_nids_by_id")?,
+            auth_events: cold("auth_events")?,
             state_groups: open("state_groups")?,
             room_members: open("room_members")?,
             user_rooms: open("user_rooms")?,
@@ -207,7 +216,7 @@ impl EmbeddedDb {
             published: open("published")?,
             registration_tokens: open("registration_tokens")?,
         };
-        schema::check(&db, &ks.meta)?;
+        schema::check(&db, &ks)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -235,6 +244,11 @@ impl EmbeddedDb {
     pub fn flush(&self) -> Result<()> {
         for keyspace in self.inner.ks.all() {
             keyspace.rotate_memtable_and_wait()?;
+            // A memtable the write-buffer budget sealed already is flushed
+            // in the background; fjall's wait covers only the one it seals.
+            while keyspace.sealed_memtable_count() > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         Ok(())
     }
@@ -345,6 +359,13 @@ impl Inner {
             Op::PutEventNids { room, events } => {
                 for (nid, event_id) in events {
                     batch.insert(&ks.event_nids, keys::room_nid(*room, *nid).as_slice(), event_id.as_bytes());
+                    let key = keys::room_hash_nid(*room, keys::id_hash(event_id), *nid);
+                    batch.insert(&ks.event_nids_by_id, key.as_slice(), []);
+                }
+            }
+            Op::PutAuthEvents { room, events } => {
+                for (nid, auth) in events {
+                    batch.insert(&ks.auth_events, keys::room_nid(*room, *nid).as_slice(), encode(auth));
                 }
             }
             Op::PutStateGroup { room, group, state } => {
@@ -605,6 +626,35 @@ impl Store for EmbeddedStore {
                     .map(Some)
                     .map_err(|_| StorageError::Corrupt { keyspace: "event_nids", why: "event ID is not UTF-8".into() })
             })
+            .collect()
+    }
+
+    async fn event_nids_of(&self, room: RoomNid, ids: &[String]) -> Result<Vec<Option<EventNid>>> {
+        let ks = &self.inner.ks;
+        ids.iter()
+            .map(|id| {
+                // The hash names candidates, newest last; the number → ID
+                // rows confirm them. An ID numbered twice (a room rejoined)
+                // answers its newest number.
+                let prefix = keys::room_hash_nid(room, keys::id_hash(id), 0);
+                for entry in ks.event_nids_by_id.prefix(&prefix[..16]).rev() {
+                    let key = entry.key()?;
+                    let nid =
+                        key.get(16..20).and_then(|n| n.try_into().ok()).map(u32::from_be_bytes).ok_or_else(|| {
+                            StorageError::Corrupt { keyspace: "event_nids_by_id", why: "key is not 20 bytes".into() }
+                        })?;
+                    if ks.event_nids.get(keys::room_nid(room, nid))?.is_some_and(|found| *found == *id.as_bytes()) {
+                        return Ok(Some(nid));
+                    }
+                }
+                Ok(None)
+            })
+            .collect()
+    }
+
+    async fn auth_events_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<Vec<EventNid>>>> {
+        nids.iter()
+            .map(|&nid| self.inner.get(&self.inner.ks.auth_events, "auth_events", keys::room_nid(room, nid).as_slice()))
             .collect()
     }
 

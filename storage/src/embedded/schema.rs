@@ -4,15 +4,22 @@
 //! newer build fails with a clear error instead of misreading it; opening an
 //! older one runs the migrations in order, each in one atomic batch.
 
+use super::Keyspaces;
 use crate::error::{Result, StorageError};
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: `event_nids_by_id` (event numbers looked up by ID) and `auth_events`
+/// (the auth-chain index). Migrating fills the first from `event_nids`;
+/// the index starts with the events written from then on (older ones are
+/// walked from their JSON).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
 /// Checks (and on a new database, stamps) the schema version.
-pub(crate) fn check(db: &fjall::Database, meta: &fjall::Keyspace) -> Result<()> {
+pub(crate) fn check(db: &fjall::Database, ks: &Keyspaces) -> Result<()> {
+    let meta = &ks.meta;
     let found =
         match meta.get(VERSION_KEY)? {
             None => {
@@ -32,8 +39,33 @@ pub(crate) fn check(db: &fjall::Database, meta: &fjall::Keyspace) -> Result<()> 
     if found > SCHEMA_VERSION {
         return Err(StorageError::NewerSchema { found, supported: SCHEMA_VERSION });
     }
-    // Version 1 is the first schema: no migrations exist yet. When version 2
-    // comes, its migration runs here for `found == 1`.
+    if found < 2 {
+        to_v2(db, ks)?;
+    }
+    Ok(())
+}
+
+/// Fills `event_nids_by_id` from `event_nids` (keys `room ‖ number`), and
+/// stamps version 2, in one batch.
+fn to_v2(db: &fjall::Database, ks: &Keyspaces) -> Result<()> {
+    let mut batch = db.batch();
+    for entry in ks.event_nids.iter() {
+        let (key, event_id) = entry.into_inner()?;
+        let corrupt = || StorageError::Corrupt { keyspace: "event_nids", why: "key is not room ‖ number".into() };
+        let (room, nid) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let nid: [u8; 4] = nid.try_into().map_err(|_| corrupt())?;
+        let event_id = std::str::from_utf8(&event_id)
+            .map_err(|_| StorageError::Corrupt { keyspace: "event_nids", why: "event ID is not UTF-8".into() })?;
+        let key = crate::keys::room_hash_nid(
+            u64::from_be_bytes(*room),
+            crate::keys::id_hash(event_id),
+            u32::from_be_bytes(nid),
+        );
+        batch.insert(&ks.event_nids_by_id, key.as_slice(), []);
+    }
+    batch.insert(&ks.meta, VERSION_KEY, 2u32.to_be_bytes().as_slice());
+    batch.commit()?;
+    db.persist(fjall::PersistMode::SyncAll)?;
     Ok(())
 }
 

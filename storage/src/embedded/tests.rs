@@ -87,3 +87,21 @@ fn many_keyspaces_just_under_their_own_limit_stay_within_the_shared_budget() {
     }
     assert!(db.inner.db.write_buffer_size() <= budget, "{} bytes in memtables", db.inner.db.write_buffer_size());
 }
+
+#[test]
+fn a_version_1_database_finds_its_event_numbers_by_id_after_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = EmbeddedDb::open(&config(dir.path())).unwrap();
+        let store = db.shard_store(0).unwrap();
+        let nids = Op::PutEventNids { room: 9, events: vec![(4, "$four".into())] };
+        pollster::block_on(store.write(vec![nids])).unwrap();
+        // As version 1 left it: no reverse entries.
+        let reverse = crate::keys::room_hash_nid(9, crate::keys::id_hash("$four"), 4);
+        db.inner.ks.event_nids_by_id.remove(reverse.as_slice()).unwrap();
+        schema::stamp(&db.inner.db, &db.inner.ks.meta, 1).unwrap();
+    }
+    let store = EmbeddedDb::open(&config(dir.path())).unwrap().shard_store(0).unwrap();
+    assert_eq!(pollster::block_on(store.event_nids_of(9, &["$four".into()])).unwrap(), [Some(4)]);
+    assert_eq!(pollster::block_on(store.event_nids_of(8, &["$four".into()])).unwrap(), [None], "another room's");
+}

@@ -530,6 +530,20 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
                 SET entries = room_event_nid_chunks.entries || excluded.entries";
             let (chunks, entries) = interning::encode_event_ids(events);
             w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
+            let sql = "INSERT INTO room_event_id_buckets (room_nid, bucket, entries)
+                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
+                ON CONFLICT (room_nid, bucket) DO UPDATE
+                SET entries = room_event_id_buckets.entries || excluded.entries";
+            let (buckets, entries) = interning::encode_id_buckets(events);
+            w.execute(sql, &[&(*room as i64), &buckets, &entries]).await?;
+        }
+        Op::PutAuthEvents { room, events } => {
+            let sql = "INSERT INTO room_auth_event_chunks (room_nid, chunk, entries)
+                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
+                ON CONFLICT (room_nid, chunk) DO UPDATE
+                SET entries = room_auth_event_chunks.entries || excluded.entries";
+            let (chunks, entries) = interning::encode_auth_events(events);
+            w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
         }
         Op::PutStateGroup { room, group, state } => {
             let sql = "INSERT INTO state_groups (room_nid, group_id, parent, entries) VALUES ($1, $2, $3, $4)
@@ -841,6 +855,41 @@ impl Store for PgStore {
         chunks.dedup();
         let rows = self.reader().await?.query(sql, &[&(room as i64), &chunks]).await?;
         let found = interning::decode_event_ids(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?;
+        Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
+    }
+
+    async fn event_nids_of(&self, room: RoomNid, ids: &[String]) -> Result<Vec<Option<EventNid>>> {
+        let hashes: Vec<u64> = ids.iter().map(|id| interning::id_hash(id)).collect();
+        let mut buckets: Vec<i32> = hashes.iter().map(|&h| interning::bucket_of(h)).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        let sql = "SELECT entries FROM room_event_id_buckets WHERE room_nid = $1 AND bucket = ANY($2)";
+        let rows = self.reader().await?.query(sql, &[&(room as i64), &buckets]).await?;
+        let by_hash = interning::decode_id_buckets(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?;
+        // A hash names candidates; the number → ID rows confirm them. An ID
+        // numbered twice (a room rejoined) answers its newest number.
+        let mut candidates: Vec<EventNid> =
+            hashes.iter().flat_map(|h| by_hash.get(h).into_iter().flatten()).copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let confirmed = self.event_ids_of(room, &candidates).await?;
+        let mut newest: HashMap<&str, EventNid> = HashMap::new();
+        for (nid, id) in candidates.iter().zip(&confirmed) {
+            if let Some(id) = id {
+                let slot = newest.entry(id.as_str()).or_insert(*nid);
+                *slot = (*slot).max(*nid);
+            }
+        }
+        Ok(ids.iter().map(|id| newest.get(id.as_str()).copied()).collect())
+    }
+
+    async fn auth_events_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<Vec<EventNid>>>> {
+        let sql = "SELECT entries FROM room_auth_event_chunks WHERE room_nid = $1 AND chunk = ANY($2)";
+        let mut chunks: Vec<i32> = nids.iter().map(|&n| interning::chunk_of(n)).collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        let rows = self.reader().await?.query(sql, &[&(room as i64), &chunks]).await?;
+        let found = interning::decode_auth_events(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?;
         Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
     }
 

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::{Result, StorageError};
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Advisory lock key that serialises migrations ("tessera" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
@@ -244,8 +244,45 @@ INSERT INTO room_event_nid_chunks (room_nid, chunk, entries)
 DROP TABLE room_event_nids;
 ";
 
+/// Version 4: event numbers by ID (`room_event_nid_chunks` the other way,
+/// packed by a hash of the ID; filled from it by [`fill_event_id_buckets`])
+/// and the auth-chain index, packed like the interning tables. The index
+/// starts with the events written from then on; older ones are walked from
+/// their JSON.
+const V4: &str = "
+CREATE TABLE room_event_id_buckets (
+    room_nid bigint NOT NULL,
+    bucket integer NOT NULL,
+    entries bytea NOT NULL,
+    PRIMARY KEY (room_nid, bucket)
+);
+CREATE TABLE room_auth_event_chunks (
+    room_nid bigint NOT NULL,
+    chunk integer NOT NULL,
+    entries bytea NOT NULL,
+    PRIMARY KEY (room_nid, chunk)
+);
+";
+
+/// Fills `room_event_id_buckets` from the packed interning rows (which SQL
+/// cannot unpack), one room at a time.
+async fn fill_event_id_buckets(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    let rooms = tx.query("SELECT DISTINCT room_nid FROM room_event_nid_chunks", &[]).await?;
+    for room in rooms {
+        let room: i64 = room.get(0);
+        let rows = tx.query("SELECT entries FROM room_event_nid_chunks WHERE room_nid = $1", &[&room]).await?;
+        let ids: Vec<(u32, String)> =
+            super::interning::decode_event_ids(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?.into_iter().collect();
+        let (buckets, entries) = super::interning::encode_id_buckets(&ids);
+        let sql = "INSERT INTO room_event_id_buckets (room_nid, bucket, entries)
+            SELECT $1, * FROM unnest($2::integer[], $3::bytea[])";
+        tx.execute(sql, &[&room, &buckets, &entries]).await?;
+    }
+    Ok(())
+}
+
 /// The statements that take version `n - 1` to version `n`, from 2 on.
-const MIGRATIONS: &[(i32, &str)] = &[(2, V2), (3, V3)];
+const MIGRATIONS: &[(i32, &str)] = &[(2, V2), (3, V3), (4, V4)];
 
 /// Creates or checks the schema.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
@@ -268,6 +305,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
     for (version, statements) in MIGRATIONS.iter().filter(|(version, _)| *version > from) {
         tx.batch_execute(statements).await?;
         tx.execute("UPDATE schema_version SET version = $1", &[version]).await?;
+        if *version == 4 {
+            fill_event_id_buckets(&tx).await?;
+        }
     }
     tx.commit().await?;
     Ok(())

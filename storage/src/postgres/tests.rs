@@ -66,6 +66,8 @@ fn postgres_version_1_database_is_migrated_and_keeps_its_rows() {
             "DROP TABLE registration_tokens",
             "DROP TABLE room_state_key_chunks",
             "DROP TABLE room_event_nid_chunks",
+            "DROP TABLE room_event_id_buckets",
+            "DROP TABLE room_auth_event_chunks",
             "CREATE TABLE room_state_keys (room_nid bigint NOT NULL, nid integer NOT NULL,
                 event_type text NOT NULL, state_key text NOT NULL, PRIMARY KEY (room_nid, nid))",
             "CREATE TABLE room_event_nids (room_nid bigint NOT NULL, nid integer NOT NULL,
@@ -91,6 +93,8 @@ fn postgres_version_1_database_is_migrated_and_keeps_its_rows() {
         assert_eq!(store.state_keys(7).await.unwrap(), keys);
         let ids = store.event_ids_of(7, &[130, 0, 1]).await.unwrap();
         assert_eq!(ids, [Some("$later".to_owned()), Some("$create".to_owned()), None]);
+        let nids = store.event_nids_of(7, &["$later".into(), "$create".into()]).await.unwrap();
+        assert_eq!(nids, [Some(130), Some(0)], "numbers by ID, filled in by the migration");
         let token = RegistrationTokenRecord {
             token: "t".into(),
             uses_allowed: Some(1),

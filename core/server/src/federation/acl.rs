@@ -77,7 +77,7 @@ mod tests {
         let mut event = RoomEvent::from_pdu(&bytes).unwrap();
         event.event_id = "$acl".into();
         let mut room = Room::empty("!r:x".into(), 0, 0, RoomVersionRules::get("11").unwrap()).unwrap();
-        room.adopt_state(vec![(Arc::new(event), bytes)], &Placement::new(4, 1), &mut Vec::new());
+        room.adopt_state(vec![(Arc::new(event), bytes)], Vec::new(), &Placement::new(4, 1), &mut Vec::new());
         room
     }
 

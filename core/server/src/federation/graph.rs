@@ -4,12 +4,14 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
-use tessera_storage::Store;
+use tessera_storage::records::{EventNid, RoomNid};
+use tessera_storage::{AuthChain, Store};
 
 use crate::error::ApiError;
 use crate::rooms::room::Room;
 use crate::rooms::visibility::HistoryVisibility;
 use crate::state::AppShard;
+use crate::store::AnyStore;
 
 /// Most auth chain events one answer carries; a deeper chain is a room
 /// this path is not built for yet (huge rooms join with partial state).
@@ -46,26 +48,64 @@ pub async fn pdus(shard: &AppShard, ids: &[String]) -> Result<Vec<Value>, ApiErr
     Ok(out)
 }
 
-/// The IDs of every event in the auth chains of `ids` (their auth events,
-/// and theirs, and so on), excluding `ids` themselves unless one
-/// authorises another.
-pub async fn auth_chain_ids(shard: &AppShard, ids: &[String]) -> Result<Vec<String>, ApiError> {
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut pending: Vec<String> = Vec::new();
+/// The IDs of every event in the auth chains of `ids` (events of the room
+/// numbered `room`): their auth events, and theirs, and so on, excluding
+/// `ids` themselves unless one authorises another. Read from the store's
+/// auth-chain index; events stored before the index existed are walked
+/// from their JSON instead.
+pub async fn auth_chain_ids(shard: &AppShard, room: RoomNid, ids: &[String]) -> Result<Vec<String>, ApiError> {
+    let store = &shard.state.store;
+    let mut start: Vec<String> = Vec::new();
     for id in ids {
-        if let Some(event) = crate::rooms::stored_event(&shard.state.store, id).await? {
-            pending.extend(event.auth_events.iter().cloned());
+        if let Some(event) = crate::rooms::stored_event(store, id).await? {
+            start.extend(event.auth_events.iter().cloned());
         }
     }
+    start.sort_unstable();
+    start.dedup();
+    match indexed_auth_chain(store, room, &start).await? {
+        Some(chain) => Ok(chain),
+        None => walked_auth_chain(store, start).await,
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(503, "M_UNKNOWN", "the room's auth chain is too large to send at once")
+}
+
+/// `start` and their auth chains from the index; `None` if part of it is
+/// not indexed.
+async fn indexed_auth_chain(
+    store: &AnyStore,
+    room: RoomNid,
+    start: &[String],
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(nids) = store.event_nids_of(room, start).await?.into_iter().collect::<Option<Vec<EventNid>>>() else {
+        return Ok(None);
+    };
+    let mut all = match store.auth_chain(room, &nids, MAX_AUTH_CHAIN).await? {
+        AuthChain::Events(chain) => chain,
+        AuthChain::NotIndexed => return Ok(None),
+        AuthChain::TooLarge => return Err(too_large()),
+    };
+    all.extend(nids);
+    all.sort_unstable();
+    all.dedup();
+    Ok(store.event_ids_of(room, &all).await?.into_iter().collect())
+}
+
+/// `pending` and their auth chains, one stored event at a time.
+async fn walked_auth_chain(store: &AnyStore, mut pending: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut seen: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     while let Some(id) = pending.pop() {
         if !seen.insert(id.clone()) {
             continue;
         }
         if seen.len() > MAX_AUTH_CHAIN {
-            return Err(ApiError::new(503, "M_UNKNOWN", "the room's auth chain is too large to send at once"));
+            return Err(too_large());
         }
-        let Some(event) = crate::rooms::stored_event(&shard.state.store, &id).await? else { continue };
+        let Some(event) = crate::rooms::stored_event(store, &id).await? else { continue };
         pending.extend(event.auth_events.iter().filter(|a| !seen.contains(*a)).cloned());
         out.push(id);
     }

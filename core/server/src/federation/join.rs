@@ -27,8 +27,6 @@ use tessera_proto::canonical_json::{parse_object_with, Numbers};
 use tessera_proto::hashes::event_id;
 use tessera_proto::room_version::{RoomVersionRules, STABLE};
 use tessera_statres::{check_auth, check_auth_events, RoomRules, StateView};
-use tessera_storage::records::EventRecord;
-use tessera_storage::Op;
 
 use super::pdu::{check, OnHashMismatch};
 use super::request::{put_v2_or_v1, request};
@@ -306,7 +304,6 @@ async fn create_room(
     if !state.iter().any(|(e, _)| e.event_type == "m.room.create" && e.state_key.as_deref() == Some("")) {
         return Err(ApiError::new(502, "M_UNKNOWN", "the room's state as sent has no valid create event"));
     }
-    let vshard = shard.state.placement.vshard(room_id);
     // A room we were in before starts over from the state we were sent,
     // keeping its numbering.
     let (mut room, mut ops) = match get(shard, room_id).await? {
@@ -314,17 +311,12 @@ async fn create_room(
         None => new_room(shard, room_id, rules).await?,
     };
     let state_ids: HashSet<String> = state.iter().map(|(e, _)| e.event_id.clone()).collect();
-    for (id, (_, bytes)) in checked.iter().filter(|(id, _)| accepted.contains(id.as_str()) && !state_ids.contains(*id))
-    {
-        ops.push(Op::PutEvent(EventRecord {
-            event_id: id.clone(),
-            room_id: room_id.to_owned(),
-            vshard,
-            stream_pos: None,
-            json: bytes.clone(),
-        }));
-    }
-    room.adopt_state(state, &shard.state.placement, &mut ops);
+    let outliers = checked
+        .iter()
+        .filter(|(id, _)| accepted.contains(id.as_str()) && !state_ids.contains(*id))
+        .map(|(_, event)| event.clone())
+        .collect();
+    room.adopt_state(state, outliers, &shard.state.placement, &mut ops);
     room.check_remote(&join.0)?;
     let user_id = join.0.sender.clone();
     let room: Rc<RefCell<Room>> = insert_open(shard, room);

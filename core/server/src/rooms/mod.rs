@@ -21,7 +21,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use tessera_proto::room_version::RoomVersionRules;
-use tessera_storage::records::{room_nid, RoomNid, StreamPos, VShard};
+use tessera_storage::records::{room_nid, EventNid, RoomNid, StreamPos, VShard};
 use tessera_storage::{Op, Result as StoreResult, Store};
 
 use crate::error::ApiError;
@@ -213,6 +213,17 @@ pub async fn append(
     let mut outgoing = Vec::new();
     let mut federated = Vec::new();
     let mut member_changes = Vec::new();
+    // An event from another server may name auth events the state has
+    // moved on from: their numbers, for the auth-chain index.
+    let elsewhere = first.as_ref().map(|(event, _)| room.borrow().auth_events_elsewhere(event)).unwrap_or_default();
+    let known: HashMap<String, EventNid> = match elsewhere.is_empty() {
+        true => HashMap::new(),
+        false => {
+            let nid = room.borrow().nid;
+            let found = state.store.event_nids_of(nid, &elsewhere).await?;
+            elsewhere.into_iter().zip(found).filter_map(|(id, nid)| Some((id, nid?))).collect()
+        }
+    };
     let prepared: Result<(), ApiError> = (|| {
         let mut room = room.borrow_mut();
         let now = now_ms();
@@ -248,7 +259,7 @@ pub async fn append(
                     let was_joined = room.state.joined_at(key).is_some();
                     (joins != was_joined).then(|| (key.clone(), joins))
                 });
-            room.apply(event.clone(), pdu, pos, &state.placement, &mut ops);
+            room.apply(event.clone(), pdu, pos, &known, &state.placement, &mut ops);
             if let Some((member, true)) = &member_change {
                 if crate::federation::server_of(member) == us {
                     UnreadCache::joined(&mut room, member, pos);

@@ -313,11 +313,15 @@ impl Room {
     /// Makes `event` the room's newest event at `pos` and adds the writes
     /// that store it to `ops` (the caller adds [`Room::head_op`] once per
     /// batch).
+    ///
+    /// `known` numbers the auth events of `event` that are not in the
+    /// current state (see [`Room::auth_events_elsewhere`]).
     pub fn apply(
         &mut self,
         event: Arc<RoomEvent>,
         pdu: Vec<u8>,
         pos: StreamPos,
+        known: &HashMap<String, EventNid>,
         placement: &Placement,
         ops: &mut Vec<Op>,
     ) {
@@ -331,7 +335,10 @@ impl Room {
         self.head.forward_extremities = vec![event.event_id.clone()];
         self.head.depth = self.head.depth.max(event.depth);
         if let Some(state_key) = &event.state_key {
-            self.apply_state(&event, state_key, pos, placement, ops);
+            // Before the event changes the state its auth events are in.
+            let auth = self.auth_event_nids(&event, known);
+            let event_nid = self.apply_state(&event, state_key, pos, placement, ops);
+            self.index_auth_events(vec![(event_nid, auth)], ops);
             if event.event_type == "m.room.history_visibility" && state_key.is_empty() {
                 if let Some(log) = &mut self.visibility_log {
                     Rc::make_mut(log).push((pos, HistoryVisibility::of(Some(&event))));
@@ -353,7 +360,7 @@ impl Room {
         pos: StreamPos,
         placement: &Placement,
         ops: &mut Vec<Op>,
-    ) {
+    ) -> EventNid {
         let (key_nid, event_nid) = self.set_state(event, state_key, pos, placement, ops);
         let state = if self.head.state_group == 0 || self.head.chain_len >= SNAPSHOT_EVERY {
             self.snapshot()
@@ -362,6 +369,42 @@ impl Room {
             StateGroupRecord { parent: Some(self.head.state_group), entries: vec![(key_nid, event_nid)] }
         };
         self.push_group(state, ops);
+        event_nid
+    }
+
+    /// The numbers of `event`'s auth events, each found in the current state
+    /// or else in `known`; `None` if one is in neither (its auth chain is
+    /// then walked from the events, not read from the index).
+    fn auth_event_nids(&self, event: &RoomEvent, known: &HashMap<String, EventNid>) -> Option<Vec<EventNid>> {
+        event.auth_events.iter().map(|id| self.current_nid(event, id).or_else(|| known.get(id).copied())).collect()
+    }
+
+    /// The number of `id` if it is the current state at one of the keys
+    /// `event`'s auth events may have (the spec's auth events selection).
+    fn current_nid(&self, event: &RoomEvent, id: &str) -> Option<EventNid> {
+        auth_types_for_event(self.rules, event).into_iter().find_map(|(event_type, state_key)| {
+            let current = self.state.event(event_type, state_key)?;
+            if current.event_id != id {
+                return None;
+            }
+            let key = self.state_key_nids.get(&(event_type.to_owned(), state_key.to_owned()))?;
+            self.current.get(key).copied()
+        })
+    }
+
+    /// The auth events of `event` that are not in the current state: what
+    /// the caller looks up before [`Room::apply`] (an event from another
+    /// server may name auth events the state has moved on from).
+    pub fn auth_events_elsewhere(&self, event: &RoomEvent) -> Vec<String> {
+        event.auth_events.iter().filter(|id| self.current_nid(event, id).is_none()).cloned().collect()
+    }
+
+    /// Records the auth events found for each event, by number.
+    fn index_auth_events(&self, found: Vec<(EventNid, Option<Vec<EventNid>>)>, ops: &mut Vec<Op>) {
+        let events: Vec<_> = found.into_iter().filter_map(|(nid, auth)| Some((nid, auth?))).collect();
+        if !events.is_empty() {
+            ops.push(Op::PutAuthEvents { room: self.nid, events });
+        }
     }
 
     /// The current state as a full snapshot, which starts a new chain.
@@ -380,24 +423,59 @@ impl Room {
 
     /// Takes `state`, the state of a room another server vouched for (and
     /// we checked), as the room's current state, before the first event
-    /// of ours (a join through another server): its events are stored
-    /// without a timeline position, as outliers, and the state as one
-    /// snapshot.
-    pub fn adopt_state(&mut self, state: Vec<(Arc<RoomEvent>, Vec<u8>)>, placement: &Placement, ops: &mut Vec<Op>) {
+    /// of ours (a join through another server): its events and `outliers`
+    /// (the rest of their auth chains) are stored without a timeline
+    /// position, as outliers, and the state as one snapshot. All of them
+    /// are numbered and indexed, so that their auth chains are read from
+    /// the index.
+    pub fn adopt_state(
+        &mut self,
+        state: Vec<(Arc<RoomEvent>, Vec<u8>)>,
+        outliers: Vec<(Arc<RoomEvent>, Vec<u8>)>,
+        placement: &Placement,
+        ops: &mut Vec<Op>,
+    ) {
+        let mut numbered: HashMap<String, EventNid> = HashMap::new();
+        let mut events = Vec::with_capacity(state.len() + outliers.len());
+        for (event, pdu) in outliers {
+            self.put_outlier(&event, pdu, ops);
+            let nid = self.number(&event.event_id, ops);
+            numbered.insert(event.event_id.clone(), nid);
+            events.push((nid, event));
+        }
         for (event, pdu) in state {
             let Some(state_key) = event.state_key.clone() else { continue };
-            ops.push(Op::PutEvent(EventRecord {
-                event_id: event.event_id.clone(),
-                room_id: self.id.clone(),
-                vshard: self.vshard,
-                stream_pos: None,
-                json: pdu,
-            }));
+            self.put_outlier(&event, pdu, ops);
             self.head.depth = self.head.depth.max(event.depth);
-            self.set_state(&event, &state_key, 0, placement, ops);
+            let (_, nid) = self.set_state(&event, &state_key, 0, placement, ops);
+            numbered.insert(event.event_id.clone(), nid);
+            events.push((nid, event));
         }
+        let found = events
+            .iter()
+            .map(|(nid, event)| (*nid, event.auth_events.iter().map(|a| numbered.get(a).copied()).collect()))
+            .collect();
+        self.index_auth_events(found, ops);
         let snapshot = self.snapshot();
         self.push_group(snapshot, ops);
+    }
+
+    fn put_outlier(&self, event: &RoomEvent, pdu: Vec<u8>, ops: &mut Vec<Op>) {
+        ops.push(Op::PutEvent(EventRecord {
+            event_id: event.event_id.clone(),
+            room_id: self.id.clone(),
+            vshard: self.vshard,
+            stream_pos: None,
+            json: pdu,
+        }));
+    }
+
+    /// Gives `event_id` the room's next event number.
+    fn number(&mut self, event_id: &str, ops: &mut Vec<Op>) -> EventNid {
+        let nid = self.head.next_event_nid;
+        self.head.next_event_nid += 1;
+        ops.push(Op::PutEventNids { room: self.nid, events: vec![(nid, event_id.to_owned())] });
+        nid
     }
 
     /// Makes `event` current at `(type, state_key)`, numbering its key and
@@ -424,9 +502,7 @@ impl Room {
                 nid
             }
         };
-        let event_nid = self.head.next_event_nid;
-        self.head.next_event_nid += 1;
-        ops.push(Op::PutEventNids { room: self.nid, events: vec![(event_nid, event.event_id.clone())] });
+        let event_nid = self.number(&event.event_id, ops);
         self.current.insert(key_nid, event_nid);
         if event.event_type == "m.room.member" {
             self.audience = None;
@@ -532,5 +608,63 @@ impl Room {
             self.audience = Some(per_shard.into_iter().map(Arc::new).collect());
         }
         self.audience.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn event(id: &str, event_type: &str, state_key: &str, content: Value, auth: &[&str]) -> (Arc<RoomEvent>, Vec<u8>) {
+        let pdu = json!({
+            "room_id": "!r:x", "sender": "@a:x", "type": event_type, "state_key": state_key, "content": content,
+            "origin_server_ts": 1, "depth": 1, "prev_events": [], "auth_events": auth,
+        });
+        let bytes = serde_json::to_vec(&pdu).unwrap();
+        let mut event = RoomEvent::from_pdu(&bytes).unwrap();
+        event.event_id = id.into();
+        (Arc::new(event), bytes)
+    }
+
+    fn indexed(ops: &[Op]) -> Vec<(EventNid, Vec<EventNid>)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::PutAuthEvents { events, .. } => Some(events.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn auth_events_are_indexed_by_number_from_the_state_the_outliers_and_known_numbers() {
+        let placement = Placement::new(4, 1);
+        let mut room = Room::empty("!r:x".into(), 0, 7, RoomVersionRules::get("11").unwrap()).unwrap();
+        let create = event("$create", "m.room.create", "", json!({ "creator": "@a:x" }), &[]);
+        let join = event("$join", "m.room.member", "@a:x", json!({ "membership": "join" }), &["$create"]);
+        // The power levels the state has moved on from: an outlier.
+        let old_levels = event("$pl1", "m.room.power_levels", "", json!({}), &["$create", "$join"]);
+        let levels = event("$pl2", "m.room.power_levels", "", json!({}), &["$create", "$join", "$pl1"]);
+        let mut ops = Vec::new();
+        room.adopt_state(vec![create, join, levels], vec![old_levels], &placement, &mut ops);
+        // Numbered outliers first: $pl1 0, $create 1, $join 2, $pl2 3.
+        assert_eq!(indexed(&ops), [(0, vec![1, 2]), (1, vec![]), (2, vec![1]), (3, vec![1, 2, 0])]);
+
+        // A new event names current state (found there) and the outlier
+        // (found only through `known`, as the store would answer).
+        let (topic, pdu) = event("$topic", "m.room.topic", "", json!({ "topic": "t" }), &["$create", "$join", "$pl1"]);
+        assert_eq!(room.auth_events_elsewhere(&topic), ["$pl1"]);
+        let known = HashMap::from([("$pl1".to_owned(), 0)]);
+        let mut ops = Vec::new();
+        room.apply(topic, pdu, 5, &known, &placement, &mut ops);
+        assert_eq!(indexed(&ops), [(4, vec![1, 2, 0])]);
+        // One whose auth event is nowhere is left out of the index (its
+        // chain is walked from the events instead).
+        let (name, pdu) = event("$name", "m.room.name", "", json!({ "name": "n" }), &["$create", "$gone"]);
+        let mut ops = Vec::new();
+        room.apply(name, pdu, 6, &HashMap::new(), &placement, &mut ops);
+        assert_eq!(indexed(&ops), []);
     }
 }

@@ -92,7 +92,8 @@ async fn state(shard: AppShard, req: Request, ids_only: bool) -> ApiResult {
             .iter()
             .map(|e| e.event_id.clone())
             .collect();
-        let chain = auth_chain_ids(&shard, &state).await?;
+        let nid = room.borrow().nid;
+        let chain = auth_chain_ids(&shard, nid, &state).await?;
         Ok(match ids_only {
             true => json!({ "pdu_ids": state, "auth_chain_ids": chain }),
             false => json!({ "pdus": pdus(&shard, &state).await?, "auth_chain": pdus(&shard, &chain).await? }),
@@ -159,7 +160,8 @@ async fn event_auth(shard: AppShard, req: Request) -> ApiResult {
         if stored.is_none_or(|e| e.room_id != room.borrow().id) {
             return Err(ApiError::not_found("no such event in the room"));
         }
-        pdus(&shard, &auth_chain_ids(&shard, &[event_id]).await?).await
+        let nid = room.borrow().nid;
+        pdus(&shard, &auth_chain_ids(&shard, nid, &[event_id]).await?).await
     })
     .await?;
     Ok(Response::json(&json!({ "auth_chain": chain })))

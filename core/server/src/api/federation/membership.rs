@@ -178,7 +178,8 @@ async fn send(shard: AppShard, req: Request, kind: Kind, v1: bool) -> ApiResult 
             return Ok(json!({ "knock_room_state": stripped }));
         }
         let state = pdus(&shard, &state_ids).await?;
-        let auth_chain = pdus(&shard, &auth_chain_ids(&shard, &state_ids).await?).await?;
+        let nid = room.borrow().nid;
+        let auth_chain = pdus(&shard, &auth_chain_ids(&shard, nid, &state_ids).await?).await?;
         append(&shard, &room, Some((event, bytes)), Vec::new(), None, Vec::new()).await?;
         send_pdu(&shard, others, Arc::new(pdu));
         let ours: Vec<String> = room.borrow().state.joined().filter(|u| server_of(u) == us).cloned().collect();

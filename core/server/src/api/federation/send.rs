@@ -178,7 +178,9 @@ async fn accept(
 /// Whether every `prev_event` of `event` is stored here (or was rejected).
 async fn prevs_known(shard: &AppShard, room: &Rc<RefCell<Room>>, event: &RoomEvent) -> Result<bool, ApiError> {
     for prev in &event.prev_events {
-        if !room.borrow().rejected.contains(prev) && shard.state.store.event(prev).await?.is_none() {
+        // Not borrowed across the read: the room may change meanwhile.
+        let rejected = room.borrow().rejected.contains(prev);
+        if !rejected && shard.state.store.event(prev).await?.is_none() {
             return Ok(false);
         }
     }
