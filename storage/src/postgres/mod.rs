@@ -396,6 +396,32 @@ fn pos_to_sql(pos: StreamPos) -> i64 {
     pos as i64
 }
 
+/// The statement that appends packed entries (`postgres/interning.rs`) to
+/// a room's rows of `$table`, numbered by `$row`: `$1` the room, `$2` the
+/// row numbers, `$3` each row's new entries, added after what the row holds.
+#[rustfmt::skip]
+macro_rules! append_packed_sql {
+    ($table:literal, $row:literal) => {
+        concat!(
+            "INSERT INTO ", $table, " (room_nid, ", $row, ", entries)
+            SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
+            ON CONFLICT (room_nid, ", $row, ") DO UPDATE
+            SET entries = ", $table, ".entries || excluded.entries"
+        )
+    };
+}
+
+/// Runs an `append_packed_sql!` statement with one room's encoded rows.
+async fn append_packed(
+    w: &Reader,
+    sql: &'static str,
+    room: RoomNid,
+    (rows, entries): (Vec<i32>, Vec<Vec<u8>>),
+) -> Result<()> {
+    w.execute(sql, &[&(room as i64), &rows, &entries]).await?;
+    Ok(())
+}
+
 /// Sends one operation's statements; answers the one-time key a claim took.
 async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
     match op {
@@ -515,35 +541,19 @@ async fn stage(w: &Reader, op: &Op) -> Result<Option<OneTimeKeyRecord>> {
         }
         Op::PutStateKeys { room, keys } => {
             // One statement for all keys: a room joined over federation
-            // interns 100,000 at once. Appended to their rows by the server.
-            let sql = "INSERT INTO room_state_key_chunks (room_nid, chunk, entries)
-                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
-                ON CONFLICT (room_nid, chunk) DO UPDATE
-                SET entries = room_state_key_chunks.entries || excluded.entries";
-            let (chunks, entries) = interning::encode_state_keys(keys);
-            w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
+            // interns 100,000 at once.
+            let sql = append_packed_sql!("room_state_key_chunks", "chunk");
+            append_packed(w, sql, *room, interning::encode_state_keys(keys)).await?;
         }
         Op::PutEventNids { room, events } => {
-            let sql = "INSERT INTO room_event_nid_chunks (room_nid, chunk, entries)
-                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
-                ON CONFLICT (room_nid, chunk) DO UPDATE
-                SET entries = room_event_nid_chunks.entries || excluded.entries";
-            let (chunks, entries) = interning::encode_event_ids(events);
-            w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
-            let sql = "INSERT INTO room_event_id_buckets (room_nid, bucket, entries)
-                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
-                ON CONFLICT (room_nid, bucket) DO UPDATE
-                SET entries = room_event_id_buckets.entries || excluded.entries";
-            let (buckets, entries) = interning::encode_id_buckets(events);
-            w.execute(sql, &[&(*room as i64), &buckets, &entries]).await?;
+            let sql = append_packed_sql!("room_event_nid_chunks", "chunk");
+            append_packed(w, sql, *room, interning::encode_event_ids(events)).await?;
+            let sql = append_packed_sql!("room_event_id_buckets", "bucket");
+            append_packed(w, sql, *room, interning::encode_id_buckets(events)).await?;
         }
         Op::PutAuthEvents { room, events } => {
-            let sql = "INSERT INTO room_auth_event_chunks (room_nid, chunk, entries)
-                SELECT $1, * FROM unnest($2::integer[], $3::bytea[])
-                ON CONFLICT (room_nid, chunk) DO UPDATE
-                SET entries = room_auth_event_chunks.entries || excluded.entries";
-            let (chunks, entries) = interning::encode_auth_events(events);
-            w.execute(sql, &[&(*room as i64), &chunks, &entries]).await?;
+            let sql = append_packed_sql!("room_auth_event_chunks", "chunk");
+            append_packed(w, sql, *room, interning::encode_auth_events(events)).await?;
         }
         Op::PutStateGroup { room, group, state } => {
             let sql = "INSERT INTO state_groups (room_nid, group_id, parent, entries) VALUES ($1, $2, $3, $4)
