@@ -73,8 +73,14 @@ fn token_of(req: &Request) -> Option<String> {
 /// `M_UNKNOWN_TOKEN` for an unknown, expired or logged-out one.
 pub async fn authenticate(shard: &AppShard, req: &Request) -> Result<Rc<Requester>, ApiError> {
     let token = token_of(req).ok_or_else(|| ApiError::new(401, "M_MISSING_TOKEN", "missing access token"))?;
-    let digest = token_digest(&token);
     let unknown = || ApiError::new(401, "M_UNKNOWN_TOKEN", "unknown access token").with("soft_logout", false);
+    // Refresh tokens are stored under the digest of a prefix ending in NUL
+    // (`accounts::refresh_digest`); no token issued here holds one, and one
+    // presented with it could name a refresh token's record.
+    if token.contains('\0') {
+        return Err(unknown());
+    }
+    let digest = token_digest(&token);
     let cache = &shard.state.tokens;
     let cached = cache.entries.borrow().get(&digest).cloned();
     let requester = match cached {

@@ -491,6 +491,9 @@ fn refresh_tokens_work_twice_or_outlive_their_device() {
     let whoami = |token: &str| call(server.client, "GET", &format!("{V3}/account/whoami"), Some(token), None);
     assert_eq!(whoami(access).status, 200);
     assert_eq!(whoami(refresh).status, 401, "a refresh token is not an access token");
+    let disguised = format!("{V3}/account/whoami?access_token=refresh%00{refresh}");
+    let disguised = call(server.client, "GET", &disguised, None, None);
+    assert_eq!(disguised.status, 401, "nor is it one under the prefix of its stored digest");
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let expired = whoami(access);
