@@ -115,6 +115,13 @@ impl UnreadCache {
         let rules = Arc::new(UserRules::new(user_id, None));
         room.unread.0.insert(user_id.to_owned(), Unread { rules, read_key, counted_to: pos, notify: 0, highlight: 0 });
     }
+
+    /// Stops counting for `user_id`, who is no longer joined to `room`:
+    /// syncs report counts for joined rooms only, and every counted user
+    /// costs an evaluation of each new event.
+    pub fn left(room: &mut Room, user_id: &str) {
+        room.unread.0.remove(user_id);
+    }
 }
 
 /// The counts a sync reports.
@@ -235,4 +242,20 @@ pub async fn counts(
     let counts = Counts { notify: unread.notify, highlight: unread.highlight };
     room.borrow_mut().unread.0.insert(user_id.to_owned(), unread);
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_proto::room_version::RoomVersionRules;
+
+    use super::*;
+
+    #[test]
+    fn a_member_who_left_is_counted_no_more() {
+        let mut room = Room::empty("!r:x".into(), 0, 7, RoomVersionRules::get("11").unwrap()).unwrap();
+        UnreadCache::joined(&mut room, "@a:x", 1);
+        UnreadCache::joined(&mut room, "@b:x", 2);
+        UnreadCache::left(&mut room, "@a:x");
+        assert_eq!(room.unread.0.keys().collect::<Vec<_>>(), ["@b:x"]);
+    }
 }

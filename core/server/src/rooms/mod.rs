@@ -213,16 +213,29 @@ pub async fn append(
     let mut outgoing = Vec::new();
     let mut federated = Vec::new();
     let mut member_changes = Vec::new();
-    // An event from another server may name auth events the state has
-    // moved on from: their numbers, for the auth-chain index.
-    let elsewhere = first.as_ref().map(|(event, _)| room.borrow().auth_events_elsewhere(event)).unwrap_or_default();
-    let known: HashMap<String, EventNid> = match elsewhere.is_empty() {
-        true => HashMap::new(),
-        false => {
-            let nid = room.borrow().nid;
-            let found = state.store.event_nids_of(nid, &elsewhere).await?;
+    // A state event from another server may name auth events the state
+    // has moved on from: their numbers, for the auth-chain index (which
+    // holds state events only).
+    let first_state = first.as_ref().filter(|(event, _)| event.state_key.is_some());
+    let elsewhere = first_state.map(|(event, _)| room.borrow().auth_events_elsewhere(event)).unwrap_or_default();
+    let known: HashMap<String, EventNid> = match (first_state, elsewhere.is_empty()) {
+        (Some((event, _)), false) => {
+            let (nid, group) = (room.borrow().nid, room.borrow().head.state_group);
+            let found = state.store.event_nids_of(nid, &elsewhere).await.unwrap_or_else(|e| {
+                // The index is an aid: without the numbers the event's
+                // chain is walked from the events instead.
+                tracing::warn!(error = %e, "event numbers of auth events not found; not indexing them");
+                vec![None; elsewhere.len()]
+            });
+            // The read let other tasks run: if the room's state changed
+            // meanwhile, the caller's auth check of the event was against
+            // a state that is gone, so it is checked again.
+            if room.borrow().head.state_group != group {
+                room.borrow().check_remote(event)?;
+            }
             elsewhere.into_iter().zip(found).filter_map(|(id, nid)| Some((id, nid?))).collect()
         }
+        _ => HashMap::new(),
     };
     let prepared: Result<(), ApiError> = (|| {
         let mut room = room.borrow_mut();
@@ -260,10 +273,12 @@ pub async fn append(
                     (joins != was_joined).then(|| (key.clone(), joins))
                 });
             room.apply(event.clone(), pdu, pos, &known, &state.placement, &mut ops);
-            if let Some((member, true)) = &member_change {
-                if crate::federation::server_of(member) == us {
-                    UnreadCache::joined(&mut room, member, pos);
+            match &member_change {
+                Some((member, true)) if crate::federation::server_of(member) == us => {
+                    UnreadCache::joined(&mut room, member, pos)
                 }
+                Some((member, false)) => UnreadCache::left(&mut room, member),
+                _ => {}
             }
             if let (Some(before), Some(copy)) = (before, copy) {
                 let mut destinations = before.to_vec();
