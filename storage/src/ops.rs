@@ -3,6 +3,8 @@
 //! atomic unit; the backend turns them into its own writes (keys or rows)
 //! and commits many such units together (group commit).
 
+use std::collections::HashMap;
+
 use crate::records::{
     AccessTokenRecord, AccountDataRecord, AliasRecord, DestinationRecord, DeviceKeysRecord, DeviceRecord, EventNid,
     EventRecord, MediaRecord, OneTimeKeyRecord, OutboundRecord, ReceiptRecord, RegistrationTokenRecord, RoomHeadRecord,
@@ -263,6 +265,42 @@ pub enum Op {
 }
 
 impl Op {
+    /// `ops` with each room's interning writes (state keys, event numbers,
+    /// auth events) merged into the first of their kind, in order: a room
+    /// joined over federation numbers 100,000 events one op at a time, and
+    /// PostgreSQL would rewrite a packed row once per op instead of once.
+    /// The batch is written atomically, and nothing else in it reads these
+    /// rows, so where in the batch they land does not matter.
+    pub fn merge_interning(ops: Vec<Op>) -> Vec<Op> {
+        let mut merged: Vec<Op> = Vec::with_capacity(ops.len());
+        // (kind, room) -> index in `merged` of the op that collects them.
+        let mut first: HashMap<(u8, RoomNid), usize> = HashMap::new();
+        for op in ops {
+            let slot = match &op {
+                Op::PutStateKeys { room, .. } => Some((0, *room)),
+                Op::PutEventNids { room, .. } => Some((1, *room)),
+                Op::PutAuthEvents { room, .. } => Some((2, *room)),
+                _ => None,
+            };
+            let Some(slot) = slot else {
+                merged.push(op);
+                continue;
+            };
+            let Some(&at) = first.get(&slot) else {
+                first.insert(slot, merged.len());
+                merged.push(op);
+                continue;
+            };
+            match (&mut merged[at], op) {
+                (Op::PutStateKeys { keys, .. }, Op::PutStateKeys { keys: more, .. }) => keys.extend(more),
+                (Op::PutEventNids { events, .. }, Op::PutEventNids { events: more, .. }) => events.extend(more),
+                (Op::PutAuthEvents { events, .. }, Op::PutAuthEvents { events: more, .. }) => events.extend(more),
+                (_, op) => unreachable!("slot {slot:?} holds another kind than {op:?}"),
+            }
+        }
+        merged
+    }
+
     /// The operation that claims one of a device's one-time keys for
     /// `algorithm`, as `Store::claim_one_time_key` submits it.
     pub(crate) fn claim_one_time_key(vshard: VShard, user_id: &str, device_id: &str, algorithm: &str) -> Self {
@@ -272,5 +310,34 @@ impl Op {
             device_id: device_id.into(),
             algorithm: algorithm.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_writes_merge_per_room_and_kind_in_order() {
+        let key = |nid| StateKeyRecord { nid, event_type: "m.room.member".into(), state_key: format!("@{nid}:x") };
+        let ops = vec![
+            Op::PutEventNids { room: 1, events: vec![(0, "$a".into())] },
+            Op::PutStateKeys { room: 1, keys: vec![key(0)] },
+            Op::PutEventNids { room: 2, events: vec![(0, "$other".into())] },
+            Op::SetStreamPosition { stream: "s".into(), pos: 3 },
+            Op::PutEventNids { room: 1, events: vec![(1, "$b".into())] },
+            Op::PutStateKeys { room: 1, keys: vec![key(1)] },
+            Op::PutAuthEvents { room: 1, events: vec![(1, vec![0])] },
+        ];
+        assert_eq!(
+            Op::merge_interning(ops),
+            [
+                Op::PutEventNids { room: 1, events: vec![(0, "$a".into()), (1, "$b".into())] },
+                Op::PutStateKeys { room: 1, keys: vec![key(0), key(1)] },
+                Op::PutEventNids { room: 2, events: vec![(0, "$other".into())] },
+                Op::SetStreamPosition { stream: "s".into(), pos: 3 },
+                Op::PutAuthEvents { room: 1, events: vec![(1, vec![0])] },
+            ]
+        );
     }
 }

@@ -45,10 +45,16 @@ pub(crate) fn check(db: &fjall::Database, ks: &Keyspaces) -> Result<()> {
     Ok(())
 }
 
-/// Fills `event_nids_by_id` from `event_nids` (keys `room ‖ number`), and
-/// stamps version 2, in one batch.
+/// Entries written per batch by a migration: bounds its memory on a large
+/// database.
+const MIGRATION_BATCH: usize = 100_000;
+
+/// Fills `event_nids_by_id` from `event_nids` (keys `room ‖ number`) in
+/// batches, then stamps version 2. The entries are idempotent, so a crash
+/// part-way leaves version 1 and the next start fills them again.
 fn to_v2(db: &fjall::Database, ks: &Keyspaces) -> Result<()> {
     let mut batch = db.batch();
+    let mut in_batch = 0;
     for entry in ks.event_nids.iter() {
         let (key, event_id) = entry.into_inner()?;
         let corrupt = || StorageError::Corrupt { keyspace: "event_nids", why: "key is not room ‖ number".into() };
@@ -62,6 +68,11 @@ fn to_v2(db: &fjall::Database, ks: &Keyspaces) -> Result<()> {
             u32::from_be_bytes(nid),
         );
         batch.insert(&ks.event_nids_by_id, key.as_slice(), []);
+        in_batch += 1;
+        if in_batch == MIGRATION_BATCH {
+            std::mem::replace(&mut batch, db.batch()).commit()?;
+            in_batch = 0;
+        }
     }
     batch.insert(&ks.meta, VERSION_KEY, 2u32.to_be_bytes().as_slice());
     batch.commit()?;

@@ -435,6 +435,7 @@ impl Room {
         placement: &Placement,
         ops: &mut Vec<Op>,
     ) {
+        let first_op = ops.len();
         let mut numbered: HashMap<String, EventNid> = HashMap::new();
         let mut events = Vec::with_capacity(state.len() + outliers.len());
         for (event, pdu) in outliers {
@@ -458,6 +459,9 @@ impl Room {
         self.index_auth_events(found, ops);
         let snapshot = self.snapshot();
         self.push_group(snapshot, ops);
+        // One write per kind for the whole state, not one per event.
+        let adopted = ops.split_off(first_op);
+        ops.extend(Op::merge_interning(adopted));
     }
 
     fn put_outlier(&self, event: &RoomEvent, pdu: Vec<u8>, ops: &mut Vec<Op>) {
