@@ -51,10 +51,14 @@ pub async fn pdus(shard: &AppShard, ids: &[String]) -> Result<Vec<Value>, ApiErr
 /// The IDs of every event in the auth chains of `ids` (events of the room
 /// numbered `room`): their auth events, and theirs, and so on, excluding
 /// `ids` themselves unless one authorises another. Read from the store's
-/// auth-chain index; events stored before the index existed are walked
-/// from their JSON instead.
+/// auth-chain index: for state events (`/state`, `/send_join`) from their
+/// own numbers, for others (not indexed) from their auth events'. Events
+/// stored before the index existed are walked from their JSON instead.
 pub async fn auth_chain_ids(shard: &AppShard, room: RoomNid, ids: &[String]) -> Result<Vec<String>, ApiError> {
     let store = &shard.state.store;
+    if let Some(chain) = indexed_auth_chain(store, room, ids, false).await? {
+        return Ok(chain);
+    }
     let mut start: Vec<String> = Vec::new();
     for id in ids {
         if let Some(event) = crate::rooms::stored_event(store, id).await? {
@@ -63,7 +67,7 @@ pub async fn auth_chain_ids(shard: &AppShard, room: RoomNid, ids: &[String]) -> 
     }
     start.sort_unstable();
     start.dedup();
-    match indexed_auth_chain(store, room, &start).await? {
+    match indexed_auth_chain(store, room, &start, true).await? {
         Some(chain) => Ok(chain),
         None => walked_auth_chain(store, start).await,
     }
@@ -73,14 +77,15 @@ fn too_large() -> ApiError {
     ApiError::new(503, "M_UNKNOWN", "the room's auth chain is too large to send at once")
 }
 
-/// `start` and their auth chains from the index; `None` if part of it is
-/// not indexed.
+/// The auth chains of `from` from the index, and `from` itself when
+/// `with_from`; `None` if one of them or part of a chain is not indexed.
 async fn indexed_auth_chain(
     store: &AnyStore,
     room: RoomNid,
-    start: &[String],
+    from: &[String],
+    with_from: bool,
 ) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(nids) = store.event_nids_of(room, start).await?.into_iter().collect::<Option<Vec<EventNid>>>() else {
+    let Some(nids) = store.event_nids_of(room, from).await?.into_iter().collect::<Option<Vec<EventNid>>>() else {
         return Ok(None);
     };
     let mut all = match store.auth_chain(room, &nids, MAX_AUTH_CHAIN).await? {
@@ -88,9 +93,14 @@ async fn indexed_auth_chain(
         AuthChain::NotIndexed => return Ok(None),
         AuthChain::TooLarge => return Err(too_large()),
     };
-    all.extend(nids);
-    all.sort_unstable();
-    all.dedup();
+    if with_from {
+        all.extend(nids);
+        all.sort_unstable();
+        all.dedup();
+        if all.len() > MAX_AUTH_CHAIN {
+            return Err(too_large());
+        }
+    }
     Ok(store.event_ids_of(room, &all).await?.into_iter().collect())
 }
 
