@@ -312,11 +312,13 @@ impl Backend {
                 };
                 let roots =
                     tessera_net::http::root_store(&s.postgres_ca_files).map_err(|e| bad("postgres_ca_files", &e))?;
-                let read = |path: &std::path::Path| {
-                    std::fs::read(path).map_err(|e| bad("postgres_client_cert", &format!("{}: {e}", path.display())))
+                let read = |key: &str, path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| bad(key, &format!("{}: {e}", path.display())))
                 };
                 let identity = match (&s.postgres_client_cert, &s.postgres_client_key) {
-                    (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                    (Some(cert), Some(key)) => {
+                        Some((read("postgres_client_cert", cert)?, read("postgres_client_key", key)?))
+                    }
                     _ => None,
                 };
                 let identity = identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));

@@ -11,8 +11,8 @@ use ed25519_dalek::VerifyingKey;
 
 use super::fixed_base::{Table, KEY_WINDOW};
 
-/// Verifications with a key before its table is built (the build costs
-/// about 36 of them).
+/// Verifications with a key before its table is built (the build is
+/// repaid after about 50 more).
 const BUILD_AFTER: u32 = 64;
 /// Tables kept per thread: 4 × 640 KiB. A server shares most rooms with a
 /// handful of busy servers.
