@@ -165,6 +165,11 @@ impl PgDb {
                 Some((roots, name))
             }
             (SslMode::Require, _) => return Err(bad("sslmode=require is for TCP hosts, not Unix sockets".into())),
+            // A client certificate is presented only over TLS: without it
+            // the operator's certificate would silently go unused.
+            _ if config.tls.as_ref().is_some_and(|tls| tls.client_auth_cert_resolver.has_certs()) => {
+                return Err(bad("a client certificate (storage.postgres_client_cert) needs sslmode=require".into()))
+            }
             _ => None,
         };
         let target = match pg.get_hosts() {

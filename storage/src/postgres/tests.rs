@@ -147,7 +147,8 @@ fn postgres_cert_authentication_admits_the_client_certificate_and_no_one_without
     use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
     let (ca, chain, key, issuer) = certificates_and_ca();
     let cluster = TestCluster::start_with_client_certs(&chain, &key, &ca);
-    let url = format!("{}?sslmode=require", cluster.database("certs"));
+    let plain_url = cluster.database("certs");
+    let url = format!("{plain_url}?sslmode=require");
     // `cert` authentication: the certificate's common name is the user.
     let client_key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -157,12 +158,16 @@ fn postgres_cert_authentication_admits_the_client_certificate_and_no_one_without
     block_on(async {
         let identity = Some((client.pem(), client_key.serialize_pem()));
         let with = client_config(Some(&ca), identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())));
-        let store = PgDb::new(&PgConfig { tls: Some(with), ..config(url.clone()) }).unwrap();
+        let store = PgDb::new(&PgConfig { tls: Some(with.clone()), ..config(url.clone()) }).unwrap();
         let store = store.shard_store(&Monoio, 0).await.unwrap();
         store.write(vec![Op::PutUser { vshard: 1, user: conformance::user("@a:x") }]).await.unwrap();
         let without = PgConfig { tls: Some(roots(Some(&ca))), ..config(url) };
         let Err(err) = PgDb::new(&without).unwrap().shard_store(&Monoio, 1).await else { panic!("connected") };
         assert!(err.to_string().contains("certificate"), "{err}");
+        // Over a plain connection the certificate would never be shown.
+        let plain = PgConfig { tls: Some(with), ..config(plain_url) };
+        let Err(err) = PgDb::new(&plain) else { panic!("a client certificate without TLS was accepted") };
+        assert!(err.to_string().contains("sslmode=require"), "{err}");
     });
     assert!(super::tls::client_config(rustls::RootCertStore::empty(), Some((b"", b""))).is_err());
 }

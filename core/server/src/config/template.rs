@@ -118,7 +118,8 @@ backend = "embedded"
 # connection is plain, as on a private network or a Unix socket.
 # postgres_ca_files = ["/etc/tessera/postgres-ca.pem"]
 # A client certificate for TLS connections, for `cert` authentication in
-# pg_hba.conf (libpq's sslcert and sslkey; PEM, both or neither).
+# pg_hba.conf (libpq's sslcert and sslkey; PEM, both or neither). Needs
+# sslmode=require in postgres_url.
 # postgres_client_cert = "/etc/tessera/postgres-client.crt"
 # postgres_client_key = "/etc/tessera/postgres-client.key"
 # Block cache of the embedded database in MiB, shared by all shards. More
