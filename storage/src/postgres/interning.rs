@@ -28,8 +28,16 @@ use crate::records::StateKeyRecord;
 pub const CHUNK: u32 = 128;
 
 /// The row a number is in.
-pub fn chunk_of(nid: u32) -> i32 {
+fn chunk_of(nid: u32) -> i32 {
     (nid / CHUNK) as i32
+}
+
+/// The rows that hold `nids`, each once: what a read of them selects.
+pub fn chunks_of(nids: &[u32]) -> Vec<i32> {
+    let mut chunks: Vec<i32> = nids.iter().map(|&n| chunk_of(n)).collect();
+    chunks.sort_unstable();
+    chunks.dedup();
+    chunks
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

@@ -865,9 +865,7 @@ impl Store for PgStore {
 
     async fn event_ids_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<String>>> {
         let sql = "SELECT entries FROM room_event_nid_chunks WHERE room_nid = $1 AND chunk = ANY($2)";
-        let mut chunks: Vec<i32> = nids.iter().map(|&n| interning::chunk_of(n)).collect();
-        chunks.sort_unstable();
-        chunks.dedup();
+        let chunks = interning::chunks_of(nids);
         let rows = self.reader().await?.query(sql, &[&(room as i64), &chunks]).await?;
         let found = interning::decode_event_ids(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?;
         Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
@@ -900,9 +898,7 @@ impl Store for PgStore {
 
     async fn auth_events_of(&self, room: RoomNid, nids: &[EventNid]) -> Result<Vec<Option<Vec<EventNid>>>> {
         let sql = "SELECT entries FROM room_auth_event_chunks WHERE room_nid = $1 AND chunk = ANY($2)";
-        let mut chunks: Vec<i32> = nids.iter().map(|&n| interning::chunk_of(n)).collect();
-        chunks.sort_unstable();
-        chunks.dedup();
+        let chunks = interning::chunks_of(nids);
         let rows = self.reader().await?.query(sql, &[&(room as i64), &chunks]).await?;
         let found = interning::decode_auth_events(rows.iter().map(|r| r.get::<_, &[u8]>(0)))?;
         Ok(nids.iter().map(|nid| found.get(nid).cloned()).collect())
